@@ -1,0 +1,3 @@
+from babyvlm.cli import main
+
+main()

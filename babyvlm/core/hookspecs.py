@@ -1,0 +1,81 @@
+"""The plugin hooks babyvlm calls: one ``register_<kind>s(register)`` hook per component kind.
+
+Each hook receives ``register(name, component, **info)``. ``component`` is a class or factory that
+the registry builds from config options (``register("mlp2x_gelu", MLP2xGELU)``). Every hook is
+documented with an example in docs/plugins.md.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("babyvlm")
+hookimpl = pluggy.HookimplMarker("babyvlm")
+
+
+@hookspec
+def register_sources(register):
+    """Raw-data sources: ``cls(root, **options)`` yielding ``Recording`` objects."""
+
+
+@hookspec
+def register_scorers(register):
+    """Text–image similarity scorers used to filter pretraining samples."""
+
+
+@hookspec
+def register_stores(register):
+    """Sample stores that write and read ``Sample`` records."""
+
+
+@hookspec
+def register_encoders(register):
+    """Vision encoders: images -> (batch, tokens, width) features."""
+
+
+@hookspec
+def register_connectors(register):
+    """Connectors projecting encoder features into the language model's width."""
+
+
+@hookspec
+def register_language_models(register):
+    """Causal language models (built from scratch, vocab from the tokenizer)."""
+
+
+@hookspec
+def register_tokenizers(register):
+    """Tokenizers, trained from a text corpus or loaded from a folder."""
+
+
+@hookspec
+def register_templates(register):
+    """Chat templates turning LLaVA conversations into token ids and loss labels."""
+
+
+@hookspec
+def register_models(register):
+    """Composed vision-language models built from encoder, connector and language model."""
+
+
+@hookspec
+def register_kernels(register):
+    """Kernel backends that patch a built model (``kernels="triton"`` in a model config)."""
+
+
+@hookspec
+def register_trainers(register):
+    """Trainers that run a training phase over a dataset."""
+
+
+@hookspec
+def register_tasks(register):
+    """DevCV evaluation tasks producing ``TaskItem`` records and scoring ``Prediction`` records."""
+
+
+@hookspec
+def register_eval_adapters(register):
+    """Evaluation model adapters (e.g. lmms-eval) wrapping a model for an external harness."""
+
+
+@hookspec
+def register_commands(register):
+    """``babyvlm`` CLI subcommands: ``register(name, click_command)``."""

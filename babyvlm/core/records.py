@@ -1,0 +1,136 @@
+"""Typed records that flow between stages: source -> store -> dataset -> model -> evaluator.
+
+Records are plain dataclasses that serialise to msgpack/JSON-safe dicts (``to_dict``/``from_dict``);
+no pickle is ever used for data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SampleFormat = Literal["image", "video", "interleaved"]
+SAMPLE_FORMATS: tuple[str, ...] = ("image", "video", "interleaved")
+IMAGE_TOKEN = "<image>"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One transcribed utterance. Times are seconds from the start of its video."""
+
+    start: float
+    end: float | None  # None: ends where the next utterance starts (human transcripts)
+    text: str
+    speaker: str = ""
+
+
+@dataclass
+class Recording:
+    """One video with its utterances, as a data source yields it."""
+
+    recording_id: str
+    video_path: Path
+    utterances: list[Utterance]
+    source: str
+    child: str = ""
+    date: str | None = None
+    age_months: float | None = None
+    segment: int | None = None
+    rotation: int = 0  # degrees, applied to decoded frames
+    annotations_path: Path | None = None  # COCO-style per-frame object annotations, if any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Clip:
+    """A time window of a recording paired with the text spoken in it."""
+
+    recording_id: str
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Sample:
+    """A pretraining record in one of the three formats, in LLaVA conversation form.
+
+    ``images`` are JPEG bytes; each ``<image>`` token in ``conversations`` consumes the next one.
+    """
+
+    sample_id: str
+    format: SampleFormat
+    images: list[bytes]
+    conversations: list[dict[str, str]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sample:
+        return cls(**data)
+
+    def image_token_count(self) -> int:
+        return sum(turn["value"].count(IMAGE_TOKEN) for turn in self.conversations)
+
+
+@dataclass
+class TaskItem:
+    """One DevCV evaluation item (LLaVA JSON plus task extras)."""
+
+    item_id: str
+    task: str
+    images: list[bytes]
+    conversations: list[dict[str, str]]
+    answer: str
+    choices: list[str] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """A model's answer to a ``TaskItem``, raw and parsed."""
+
+    item_id: str
+    task: str
+    text: str
+    parsed: str | None
+    correct: bool | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SkipReport:
+    """Counts records skipped by reason, with a few examples each, so nothing is silently dropped."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 3
+
+    def skip(self, reason: str, where: str) -> None:
+        self.counts[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < self.max_examples:
+            shown.append(where)
+
+    def merge(self, other: SkipReport) -> None:
+        for reason, count in other.counts.items():
+            self.counts[reason] += count
+            shown = self.examples.setdefault(reason, [])
+            shown.extend(other.examples.get(reason, [])[: self.max_examples - len(shown)])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "counts": dict(self.counts), "examples": self.examples}
+
+    def summary(self) -> str:
+        if not self.total:
+            return "skipped: 0"
+        parts = [f"{reason}: {count} (e.g. {self.examples[reason][0]})" for reason, count in self.counts.most_common()]
+        return f"skipped: {self.total} — " + "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Bundled plugins. Each registers through the public hooks and the ``babyvlm`` entry-point group."""

@@ -1,0 +1,246 @@
+"""The only name -> component table in babyvlm.
+
+pluggy discovers plugins (entry-point group ``babyvlm``, loaded once); each ``register_<kind>s``
+hook fills one mmengine ``Registry`` per kind, from which configs build components. Bundled plugins
+arrive through the same entry points as third-party ones. Names are matched exactly.
+
+Environment: ``BABYVLM_LOAD_PLUGINS=a,b`` loads only those external (non-bundled) plugins;
+an empty value loads none.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any, Mapping
+
+import pluggy
+from mmengine.registry import Registry
+
+from babyvlm.core import hookspecs
+from babyvlm.core.errors import (
+    BrokenPluginError,
+    ComponentError,
+    DuplicateComponentError,
+    UnknownComponentError,
+)
+from babyvlm.core.kinds import KINDS
+
+ENTRY_POINT_GROUP = "babyvlm"
+BUNDLED_PACKAGE = "babyvlm"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    package: str
+    version: str
+    bundled: bool
+    status: str = "ok"  # ok | broken
+    error: str | None = None
+    components: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "package": self.package,
+            "version": self.version,
+            "bundled": self.bundled,
+            "status": self.status,
+            "error": self.error,
+            "components": {kind: sorted(names) for kind, names in sorted(self.components.items())},
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ComponentRegistry:
+    """Loads plugins once and answers name -> component lookups for every kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._reset_tables()
+
+    def _reset_tables(self) -> None:
+        self.plugins: dict[str, PluginInfo] = {}
+        self._tables = {kind: Registry(kind) for kind in KINDS}
+        self._owners: dict[tuple[str, str], str] = {}
+        self._conflicts: dict[tuple[str, str], list[str]] = {}
+        self._pm = pluggy.PluginManager("babyvlm")
+        self._pm.add_hookspecs(hookspecs)
+
+    # ---- loading -------------------------------------------------------------------------
+    def load(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True
+            for ep, info in self._discover():
+                if info.status != "ok":
+                    self.plugins[info.name] = info
+                    continue
+                try:
+                    module = ep.load()
+                except Exception as exc:  # a third-party import error must not take down the rest
+                    info.status, info.error = "broken", _describe(exc)
+                    self.plugins[info.name] = info
+                    continue
+                self._add(module, info)
+
+    def _discover(self):
+        allowed = os.environ.get("BABYVLM_LOAD_PLUGINS")
+        allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist
+            package = dist.metadata["Name"] if dist is not None else "unknown"
+            bundled = package.lower() == BUNDLED_PACKAGE
+            if ep.name in seen:
+                continue  # the same distribution visible twice on sys.path
+            seen.add(ep.name)
+            if not bundled and allow is not None and ep.name not in allow:
+                continue
+            version = dist.version if dist is not None else "unknown"
+            yield ep, PluginInfo(ep.name, package, version, bundled)
+
+    def register_plugin(self, plugin: ModuleType | object, name: str, *, package: str = "", version: str = "") -> PluginInfo:
+        """Add an in-process plugin (a module or object with hookimpls), e.g. from a notebook."""
+        with self._lock:
+            self.load()
+            if name in self.plugins:
+                raise ComponentError(f"a plugin named {name!r} is already loaded")
+            return self._add(plugin, PluginInfo(name, package or name, version or "0", bundled=False))
+
+    def _add(self, plugin: object, info: PluginInfo) -> PluginInfo:
+        self.plugins[info.name] = info
+        try:
+            self._pm.register(plugin, name=info.name)
+        except Exception as exc:
+            info.status, info.error = "broken", _describe(exc)
+            return info
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name != info.name:
+                    continue
+                try:
+                    impl.function(register=self._registrar(kind, info))
+                except Exception as exc:
+                    info.status, info.error = "broken", f"in {hook_name}: {_describe(exc)}"
+        return info
+
+    def _registrar(self, kind: str, info: PluginInfo):
+        def register(name: str, component: Any, **_info: Any) -> None:
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                raise ComponentError(f"plugin {info.name!r}: invalid {kind} name {name!r} (letters, digits, '_' and '-')")
+            key = (kind, name)
+            info.components.setdefault(kind, []).append(name)
+            owner = self._owners.get(key)
+            if owner is not None:
+                self._conflicts.setdefault(key, [owner]).append(info.name)
+                return
+            self._owners[key] = info.name
+            self._tables[kind].register_module(name=name, module=component)
+
+        return register
+
+    # ---- lookup --------------------------------------------------------------------------
+    def _check_kind(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise ComponentError(f"unknown component kind {kind!r}. Kinds: {', '.join(KINDS)}")
+
+    def names(self, kind: str) -> list[str]:
+        self.load()
+        self._check_kind(kind)
+        return sorted(name for (k, name) in self._owners if k == kind)
+
+    def get(self, kind: str, name: str) -> Any:
+        self.load()
+        self._check_kind(kind)
+        key = (kind, name)
+        if key in self._conflicts:
+            raise DuplicateComponentError(kind, name, self._conflicts[key])
+        owner = self._owners.get(key)
+        if owner is None:
+            available = self.names(kind)
+            close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+            broken = {p.name: p.error or "" for p in self.plugins.values() if p.status == "broken"}
+            raise UnknownComponentError(kind, name, available, close, broken)
+        plugin = self.plugins[owner]
+        if plugin.status == "broken":
+            raise BrokenPluginError(owner, plugin.error or "", kind, name)
+        return self._tables[kind].get(name)
+
+    def owner(self, kind: str, name: str) -> str:
+        self.get(kind, name)
+        return self._owners[(kind, name)]
+
+    def build(self, kind: str, spec: str | Mapping[str, Any], **options: Any) -> Any:
+        """Build a component from a name or a ``dict(type=name, **options)`` config."""
+        if isinstance(spec, str):
+            cfg: dict[str, Any] = {"type": spec}
+        elif isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
+            cfg = dict(spec)
+        else:
+            raise ComponentError(f"a {kind} spec must be a registered name or a dict with a 'type' name, got {spec!r}")
+        cfg.update(options)
+        self.get(kind, cfg["type"])  # clear errors before mmengine's generic ones
+        return self._tables[kind].build(cfg)
+
+    def components(self, kind: str | None = None) -> dict[str, dict[str, str]]:
+        """``{kind: {name: plugin}}`` for every registered component (or one kind)."""
+        self.load()
+        kinds = [kind] if kind else list(KINDS)
+        for k in kinds:
+            self._check_kind(k)
+        table: dict[str, dict[str, str]] = {k: {} for k in kinds}
+        for (k, name), owner in sorted(self._owners.items()):
+            if k in table:
+                table[k][name] = owner
+        return table
+
+    def reset(self) -> None:
+        """Forget everything and rediscover on next use (tests, or after installing a plugin)."""
+        with self._lock:
+            self._loaded = False
+            self._reset_tables()
+
+
+REGISTRY = ComponentRegistry()
+get = REGISTRY.get
+build = REGISTRY.build
+names = REGISTRY.names
+components = REGISTRY.components
+register_plugin = REGISTRY.register_plugin
+
+
+def plugins() -> list[PluginInfo]:
+    REGISTRY.load()
+    return sorted(REGISTRY.plugins.values(), key=lambda p: (not p.bundled, p.name))
+
+
+def reset() -> None:
+    REGISTRY.reset()
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "REGISTRY",
+    "ComponentRegistry",
+    "PluginInfo",
+    "build",
+    "components",
+    "get",
+    "names",
+    "plugins",
+    "register_plugin",
+    "reset",
+]
