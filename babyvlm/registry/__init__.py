@@ -14,10 +14,11 @@ import difflib
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import pluggy
 from mmengine.registry import Registry
@@ -99,17 +100,22 @@ class ComponentRegistry:
     def _discover(self):
         allowed = os.environ.get("BABYVLM_LOAD_PLUGINS")
         allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = ep.dist
             package = dist.metadata["Name"] if dist is not None else "unknown"
             bundled = package.lower() == BUNDLED_PACKAGE
-            if ep.name in seen:
-                continue  # the same distribution visible twice on sys.path
-            seen.add(ep.name)
             if not bundled and allow is not None and ep.name not in allow:
                 continue
             version = dist.version if dist is not None else "unknown"
+            if ep.name in seen:
+                if seen[ep.name] == package:
+                    continue  # the same distribution visible twice on sys.path
+                clash = PluginInfo(f"{ep.name} ({package})", package, version, bundled, status="broken",
+                                   error=f"entry point name {ep.name!r} is also used by package {seen[ep.name]!r}")
+                yield ep, clash
+                continue
+            seen[ep.name] = package
             yield ep, PluginInfo(ep.name, package, version, bundled)
 
     def register_plugin(self, plugin: ModuleType | object, name: str, *, package: str = "", version: str = "") -> PluginInfo:
@@ -216,6 +222,7 @@ class ComponentRegistry:
 
 REGISTRY = ComponentRegistry()
 get = REGISTRY.get
+owner = REGISTRY.owner
 build = REGISTRY.build
 names = REGISTRY.names
 components = REGISTRY.components
@@ -240,6 +247,7 @@ __all__ = [
     "components",
     "get",
     "names",
+    "owner",
     "plugins",
     "register_plugin",
     "reset",

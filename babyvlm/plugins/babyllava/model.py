@@ -1,0 +1,340 @@
+"""BabyLLaVA: vision encoder + connector + causal LM, composed from registered components.
+
+Every ``<image>`` id is replaced in place by that image's projected tokens (any number of images per
+sample; a video is a list of frames, one ``<image>`` each). The loss goes through ``self.loss_fn(hidden,
+lm_head.weight, targets)``, the seam a kernel plugin (e.g. Triton fused linear+cross-entropy) replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from babyvlm import registry
+from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
+from babyvlm.plugins.babyllava.generation import greedy_generate
+from babyvlm.plugins.babyllava.hf_export import checkpoint_config, load_checkpoint, save_checkpoint
+from babyvlm.plugins.babyllava.merge import IGNORE_INDEX, check_image_counts, merge_image_features
+
+PARTS = ("encoder", "connector", "language_model")
+# The shared BPE convention (brief): <pad>=0, <sos>=2, <eos>=3, <image>=4; used when no tokenizer is set.
+DEFAULT_SPECIAL_IDS = dict(pad_id=0, sos_id=2, eos_id=3, image_id=4)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``hidden @ weight.T`` over targets != -100 (the plain PyTorch reference)."""
+    logits = F.linear(hidden, weight).float()
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+
+
+def _build(kind: str, spec: Any, **options: Any) -> Any:
+    """Build from a name/dict through the registry; an already-built object is used as is."""
+    if isinstance(spec, (str, Mapping)):
+        return registry.build(kind, spec, **options)
+    return spec
+
+
+def _spec_dict(spec: Any) -> dict[str, Any] | None:
+    """A component spec as a plain dict (None for an already-built object, which has no spec)."""
+    if isinstance(spec, str):
+        return {"type": spec}
+    if isinstance(spec, Mapping):
+        return copy.deepcopy(dict(spec))
+    return None
+
+
+class BabyLLaVA(torch.nn.Module):
+    """The composed model. Parts: ``encoder``, ``connector``, ``language_model`` (a HF causal LM)."""
+
+    def __init__(self, encoder: Any = None, connector: Any = "mlp2x_gelu", language_model: Any = None,
+                 tokenizer: Any = None, template: Any = "baby_plain", freeze: Sequence[str] = (),
+                 autocast_dtype: str | None = None, max_length: int | None = None):
+        super().__init__()
+        freeze = [freeze] if isinstance(freeze, str) else list(freeze)
+        if encoder is None or language_model is None:
+            raise ConfigError("model 'babyllava' needs 'encoder' and 'language_model' (e.g. dict(type='vit', "
+                              "preset='tiny') and dict(type='llama', preset='tiny'))")
+        self.tokenizer = _build("tokenizer", tokenizer) if tokenizer is not None else None
+        self.template = _build("template", template) if template is not None else None
+        self.encoder = _build("encoder", encoder)
+        lm_spec = self._language_model_spec(language_model)
+        self.language_model = _build("language_model", lm_spec)
+        self.connector = _build("connector", connector, in_features=self.encoder.hidden_size,
+                                out_features=self.language_model.config.hidden_size)
+        self.loss_fn = linear_cross_entropy
+        self.autocast_dtype = _autocast_dtype(autocast_dtype)
+        self.max_length = max_length or getattr(self.language_model.config, "max_position_embeddings", None)
+        self.spec = dict(type="babyllava", encoder=_spec_dict(encoder), connector=_spec_dict(connector),
+                         language_model=_spec_dict(lm_spec), tokenizer=_spec_dict(tokenizer),
+                         template=_spec_dict(template), freeze=freeze, autocast_dtype=autocast_dtype,
+                         max_length=max_length)
+        self.apply_freeze(freeze)
+
+    def _language_model_spec(self, spec: Any) -> Any:
+        """The LM spec with ``vocab_size`` set to the tokenizer's: the tokenizer is the authority (a trained
+        BPE may fall short of the requested 6000), so a config's value is only the tokenizer-less default."""
+        if not isinstance(spec, (str, Mapping)) or self.tokenizer is None:
+            return spec
+        return dict(_spec_dict(spec), vocab_size=int(self.tokenizer.vocab_size))
+
+    # ---- ids and parts --------------------------------------------------------------------------
+    def special_id(self, name: str) -> int:
+        return int(getattr(self.tokenizer, name, None) if self.tokenizer is not None else DEFAULT_SPECIAL_IDS[name])
+
+    @property
+    def image_id(self) -> int:
+        return self.special_id("image_id")
+
+    @property
+    def device(self) -> torch.device:
+        return self.language_model.get_input_embeddings().weight.device
+
+    @property
+    def tokens_per_image(self) -> int:
+        return int(self.encoder.num_tokens)
+
+    def apply_freeze(self, parts: Sequence[str]) -> None:
+        """Turn off gradients for the named parts (``encoder``, ``connector``, ``language_model`` or a
+        dotted sub-module such as ``language_model.model.embed_tokens``)."""
+        for name in [parts] if isinstance(parts, str) else parts:
+            try:
+                module = self.get_submodule(name)
+            except AttributeError as exc:
+                raise ConfigError(f"model 'babyllava': cannot freeze {name!r}: no such part "
+                                  f"(parts: {', '.join(PARTS)})") from exc
+            module.requires_grad_(False)
+
+    def parameter_counts(self) -> dict[str, Any]:
+        """Parameters and trainable parameters per part, plus the LM's embedding tables."""
+        def count(module: torch.nn.Module) -> dict[str, int]:
+            params = list(module.parameters())
+            return {"params": sum(p.numel() for p in params),
+                    "trainable": sum(p.numel() for p in params if p.requires_grad)}
+
+        parts = {name: count(getattr(self, name)) for name in PARTS}
+        lm = self.language_model
+        parts["language_model"]["input_embeddings"] = lm.get_input_embeddings().weight.numel()
+        output = lm.get_output_embeddings()
+        parts["language_model"]["output_embeddings"] = 0 if output is None else output.weight.numel()
+        total = count(self)
+        return {"parts": parts, "total": total["params"], "trainable": total["trainable"],
+                "tokens_per_image": self.tokens_per_image, "vocab_size": lm.config.vocab_size,
+                "image_size": int(self.encoder.image_size)}
+
+    # ---- batches ----------------------------------------------------------------------------------
+    def prepare_batch(self, samples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Tokenise (template), preprocess images and pad (right) a list of samples into forward's inputs.
+
+        Each sample is a dict (or object) with ``conversations`` and ``images``; ``images`` holds HxWx3 uint8
+        arrays, PIL images or JPEG bytes, one per ``<image>`` in reading order.
+        """
+        tokenizer, template = self._require_text_side()
+        if not samples:
+            raise ModelInputError("prepare_batch got an empty list of samples")
+        encoded, images, names = [], [], []
+        for index, sample in enumerate(samples):
+            name = _sample_name(sample)
+            try:
+                result = template.encode(_field(sample, "conversations", index), tokenizer)
+            except ModelInputError as exc:
+                raise ModelInputError(f"sample {index}{f' ({name})' if name else ''}: {exc}") from exc
+            encoded.append((result.input_ids, result.labels))
+            images.append(list(_field(sample, "images", index, default=[])))
+            names.append(name)
+        check_image_counts([ids.count(self.image_id) for ids, _ in encoded], [len(i) for i in images], names)
+        batch = self._pad([ids for ids, _ in encoded], [labels for _, labels in encoded])
+        batch.update(self._pixels(images))
+        return batch
+
+    def _pad(self, ids_list: list[list[int]], labels_list: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+        longest = max((len(ids) for ids in ids_list), default=0)
+        pad = self.special_id("pad_id")
+        input_ids = torch.full((len(ids_list), longest), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(ids_list), longest), dtype=torch.long)
+        labels = torch.full((len(ids_list), longest), IGNORE_INDEX, dtype=torch.long)
+        for row, ids in enumerate(ids_list):
+            input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, :len(ids)] = 1
+            if labels_list is not None:
+                labels[row, :len(ids)] = torch.tensor(labels_list[row], dtype=torch.long)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if labels_list is not None:
+            batch["labels"] = labels
+        return batch
+
+    def _pixels(self, images: list[list[Any]]) -> dict[str, torch.Tensor]:
+        size = int(self.encoder.image_size)
+        flat = []
+        for index, sample_images in enumerate(images):
+            for position, image in enumerate(sample_images):
+                try:
+                    flat.append(self.encoder.preprocess(image))
+                except BabyVLMError as exc:
+                    raise type(exc)(f"sample {index}, image {position}: {exc}") from exc
+        pixel_values = torch.stack(flat) if flat else torch.zeros(0, 3, size, size)
+        return {"pixel_values": pixel_values,
+                "image_counts": torch.tensor([len(i) for i in images], dtype=torch.long)}
+
+    def _require_text_side(self):
+        if self.tokenizer is None or self.template is None:
+            raise ConfigError("model 'babyllava' has no tokenizer/template; set tokenizer=dict(type='bpe', path=...) "
+                              "and template='baby_plain' in the model config to tokenise samples")
+        return self.tokenizer, self.template
+
+    # ---- forward ----------------------------------------------------------------------------------
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W]`` -> projected image tokens ``[N, T, lm_width]``."""
+        return self.connector(self.encoder(pixel_values))
+
+    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | Sequence[torch.Tensor] | None,
+              attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+              image_counts: torch.Tensor | None = None):
+        """Token embeddings with every ``<image>`` replaced by its image's tokens (see ``merge``)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        pixel_values, image_counts = _flatten_pixels(pixel_values, image_counts)
+        if image_counts is not None:
+            tokens = ((input_ids == self.image_id) & attention_mask.bool()).sum(dim=1).tolist()
+            check_image_counts(tokens, image_counts.tolist())
+        features = None
+        if pixel_values is not None and pixel_values.shape[0]:
+            features = self.encode_images(pixel_values)
+        text_embeds = self.language_model.get_input_embeddings()(input_ids)
+        return merge_image_features(text_embeds, input_ids, attention_mask, features, self.image_id, labels,
+                                    self.max_length)
+
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                image_counts: torch.Tensor | None = None, return_logits: bool = False) -> dict[str, Any]:
+        """Returns ``loss`` (when ``labels`` are given), the expanded ``attention_mask``/``labels`` and, when
+        asked or without labels, ``logits`` over the expanded sequence."""
+        with self._autocast(input_ids.device):
+            merged = self.embed(input_ids, pixel_values, attention_mask, labels, image_counts)
+            hidden = self.language_model.get_decoder()(
+                inputs_embeds=merged.inputs_embeds, attention_mask=merged.attention_mask).last_hidden_state
+            head = self.language_model.get_output_embeddings().weight
+            out: dict[str, Any] = {"attention_mask": merged.attention_mask, "labels": merged.labels,
+                                   "hidden_states": hidden}
+            if merged.labels is not None:
+                out["loss"] = self._loss(hidden, head, merged.labels)
+            if return_logits or merged.labels is None:
+                out["logits"] = F.linear(hidden, head).float()
+        return out
+
+    def _loss(self, hidden: torch.Tensor, head: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        targets = labels[:, 1:]
+        keep = targets != IGNORE_INDEX
+        if not bool(keep.any()):
+            # nothing supervised (e.g. all answers masked): a zero that still joins the graph
+            return hidden.sum() * 0.0
+        # only supervised positions reach the vocabulary projection: image spans are ~all of a sequence
+        return self.loss_fn(hidden[:, :-1][keep], head, targets[keep])
+
+    def _autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast_dtype)
+
+    # ---- generation and scoring -------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, inputs: Any, max_new_tokens: int = 32, *, images: Sequence[Any] | None = None,
+                 return_text: bool = False) -> Any:
+        """Greedy decoding until ``<eos>`` (not included in the result) or ``max_new_tokens``.
+
+        ``inputs``: a sample dict (``conversations`` -> the template's prompt, or ``prompt`` text, or
+        ``input_ids``; plus ``images``), a prompt string (with ``images=``), or a list of samples. Returns
+        token ids (or text with ``return_text=True``); one result for one input, a list for a list.
+        """
+        single = isinstance(inputs, (str, Mapping))
+        samples = [{"prompt": inputs, "images": list(images or [])} if isinstance(inputs, str) else inputs] \
+            if single else list(inputs)
+        prompts = [self.prompt_ids(sample, index) for index, sample in enumerate(samples)]
+        pixels = self._pixels([list(_field(s, "images", i, default=[])) for i, s in enumerate(samples)])
+        with self._autocast(self.device):
+            outputs = greedy_generate(self, prompts, pixels["pixel_values"], pixels["image_counts"],
+                                      max_new_tokens)
+        if return_text:
+            tokenizer, _ = self._require_text_side()
+            outputs = [tokenizer.decode(ids) for ids in outputs]
+        return outputs[0] if single else outputs
+
+    def prompt_ids(self, sample: Any, index: int = 0) -> list[int]:
+        """Token ids a generation starts from (see ``generate`` for the accepted forms)."""
+        if isinstance(sample, Mapping) and "input_ids" in sample:
+            return [int(i) for i in sample["input_ids"]]
+        tokenizer, template = self._require_text_side()
+        if isinstance(sample, Mapping) and "prompt" in sample:
+            return [tokenizer.sos_id] + tokenizer.encode(sample["prompt"])
+        try:
+            return template.prompt(_field(sample, "conversations", index), tokenizer)
+        except ModelInputError as exc:
+            raise ModelInputError(f"sample {index}: {exc}") from exc
+
+    @torch.no_grad()
+    def loglikelihood(self, samples: Sequence[Any]) -> list[tuple[float, bool]]:
+        """Per sample: summed log-probability of its supervised tokens, and whether greedy decoding
+        would have produced exactly them (lmms-eval's ``loglikelihood`` contract)."""
+        batch = {key: value.to(self.device) for key, value in self.prepare_batch(samples).items()}
+        out = self.forward(**batch, return_logits=True)
+        logprobs = out["logits"][:, :-1].log_softmax(dim=-1)
+        targets = out["labels"][:, 1:]
+        keep = targets != IGNORE_INDEX
+        picked = logprobs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+        greedy = (logprobs.argmax(dim=-1) == targets) | ~keep
+        totals = (picked * keep).sum(dim=1)
+        return [(float(total), bool(exact)) for total, exact in zip(totals, greedy.all(dim=1), strict=True)]
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, config: Any = None):
+        """Write config.json + model.safetensors (Hugging Face LLaVA layout when the components allow),
+        the tokenizer files and babyvlm's resolved ``config.py``. Returns a ``CheckpointInfo``."""
+        return save_checkpoint(self, Path(directory), config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> BabyLLaVA:
+        """Rebuild from a folder written by ``save_pretrained`` (or ``babyvlm model build``)."""
+        return load_checkpoint(Path(directory), **overrides)
+
+    @classmethod
+    def checkpoint_config(cls, directory: str | os.PathLike):
+        """A checkpoint folder's ``config.py``, its tokenizer path re-pointed at the folder."""
+        return checkpoint_config(Path(directory))
+
+
+def _autocast_dtype(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(f"model 'babyllava': autocast_dtype must be a floating torch dtype name such as "
+                          f"'bfloat16', got {name!r}")
+    return dtype
+
+
+def _field(sample: Any, key: str, index: int, default: Any = ...) -> Any:
+    value = sample.get(key, default) if isinstance(sample, Mapping) else getattr(sample, key, default)
+    if value is ...:
+        raise ModelInputError(f"sample {index}: missing {key!r}")
+    return value
+
+
+def _sample_name(sample: Any) -> str:
+    name = sample.get("sample_id") if isinstance(sample, Mapping) else getattr(sample, "sample_id", None)
+    return str(name) if name is not None else ""
+
+
+def _flatten_pixels(pixel_values: Any, image_counts: torch.Tensor | None):
+    """A list of per-sample ``[n_i, 3, H, W]`` tensors becomes one tensor plus per-sample counts."""
+    if pixel_values is None or isinstance(pixel_values, torch.Tensor):
+        return pixel_values, image_counts
+    per_sample = list(pixel_values)
+    counts = torch.tensor([int(p.shape[0]) for p in per_sample], dtype=torch.long)
+    non_empty = [p for p in per_sample if p.shape[0]]
+    return (torch.cat(non_empty) if non_empty else None), counts

@@ -1,0 +1,22 @@
+"""Sample store plugin ``lmdb``: sharded LMDB + msgpack records with JPEG images, resumable builds.
+
+The store interface (what ``babyvlm data`` and the pretraining dataset use)::
+
+    store = babyvlm.build("store", "lmdb", path=DIR)
+    writer = store.writer(settings=..., shard_index=0, shard_count=1, commit_every=256)
+    writer.done_groups(); writer.begin_group(rec); writer.add(fmt, local, sample); writer.finish_group(summary)
+    writer.finalize(build=..., source=...)          # writes manifest.json atomically
+    store.manifest(); store.list_keys(formats); store.get(shard, key); store.iter_samples()
+    store.verify(); store.stats(); type(store).merge(inputs, out)
+"""
+
+from babyvlm.core.hookspecs import hookimpl
+from babyvlm.plugins.lmdb_store.store import LMDBStore
+from babyvlm.plugins.lmdb_store.verify import VerifyReport
+
+__all__ = ["LMDBStore", "VerifyReport"]
+
+
+@hookimpl
+def register_stores(register):
+    register("lmdb", LMDBStore)

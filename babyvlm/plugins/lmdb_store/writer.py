@@ -1,0 +1,235 @@
+"""Resumable writing of one LMDB shard.
+
+Samples are buffered and committed every ``commit_every`` records. A group (a recording) is
+complete only when its progress record — the list of its keys with content digests — is committed,
+and that record goes in the same transaction as the group's last samples. On a rerun, complete
+groups are skipped and an incomplete group's leftover keys are deleted before it is redone; keys are
+deterministic, so a build killed at any point and rerun ends with no duplicate and no missing sample.
+The manifest is written (atomically) only by ``finalize``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.records import Sample, SkipReport
+from babyvlm.plugins.lmdb_store.codec import check_group_id, digest, encode_sample, make_key
+from babyvlm.plugins.lmdb_store.envs import open_writer_env
+from babyvlm.plugins.lmdb_store.manifest import (
+    MANIFEST_NAME,
+    SHARDS_DIR,
+    Tally,
+    assemble,
+    shard_name,
+    skip_report_from_dict,
+    write_json_atomic,
+)
+
+SAMPLES_DB = b"samples"
+PROGRESS_DB = b"progress"
+META_DB = b"meta"
+SETTINGS_KEY = b"settings"
+DONE, FAILED = "done", "failed"
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
+def shard_checksum(entries: Iterable[tuple[bytes, str]]) -> str:
+    """SHA-256 over ``key NUL digest`` lines in key byte order: the same order an LMDB cursor walks."""
+    hasher = hashlib.sha256()
+    for key, value_digest in sorted(entries):
+        hasher.update(key + b"\x00" + value_digest.encode() + b"\n")
+    return "sha256:" + hasher.hexdigest()
+
+
+class ShardWriter:
+    """Writes one shard of a store; use ``begin_group`` / ``add`` / ``finish_group`` per recording."""
+
+    def __init__(self, store_dir: Path, shard_index: int, shard_count: int, *, settings: dict[str, Any],
+                 store_name: str, commit_every: int = 256, map_size: int = 1 << 28,
+                 on_commit: Callable[[int], None] | None = None):
+        if commit_every < 1:
+            raise ConfigError(f"commit_every must be >= 1, got {commit_every}")
+        if not 0 <= shard_index < shard_count:
+            raise ConfigError(f"shard {shard_index}/{shard_count}: index must be in 0..{shard_count - 1}")
+        self.store_dir, self.store_name = Path(store_dir), store_name
+        self.shard_index, self.shard_count = shard_index, shard_count
+        self.name = shard_name(shard_index, shard_count)
+        self.commit_every, self.on_commit = commit_every, on_commit
+        self._check_no_other_shards()
+        self.env = open_writer_env(self.store_dir / SHARDS_DIR / self.name, map_size)
+        self.samples = self.env.open_db(SAMPLES_DB)
+        self.progress = self.env.open_db(PROGRESS_DB)
+        self.meta = self.env.open_db(META_DB)
+        self._check_settings(settings)
+        self.committed = self._count_samples()
+        self._group: str | None = None
+        self._pending: list[tuple[bytes, bytes]] = []
+        self._entries: list[tuple[bytes, str]] = []
+        self._tally = Tally()
+
+    # ---- setup --------------------------------------------------------------------------
+    def _check_no_other_shards(self) -> None:
+        shards = self.store_dir / SHARDS_DIR
+        others = sorted(p.name for p in shards.iterdir() if p.is_dir() and p.name != self.name) if shards.is_dir() else []
+        if others:
+            raise ConfigError(f"{self.store_dir} already holds shard {others[0]}; build each shard into its own "
+                              f"--out folder and join them with `babyvlm data merge`")
+
+    def _check_settings(self, settings: dict[str, Any]) -> None:
+        """A resumed build must use the settings it started with, or samples would mix two configs."""
+        with self.env.begin(write=True) as txn:
+            stored = txn.get(SETTINGS_KEY, db=self.meta)
+            if stored is None:
+                txn.put(SETTINGS_KEY, pack(settings), db=self.meta)
+                return
+        previous = unpack(stored)
+        differing = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        if differing:
+            details = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in differing[:5])
+            raise ConfigError(f"{self.store_dir} was started with different settings ({details}); "
+                              "rerun with the original options or use a new --out")
+
+    def _count_samples(self) -> int:
+        with self.env.begin() as txn:
+            return txn.stat(self.samples)["entries"]
+
+    # ---- progress -------------------------------------------------------------------------
+    def progress_records(self) -> dict[str, dict[str, Any]]:
+        with self.env.begin() as txn:
+            return {key.decode(): unpack(value) for key, value in txn.cursor(db=self.progress)}
+
+    def done_groups(self) -> set[str]:
+        return {group for group, record in self.progress_records().items() if record["status"] == DONE}
+
+    # ---- writing --------------------------------------------------------------------------
+    def begin_group(self, group: str) -> None:
+        """Start (or restart) a group: leftovers of an interrupted attempt are deleted first."""
+        if self._group is not None:
+            raise RuntimeError(f"group {self._group!r} is still open")
+        self._group = check_group_id(group, str(self.store_dir))
+        self._pending, self._entries, self._tally = [], [], Tally()
+        self._commit(delete_group=group)
+
+    def add(self, fmt: str, local: str, sample: Sample) -> bytes:
+        """Buffer one sample under ``GROUP/fmt/local``; commits when the buffer is full."""
+        if self._group is None:
+            raise RuntimeError("add() outside begin_group()/finish_group()")
+        key = make_key(self._group, fmt, local)
+        value = encode_sample(sample)
+        self._pending.append((key, value))
+        self._entries.append((key, digest(value)))
+        self._tally.add_sample(fmt, sample.meta)
+        if len(self._pending) >= self.commit_every:
+            self._commit()
+        return key
+
+    def finish_group(self, summary: dict[str, Any] | None = None) -> None:
+        """Commit the remaining samples together with the group's progress record."""
+        summary = dict(summary or {})
+        self._tally.video_seconds += float(summary.pop("video_seconds", 0.0))
+        record = {"status": DONE, "entries": [[k, d] for k, d in self._entries],
+                  "tally": self._tally.to_dict(), "skips": summary.pop("skips", None), "summary": summary}
+        self._commit(progress=record)
+        self._group = None
+
+    def fail_group(self, error: str, summary: dict[str, Any] | None = None) -> None:
+        """Drop everything of the open group and record why, so the build can report it."""
+        group = self._group
+        self._pending, self._entries = [], []
+        summary = dict(summary or {})
+        record = {"status": FAILED, "error": error, "entries": [], "tally": Tally().to_dict(),
+                  "skips": summary.pop("skips", None), "summary": summary}
+        self._commit(delete_group=group, progress=record)
+        self._group = None
+
+    def _commit(self, *, delete_group: str | None = None, progress: dict[str, Any] | None = None) -> None:
+        pending = self._pending
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    if delete_group is not None:
+                        self._delete_group(txn, delete_group)
+                    for key, value in pending:
+                        txn.put(key, value, db=self.samples)
+                    if progress is not None:
+                        txn.put(self._group.encode(), pack(progress), db=self.progress)
+                break
+            except lmdb.MapFullError:
+                self._grow()
+        self._pending = []
+        self.committed = self._count_samples()
+        if pending and self.on_commit is not None:
+            self.on_commit(self.committed)
+
+    def _delete_group(self, txn: lmdb.Transaction, group: str) -> None:
+        prefix = group.encode() + b"/"
+        cursor = txn.cursor(db=self.samples)
+        if cursor.set_range(prefix):
+            while cursor.key().startswith(prefix):
+                if not cursor.delete():
+                    break
+        txn.delete(group.encode(), db=self.progress)
+
+    def _grow(self) -> None:
+        """Double the map: LMDB files are sparse, so a generous map costs address space, not disk."""
+        self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    # ---- finishing ------------------------------------------------------------------------
+    def finalize(self, *, build: dict[str, Any], source: dict[str, Any],
+                 expected_groups: set[str] | None = None) -> dict[str, Any]:
+        """Write the manifest from the progress records; refuse if groups are missing or unexpected."""
+        if self._group is not None:
+            raise RuntimeError(f"group {self._group!r} is still open")
+        records = self.progress_records()
+        if expected_groups is not None:
+            self._check_groups(records, expected_groups)
+        shard = self.shard_entry(records)
+        manifest = assemble([shard], store=self.store_name, build=build, source=source)
+        write_json_atomic(self.store_dir / MANIFEST_NAME, manifest)
+        return manifest
+
+    def _check_groups(self, records: dict[str, dict], expected: set[str]) -> None:
+        extra = sorted(set(records) - expected)
+        missing = sorted(expected - set(records))
+        if extra:
+            raise DataError(f"{self.store_dir}: holds recordings the source no longer yields ({', '.join(extra[:3])}"
+                            f"{' ...' if len(extra) > 3 else ''}); the corpus changed since this build started")
+        if missing:
+            raise DataError(f"{self.store_dir}: recordings not built: {', '.join(missing[:3])}")
+
+    def shard_entry(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        tally, skips, entries = Tally(), SkipReport(), []
+        for group in sorted(records):
+            record = records[group]
+            tally.merge(Tally.from_dict(record["tally"]))
+            if record.get("skips"):
+                skips.merge(skip_report_from_dict(record["skips"]))
+            entries.extend((bytes(k), d) for k, d in record["entries"])
+        with self.env.begin() as txn:
+            present = txn.stat(self.samples)["entries"]
+        if present != len(entries):
+            raise DataError(f"{self.store_dir / SHARDS_DIR / self.name}: {present} records but progress lists "
+                            f"{len(entries)}; an interrupted group was left behind (rerun the build)")
+        done = sorted(g for g, r in records.items() if r["status"] == DONE)
+        failed = sorted(g for g, r in records.items() if r["status"] == FAILED)
+        return {"name": self.name, "path": f"{SHARDS_DIR}/{self.name}", "index": self.shard_index,
+                "count": self.shard_count, "records": len(entries), "groups": done, "failed_groups": failed,
+                "errors": {g: records[g].get("error", "") for g in failed},
+                "checksum": shard_checksum(entries), "tally": tally.to_dict(), "skips": skips.to_dict()}
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,136 @@
+"""CLI ``babyvlm model``: ``info`` (parameter counts per part, built on the meta device so even the paper
+preset is instant and allocates nothing) and ``build`` (build a model and save its checkpoint folder).
+
+CONFIG is a preset name (``tiny``, ``paper``), a ``.py`` config, or a checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from mmengine.config import Config
+
+from babyvlm import registry
+from babyvlm.core.compose import build_model, load_config
+from babyvlm.core.errors import ConfigError
+from babyvlm.core.hookspecs import hookimpl
+
+
+def resolve_config(config: str, settings: tuple[str, ...] = (), tokenizer: str | None = None,
+                   tokenizer_type: str = "bpe") -> Config:
+    """Load CONFIG (a checkpoint folder's tokenizer is re-pointed at the folder) and apply overrides."""
+    cfg = load_config(config)
+    if "model" not in cfg:
+        raise ConfigError(f"config {config!r} has no 'model' section")
+    model_class = registry.get("model", cfg.model.get("type", ""))
+    if Path(config).is_dir() and hasattr(model_class, "checkpoint_config"):
+        cfg = model_class.checkpoint_config(Path(config))
+    if tokenizer is not None:
+        cfg.model.tokenizer = dict(type=tokenizer_type, path=str(Path(tokenizer).resolve()))
+    for setting in settings:
+        key, value = parse_setting(setting)
+        cfg.merge_from_dict({key: value})
+    return cfg
+
+
+def parse_setting(setting: str) -> tuple[str, Any]:
+    """``model.language_model.vocab_size=8000`` -> (key, 8000); non-literal values stay strings."""
+    key, sep, raw = setting.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE, got {setting!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def model_info(cfg: Config) -> dict[str, Any]:
+    """Parameter counts of the config's model, built on the meta device (no memory, no init time)."""
+    with torch.device("meta"):
+        model = build_model(cfg)
+    if not hasattr(model, "parameter_counts"):
+        raise ConfigError(f"model {cfg.model.get('type')!r} does not report parameter counts")
+    info = model.parameter_counts()
+    info["model"] = cfg.model.get("type")
+    info["components"] = {part: _component_name(cfg.model.get(part)) for part in info["parts"]}
+    return info
+
+
+def _component_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict):
+        preset = f" ({spec['preset']})" if "preset" in spec else ""
+        return f"{spec.get('type', '?')}{preset}"
+    return "?"
+
+
+def _human(count: int) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            return f"{count / scale:.4g}{suffix}"
+    return str(count)
+
+
+def format_info(info: dict[str, Any]) -> str:
+    lines = [f"model {info['model']}"]
+    for part, counts in info["parts"].items():
+        line = (f"  {part:<15} {info['components'][part]:<24} {_human(counts['params']):>8} params  "
+                f"({_human(counts['trainable'])} trainable)")
+        if "input_embeddings" in counts:
+            line += (f"; embeddings: input {_human(counts['input_embeddings'])}, "
+                     f"output {_human(counts['output_embeddings'])}")
+        lines.append(line)
+    lines.append(f"  {'total':<15} {'':<24} {_human(info['total']):>8} params  ({_human(info['trainable'])} trainable)")
+    lines.append(f"  tokens per image: {info['tokens_per_image']} (image {info['image_size']} px), "
+                 f"vocab {info['vocab_size']}")
+    return "\n".join(lines)
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect and build models."""
+
+
+@model_group.command("info")
+@click.argument("config")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info_command(config: str, settings: tuple[str, ...], as_json: bool) -> None:
+    """Parameters per part (encoder, connector, language model and its embeddings), tokens per image."""
+    info = model_info(resolve_config(config, settings))
+    click.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+
+
+@model_group.command("build")
+@click.argument("config")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint folder.")
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(exists=True), help="A saved tokenizer folder.")
+@click.option("--tokenizer-type", default="bpe", show_default=True, help="Registered tokenizer of --tokenizer.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+def build_command(config: str, out_dir: str, tokenizer_dir: str | None, tokenizer_type: str,
+                  settings: tuple[str, ...]) -> None:
+    """Build a freshly initialised model and save it (weights, config.json, config.py, tokenizer)."""
+    cfg = resolve_config(config, settings, tokenizer_dir, tokenizer_type)
+    model = build_model(cfg)
+    if not hasattr(model, "save_pretrained"):
+        raise ConfigError(f"model {cfg.model.get('type')!r} cannot save checkpoints")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # its note is printed below instead
+        saved = model.save_pretrained(out_dir, config=cfg)
+    layout = getattr(saved, "layout", "")
+    click.echo(f"saved {cfg.model.get('type')} to {out_dir}" + (f" ({layout} layout)" if layout else ""))
+    if getattr(saved, "note", ""):
+        click.echo(f"note: {saved.note}")
+
+
+@hookimpl
+def register_commands(register):
+    register("model", model_group)

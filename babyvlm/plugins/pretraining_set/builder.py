@@ -1,0 +1,263 @@
+"""The pretraining-set builder: a source's recordings -> the three sample formats -> a sample store.
+
+For each recording the clips are planned from its utterances, then the video is decoded once,
+sequentially, and frames are routed to the clips that need them (``frames.route_frames``). Video
+clips and 1-FPS image pairs are filtered by the scorer's thresholds; kept clips become segments of
+interleaved multi-turn sequences (best-scoring frame per segment, or the middle frame when the
+scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash falls in shard i.
+Builds resume: completed recordings are skipped (see ``lmdb_store.writer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import babyvlm
+from babyvlm.core.errors import DataError
+from babyvlm.core.records import IMAGE_TOKEN, Recording, Sample, SkipReport
+from babyvlm.media import iter_frames, probe_video
+from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
+from babyvlm.plugins.pretraining_set.frames import RoutedFrame, resize_longer_side, route_frames
+from babyvlm.plugins.pretraining_set.stores import skip_report_from_dict, write_build_config
+
+Log = Callable[[str], None]
+
+
+def shard_of(recording_id: str, shard_count: int) -> int:
+    """A stable shard for a recording (independent of Python's hash seed and of the corpus order)."""
+    return int.from_bytes(hashlib.sha1(recording_id.encode()).digest()[:8], "big") % shard_count
+
+
+@dataclass
+class BuildResult:
+    manifest: dict[str, Any]
+    report: SkipReport
+    built: int = 0
+    resumed: int = 0
+    failed: int = 0
+    other_shards: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        counts = self.manifest["counts"]
+        formats = ", ".join(f"{k} {v}" for k, v in counts["by_format"].items()) or "none"
+        return (f"{counts['total']} samples ({formats}); recordings: {self.built} built, {self.resumed} already "
+                f"done, {self.failed} unreadable, {self.other_shards} in other shards; {self.seconds:.1f} s")
+
+
+@dataclass
+class _Segment:
+    clip: PlannedClip
+    frame: RoutedFrame
+    score: float | None
+
+
+@dataclass
+class RecordingSamples:
+    """Turns one recording's routed clips into samples and hands them to the shard writer."""
+
+    recording: Recording
+    settings: BuildSettings
+    scorer: Any
+    writer: Any
+    report: SkipReport
+    segments: list[_Segment] = field(default_factory=list)
+
+    def _meta(self, **extra: Any) -> dict[str, Any]:
+        rec = self.recording
+        return {"recording_id": rec.recording_id, "source": rec.source, "child": rec.child,
+                "age_months": rec.age_months, "date": rec.date, "video": Path(rec.video_path).name, **extra}
+
+    def _where(self, clip: PlannedClip) -> str:
+        return f"{self.recording.recording_id}@{clip.start}-{clip.end}s"
+
+    def add_clip(self, clip: PlannedClip, frames: Mapping[float, RoutedFrame]) -> None:
+        video = [frames[t] for t in clip.video_times]
+        video_score = self.scorer.score_video([f.pixels for f in video], clip.text)
+        if video_score is not None and video_score < self.scorer.video_threshold:
+            self.report.skip("low_video_text_similarity", self._where(clip))
+            return
+        if "video" in self.settings.formats:
+            self._add("video", f"{clip.index:06d}", video, [clip.text],
+                      self._meta(clip=[clip.start, clip.end], clip_index=clip.index, speaker=clip.speaker,
+                                 frame_times=[f.time for f in video], score=video_score))
+        images = [frames[t] for t in clip.image_times]
+        scores = self.scorer.score_images([f.pixels for f in images], [clip.text] * len(images))
+        for number, frame in enumerate(images):
+            score = None if scores is None else float(scores[number])
+            if score is not None and score < self.scorer.image_threshold:
+                self.report.skip("low_image_text_similarity", f"{self._where(clip)} frame {frame.time}s")
+            elif "image" in self.settings.formats:
+                self._add("image", f"{clip.index:06d}.{number:03d}", [frame], [clip.text],
+                          self._meta(clip=[clip.start, clip.end], clip_index=clip.index, speaker=clip.speaker,
+                                     frame_time=frame.time, score=score))
+        if scores is None:
+            self.segments.append(_Segment(clip, frames[clip.middle_time], None))
+        else:
+            best = max(range(len(images)), key=lambda i: scores[i])
+            self.segments.append(_Segment(clip, images[best], float(scores[best])))
+
+    def add_windows(self) -> None:
+        if "interleaved" not in self.settings.formats:
+            return
+        clips = [s.clip for s in self.segments]
+        for window in plan_windows(clips, self.settings, self.recording.recording_id):
+            steps = [self.segments[pos] for pos in window]
+            self._add("interleaved", f"{steps[0].clip.index:06d}", [s.frame for s in steps],
+                      [s.clip.text for s in steps],
+                      self._meta(clips=[[s.clip.start, s.clip.end] for s in steps],
+                                 clip_indices=[s.clip.index for s in steps],
+                                 frame_times=[s.frame.time for s in steps], scores=[s.score for s in steps]))
+
+    def _add(self, fmt: str, local: str, frames: list[RoutedFrame], texts: list[str], meta: dict[str, Any]) -> None:
+        sample_id = f"{self.recording.recording_id}/{fmt}/{local}"
+        sample = Sample(sample_id, fmt, [f.jpeg() for f in frames], _conversation(fmt, len(frames), texts), meta)
+        self.writer.add(fmt, local, sample)
+
+
+def _conversation(fmt: str, image_count: int, texts: list[str]) -> list[dict[str, str]]:
+    """LLaVA turns: all frames of a clip in one human turn; one image + utterance per interleaved step."""
+    if fmt == "interleaved":
+        turns = []
+        for text in texts:
+            turns += [{"from": "human", "value": IMAGE_TOKEN}, {"from": "gpt", "value": text}]
+        return turns
+    return [{"from": "human", "value": "\n".join([IMAGE_TOKEN] * image_count)}, {"from": "gpt", "value": texts[0]}]
+
+
+def build_recording(recording: Recording, settings: BuildSettings, scorer: Any, writer: Any) -> tuple[SkipReport, float]:
+    """Write all samples of one recording (one decode pass); returns the skips and the video's seconds.
+
+    Raises DataError (naming the file) for a video that cannot be opened or decoded.
+    """
+    report = SkipReport()
+    info = probe_video(recording.video_path)
+    clips = plan_clips(recording.utterances, duration=info.duration, fps=info.fps, settings=settings,
+                       report=report, where=recording.recording_id)
+    samples = RecordingSamples(recording, settings, scorer, writer, report)
+    if clips:
+        frames = iter_frames(recording.video_path, rotation=recording.rotation)
+        routed = route_frames(frames, clips, prepare=lambda f: resize_longer_side(f, settings.image_size),
+                              quality=settings.jpeg_quality, frame_period=1 / info.fps if info.fps else 0.0)
+        for clip, clip_frames in routed:
+            if clip_frames is None:
+                report.skip("clip_beyond_video_end", f"{recording.video_path} @{clip.start}s")
+            else:
+                samples.add_clip(clip, clip_frames)
+        samples.add_windows()
+    return report, info.duration
+
+
+@dataclass
+class BuildPlan:
+    """What to build and where: the inputs of ``build_pretraining_set``."""
+
+    source: str
+    root: str | os.PathLike
+    out: str | os.PathLike
+    source_options: dict[str, Any] = field(default_factory=dict)
+    scorer: str = "none"
+    scorer_options: dict[str, Any] = field(default_factory=dict)
+    settings: BuildSettings = field(default_factory=BuildSettings)
+    shard: tuple[int, int] = (0, 1)
+    commit_every: int = 256
+    store: str = "lmdb"
+    strict: bool = False
+
+    def content_settings(self) -> dict[str, Any]:
+        """The settings a resumed build must share with the first attempt (and shards with each other)."""
+        return {"source": self.source, "source_options": self.source_options, "scorer": self.scorer,
+                "scorer_options": self.scorer_options, "store": self.store, **self.settings.to_dict()}
+
+
+def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
+    started = time.monotonic()
+    shard_index, shard_count = plan.shard
+    source = babyvlm.build("source", dict(type=plan.source, root=str(plan.root), **plan.source_options))
+    scorer = babyvlm.build("scorer", dict(type=plan.scorer, **plan.scorer_options))
+    store = babyvlm.build("store", plan.store, path=str(plan.out))
+    content = plan.content_settings()
+    writer = store.writer(settings=content, shard_index=shard_index, shard_count=shard_count,
+                          commit_every=plan.commit_every, on_commit=lambda n: log(f"commit: {n} samples in shard"))
+    write_build_config(plan.out, {**content, "root": str(plan.root), "shard": f"{shard_index}/{shard_count}",
+                                  "commit_every": plan.commit_every, "strict": plan.strict})
+    result = BuildResult(manifest={}, report=SkipReport())
+    try:
+        done = writer.done_groups()
+        seen: dict[str, Path] = {}
+        mine: set[str] = set()
+        for recording in _recordings(source):
+            _check_unique(recording, seen)
+            if shard_of(recording.recording_id, shard_count) != shard_index:
+                result.other_shards += 1
+                continue
+            mine.add(recording.recording_id)
+            if recording.recording_id in done:
+                result.resumed += 1
+                continue
+            _build_one(recording, plan, scorer, writer, result, log)
+        source_report = source_skip_report(source)
+        provenance = {"name": plan.source, "root": str(plan.root), "options": plan.source_options,
+                      "recordings_total": len(seen), "recordings_digest": _digest(seen), "report": source_report.to_dict()}
+        build = {**content, "shard": f"{shard_index}/{shard_count}"}
+        result.manifest = writer.finalize(build=build, source=provenance, expected_groups=mine)
+    finally:
+        writer.close()
+    result.report = skip_report_from_dict(result.manifest["skips"])
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _build_one(recording: Recording, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult, log: Log) -> None:
+    writer.begin_group(recording.recording_id)
+    try:
+        report, duration = build_recording(recording, plan.settings, scorer, writer)
+    except DataError as exc:
+        unreadable = SkipReport()
+        unreadable.skip("unreadable_video", str(exc))
+        writer.fail_group(str(exc), {"skips": unreadable.to_dict()})
+        result.failed += 1
+        if plan.strict:
+            raise
+        log(f"skipped {recording.recording_id}: {exc}")
+        return
+    writer.finish_group({"video_seconds": duration, "skips": report.to_dict(), "video": str(recording.video_path)})
+    result.built += 1
+    log(f"built {recording.recording_id} ({report.summary()})")
+
+
+def _recordings(source: Any) -> Iterable[Recording]:
+    recordings = source.recordings() if callable(getattr(source, "recordings", None)) else source
+    for recording in recordings:
+        if not isinstance(recording, Recording):
+            raise DataError(f"source yielded a {type(recording).__name__}, not a Recording")
+        yield recording
+
+
+def _check_unique(recording: Recording, seen: dict[str, Path]) -> None:
+    rid = recording.recording_id
+    if rid in seen:
+        raise DataError(f"two recordings share the id {rid!r}: {seen[rid]} and {recording.video_path}")
+    if not rid or "/" in rid or "\x00" in rid:
+        raise DataError(f"{recording.video_path}: invalid recording id {rid!r} (must be non-empty, without '/')")
+    seen[rid] = Path(recording.video_path)
+
+
+def _digest(seen: Mapping[str, Path]) -> str:
+    return "sha256:" + hashlib.sha256("\n".join(sorted(seen)).encode()).hexdigest()
+
+
+def source_skip_report(source: Any) -> SkipReport:
+    """The source's own skip report (attribute or method), whatever form it takes."""
+    report = getattr(source, "report", None)
+    if callable(report):
+        report = report()
+    if isinstance(report, SkipReport):
+        return report
+    return skip_report_from_dict(report if isinstance(report, Mapping) else None)

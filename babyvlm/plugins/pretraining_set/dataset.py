@@ -1,0 +1,67 @@
+"""A torch ``Dataset`` over a sample store, yielding decoded samples of all three formats.
+
+Each item is ``{"sample_id", "format", "images": [uint8 HxWx3 arrays], "conversations", "meta"}``;
+``collate_samples`` keeps a batch as a list of those dicts (the model's ``prepare_batch`` turns
+them into tensors). The store is opened lazily in each process, so DataLoader workers never share
+LMDB handles; only the compact key index (numpy arrays) is built up front and copied to workers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from babyvlm.core.errors import DataError
+from babyvlm.plugins.pretraining_set.stores import open_store
+
+
+def decode_rgb(data: bytes, where: str) -> np.ndarray:
+    """JPEG bytes -> HxWx3 uint8 (no copy beyond the one numpy needs)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            return np.asarray(image)
+    except Exception as exc:  # Pillow raises several types for corrupt data
+        raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc
+
+
+class PretrainingDataset(torch.utils.data.Dataset):
+    """Decoded samples of a store (optionally only some formats), in store order."""
+
+    def __init__(self, store: Any, formats: Sequence[str] | None = None,
+                 transform: Callable[[dict[str, Any]], Any] | None = None):
+        self.store = open_store(store) if isinstance(store, (str, os.PathLike)) else store
+        self.formats = tuple(formats) if formats else None
+        self.transform = transform
+        self.shard_ids, self.keys = self.store.list_keys(self.formats)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def sample_id(self, index: int) -> str:
+        """The id of item ``index`` without decoding its images (keys are sample ids for built stores)."""
+        return self.store.get(int(self.shard_ids[index]), bytes(self.keys[index])).sample_id
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < len(self.keys):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self.keys)} samples")
+        key = bytes(self.keys[index])
+        sample = self.store.get(int(self.shard_ids[index]), key)
+        where = f"{self.store.path}:{key.decode(errors='replace')}"
+        item = {"sample_id": sample.sample_id, "format": sample.format,
+                "images": [decode_rgb(image, f"{where} image {n}") for n, image in enumerate(sample.images)],
+                "conversations": sample.conversations, "meta": sample.meta}
+        return self.transform(item) if self.transform is not None else item
+
+
+def collate_samples(batch: list[Any]) -> list[Any]:
+    """Keep the batch a list: samples have different image counts and shapes."""
+    return list(batch)

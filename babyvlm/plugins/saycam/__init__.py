@@ -1,0 +1,15 @@
+"""SAYCam data plugin: registers the ``saycam`` source (head-camera videos + human/ASR transcripts).
+
+``babyvlm.build("source", "saycam", root=...)`` returns a ``SaycamSource``; see its docstring and
+docs/data-formats.md for the layout, options and parsing rules.
+"""
+
+from babyvlm.core.hookspecs import hookimpl
+from babyvlm.plugins.saycam.source import SaycamSource
+
+__all__ = ["SaycamSource"]
+
+
+@hookimpl
+def register_sources(register):
+    register("saycam", SaycamSource)

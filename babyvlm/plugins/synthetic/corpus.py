@@ -1,0 +1,151 @@
+"""What both corpus writers share: rendering a world to mp4 + COCO objects, and the ground-truth manifest.
+
+Rerun policy (documented for users in ``babyvlm synth --help``): ``OUT/synthetic.json`` is written first
+(``"complete": false``) and last (``"complete": true``, with every file's sha256).
+
+* same options, complete, every file present with its recorded hash -> nothing is rewritten (skip);
+* same options otherwise (an interrupted run, a deleted or edited file) -> every file is regenerated;
+  generation is deterministic, so regenerated files are byte-identical to the lost ones;
+* different options -> refused with a ``ConfigError`` unless ``overwrite=True``, which also deletes the
+  files the old manifest lists that the new corpus does not have;
+* a non-empty folder without a manifest is refused unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from babyvlm import __version__
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.plugins.synthetic.fileio import (
+    sha256_of,
+    write_json_atomic,
+    write_text_atomic,
+    write_video_deterministic,
+)
+from babyvlm.plugins.synthetic.vocabulary import categories_json
+from babyvlm.plugins.synthetic.world import VideoWorld, Visible
+
+MANIFEST_NAME = "synthetic.json"
+MANIFEST_SCHEMA = "babyvlm.synthetic/1"
+GENERATOR = f"babyvlm {__version__} synthetic/1"
+
+Progress = Callable[[str], None]
+
+
+def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
+    """Encode every frame of ``world`` to ``path``; return what was visible in each frame."""
+    visibility: list[list[Visible]] = []
+
+    def frames():
+        for frame, visible in world.frames():
+            visibility.append(visible)
+            yield frame
+
+    write_video_deterministic(path, frames(), int(world.fps))
+    return visibility
+
+
+def objects_json(video_name: str, world: VideoWorld, visibility: list[list[Visible]]) -> dict[str, Any]:
+    """COCO-style per-frame object annotations (only objects that are really visible)."""
+    size, fps = world.size, world.fps
+    images, annotations = [], []
+    for index, visible in enumerate(visibility):
+        images.append({"id": index, "frame_index": index, "time_sec": round(index / fps, 3), "width": size, "height": size})
+        for v in visible:
+            annotations.append({"id": len(annotations), "image_id": index, "category_id": v.category_id,
+                                "bbox": list(v.bbox), "area": float(v.area), "track_id": v.track_id,
+                                "visible_fraction": v.fraction})
+    return {"video": video_name, "fps": fps, "width": size, "height": size, "categories": categories_json(),
+            "images": images, "annotations": annotations, "tracks": world.track_table()}
+
+
+def write_objects(path: Path, data: dict[str, Any]) -> None:
+    """Annotation files are large: compact JSON, still one deterministic byte string."""
+    write_text_atomic(path, json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def seed_for(seed: int, *keys: int) -> np.random.SeedSequence:
+    """Independent, reproducible streams per video (and per purpose within a video)."""
+    return np.random.SeedSequence([seed, *keys])
+
+
+class ManifestGuard:
+    """Decides whether a corpus folder can be (re)written, and records the manifest around the writes."""
+
+    def __init__(self, out: Path, corpus_format: str, options: dict[str, Any], *, overwrite: bool):
+        self.out, self.format, self.options, self.overwrite = out, corpus_format, options, overwrite
+        self.path = out / MANIFEST_NAME
+        self.previous = self._read_previous()
+
+    def _read_previous(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{self.path}: unreadable manifest ({exc}); delete it or the folder") from exc
+        if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
+            raise DataError(f"{self.path}: not a babyvlm synthetic manifest (schema {MANIFEST_SCHEMA!r} expected)")
+        return data
+
+    def check(self) -> None:
+        """Refuse to mix two different corpora in one folder."""
+        previous = self.previous
+        if previous is None:
+            if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
+                raise ConfigError(f"{self.out} is not empty and holds no {MANIFEST_NAME}; choose an empty folder "
+                                  f"or pass --overwrite")
+            return
+        same = previous.get("format") == self.format and previous.get("options") == self.options
+        if not same and not self.overwrite:
+            raise ConfigError(f"{self.out} holds a {previous.get('format')} corpus made with options "
+                              f"{previous.get('options')}, not {self.options}; choose another folder or pass --overwrite")
+
+    def up_to_date(self) -> bool:
+        """True when the folder already holds exactly this corpus (every file with its recorded hash)."""
+        previous = self.previous
+        if not previous or not previous.get("complete") or previous.get("options") != self.options:
+            return False
+        if previous.get("format") != self.format or previous.get("generator") != GENERATOR:
+            return False
+        for rel, digest in previous.get("sha256", {}).items():
+            path = self.out / rel
+            if not path.is_file() or sha256_of(path) != digest:
+                return False
+        return True
+
+    def _owned_before(self) -> set[str]:
+        """Files an earlier corpus in this folder wrote (kept across interrupted runs until removed)."""
+        previous = self.previous or {}
+        return set(previous.get("sha256", {})) | set(previous.get("earlier_files", []))
+
+    def begin(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        header = self._header(complete=False)
+        header["earlier_files"] = sorted(self._owned_before())
+        write_json_atomic(self.path, header)
+
+    def finish(self, body: dict[str, Any], written: list[str]) -> dict[str, Any]:
+        self._remove_stale(set(written))
+        manifest = self._header(complete=True)
+        manifest["sha256"] = {rel: sha256_of(self.out / rel) for rel in sorted(written)}
+        manifest.update(body)
+        write_json_atomic(self.path, manifest)
+        return manifest
+
+    def _header(self, *, complete: bool) -> dict[str, Any]:
+        return {"schema": MANIFEST_SCHEMA, "format": self.format, "generator": GENERATOR,
+                "seed": self.options["seed"], "options": self.options, "complete": complete}
+
+    def _remove_stale(self, keep: set[str]) -> None:
+        for rel in sorted(self._owned_before()):
+            path = (self.out / rel).resolve()
+            if rel not in keep and path.is_file() and self.out.resolve() in path.parents:
+                os.remove(path)

@@ -1,0 +1,145 @@
+"""Vision encoder ``vit``: a from-scratch Hugging Face ViT whose final-LayerNorm output (CLS included) is
+the image representation, plus the BabyVLM image preprocessing (pad to square with the image's mean
+colour, bicubic resize, ImageNet mean/std).
+
+Presets: ``tiny`` (CPU-trainable) and ``vit-l-16`` (the paper's ViT-L/16 at 224 px: 197 tokens x 1024).
+Any ``transformers.ViTConfig`` field given as an option overrides the preset.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import ViTConfig, ViTModel
+
+from babyvlm.core.errors import ConfigError, ModelInputError
+from babyvlm.core.hookspecs import hookimpl
+from babyvlm.media import decode_jpeg
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# DINO-style ViTs use LayerNorm eps 1e-6 (HF's ViT default is 1e-12); a setting like every other field.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(image_size=64, patch_size=16, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=512, layer_norm_eps=1e-6),
+    "vit-l-16": dict(image_size=224, patch_size=16, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                     intermediate_size=4096, layer_norm_eps=1e-6),
+}
+
+ImageLike = np.ndarray | Image.Image | bytes | bytearray
+
+
+def vit_config(preset: str, overrides: dict[str, Any]) -> ViTConfig:
+    """The ViTConfig for a preset with option overrides; unknown presets or fields raise ``ConfigError``."""
+    if preset not in PRESETS:
+        raise ConfigError(f"encoder 'vit': unknown preset {preset!r}. Presets: {', '.join(PRESETS)}")
+    known = {f.name for f in dataclasses.fields(ViTConfig)} | set(ViTConfig().to_dict())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"encoder 'vit': unknown option(s) {', '.join(unknown)} (not ViTConfig fields)")
+    fields = {**PRESETS[preset], **overrides}
+    # LLaVA reads hidden_states[-1]; tying it to last_hidden_state makes that the final-LayerNorm output.
+    fields["tie_last_hidden_states"] = True
+    config = ViTConfig(**fields)
+    if config.image_size % config.patch_size:
+        raise ConfigError(f"encoder 'vit': image_size {config.image_size} is not a multiple of "
+                          f"patch_size {config.patch_size}")
+    return config
+
+
+class ViTEncoder(torch.nn.Module):
+    """Images ``[B, 3, H, W]`` -> final-LayerNorm features ``[B, num_tokens, hidden_size]`` (CLS first)."""
+
+    def __init__(self, preset: str = "tiny", **overrides: Any):
+        super().__init__()
+        self.preset = preset
+        self.config = vit_config(preset, overrides)
+        self.model = ViTModel(self.config, add_pooling_layer=False)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+    @property
+    def num_tokens(self) -> int:
+        return (self.image_size // int(self.config.patch_size)) ** 2 + 1
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        weight = self.model.embeddings.patch_embeddings.projection.weight
+        return self.model(pixel_values=pixel_values.to(weight.dtype)).last_hidden_state
+
+    def preprocess(self, image: ImageLike) -> torch.Tensor:
+        """One image (uint8 HxWx3 array, PIL image or JPEG bytes) -> normalized float tensor ``[3, S, S]``."""
+        return preprocess_image(image, self.image_size)
+
+    # ---- Hugging Face LLaVA export protocol (used by babyllava's hf_export) --------------------
+    def llava_vision_config(self) -> ViTConfig:
+        return copy.deepcopy(self.config)
+
+    def llava_vision_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights keyed as LLaVA's ``vision_tower`` (a ViTModel, which also owns an unused pooler)."""
+        state = dict(self.model.state_dict())
+        width = self.hidden_size
+        # LLaVA builds ViTModel with its pooler but never reads it; zeros keep loading deterministic and
+        # free of "newly initialized weights" warnings.
+        state["pooler.dense.weight"] = torch.zeros(width, width, dtype=state["layernorm.weight"].dtype)
+        state["pooler.dense.bias"] = torch.zeros(width, dtype=state["layernorm.weight"].dtype)
+        return state
+
+    def load_llava_vision_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = {k: v for k, v in state.items() if not k.startswith("pooler.")}
+        self.model.load_state_dict(state, strict=True)
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """Accepts uint8 HxWx3 arrays, PIL images and JPEG bytes; anything else is a ``ModelInputError``."""
+    if isinstance(image, (bytes, bytearray)):
+        return decode_jpeg(bytes(image))
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ModelInputError(f"image array must be uint8 HxWx3, got dtype {image.dtype} shape {image.shape}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ModelInputError(f"image array is empty (shape {image.shape})")
+        return image
+    raise ModelInputError(f"unsupported image type {type(image).__name__}: expected uint8 HxWx3 array, "
+                          f"PIL image or JPEG bytes")
+
+
+def pad_to_square(rgb: np.ndarray) -> np.ndarray:
+    """Centre the image on a square canvas filled with the image's own mean colour."""
+    height, width = rgb.shape[:2]
+    side = max(height, width)
+    if height == width:
+        return rgb
+    mean_colour = np.round(rgb.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    canvas = np.empty((side, side, 3), dtype=np.uint8)
+    canvas[:] = mean_colour
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[top:top + height, left:left + width] = rgb
+    return canvas
+
+
+def preprocess_image(image: ImageLike, image_size: int) -> torch.Tensor:
+    square = pad_to_square(to_rgb_array(image))
+    resized = Image.fromarray(square).resize((image_size, image_size), resample=Image.Resampling.BICUBIC)
+    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (pixels - mean) / std
+
+
+@hookimpl
+def register_encoders(register):
+    register("vit", ViTEncoder)

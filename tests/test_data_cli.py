@@ -1,0 +1,167 @@
+"""``babyvlm data``: build, stats, verify, export/import, merge, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import lmdb
+import pytest
+import test_builder_support as support
+from click.testing import CliRunner
+
+from babyvlm import registry
+from babyvlm.cli import cli
+from babyvlm.plugins.pretraining_set.stores import open_store
+
+
+@pytest.fixture(autouse=True)
+def fake_source():
+    support.register_fake_source()
+    yield
+    registry.reset()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return support.write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def run(*args: str, ok: bool = True):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert (result.exit_code == 0) == ok, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def _contents(path) -> dict:
+    return {s.sample_id: (s.format, s.images, s.conversations, s.meta) for _, s in open_store(path).iter_samples()}
+
+
+def test_build_stats_verify(corpus, tmp_path):
+    out = tmp_path / "s"
+    built = run("data", "build", "--source", "fake", "--root", corpus, "--out", out, "--commit-every", "8")
+    assert "39 samples (image 24, interleaved 3, video 12)" in built.output
+    assert "bad_transcript_row: 1" in built.output  # the source's skips are reported
+    stats = run("data", "stats", out)
+    assert "samples: 39" in stats.output and "by child: A: 13, S: 13, Y: 13" in stats.output
+    assert "by age month: 6: 13, 7: 13, 8: 13" in stats.output and "hours of video: 0.005" in stats.output
+    data = json.loads(run("data", "stats", out, "--json").output)
+    assert data["counts"]["by_format"] == {"image": 24, "interleaved": 3, "video": 12}
+    verified = run("data", "verify", out)
+    assert "missing: 0  duplicates: 0  orphans: 0  corrupted: 0" in verified.output and "OK" in verified.output
+
+
+def test_verify_names_a_corrupted_key_and_fails(corpus, tmp_path):
+    out = tmp_path / "s"
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", out)
+    env = lmdb.open(str(out / "shards" / "00000-of-00001"), max_dbs=4)
+    key = b"S_20140101_0700_01/image/000002.001"
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"samples", txn=txn)
+        value = bytearray(txn.get(key, db=db))
+        value[-200:-100] = bytes(100)  # zero a stretch inside the JPEG
+        txn.put(key, bytes(value), db=db)
+    env.close()
+    result = run("data", "verify", out, ok=False)
+    assert "corrupted record: shard 00000-of-00001 key 'S_20140101_0700_01/image/000002.001'" in result.output
+    assert "FAILED" in result.output
+
+
+def test_export_import_round_trip(corpus, tmp_path):
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "s")
+    run("data", "export", tmp_path / "s", "--format", "llava", tmp_path / "llava")
+    records = json.loads((tmp_path / "llava" / "data.json").read_text())
+    assert len(records) == 39
+    first = records[0]
+    assert set(first) == {"id", "image", "conversations", "format", "meta"}
+    assert all((tmp_path / "llava" / p).is_file() for p in first["image"])
+    run("data", "import", "--format", "llava", tmp_path / "llava" / "data.json", "--out", tmp_path / "back")
+    assert _contents(tmp_path / "back") == _contents(tmp_path / "s")
+    assert run("data", "verify", tmp_path / "back").exit_code == 0
+
+
+def _llava_json(folder, image_path: str, record_id: str = "rec-7"):
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [{"id": record_id, "image": image_path,
+                "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "a ball"}]}]
+    path = folder / "data.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_import_refuses_paths_that_leave_the_json_folder(tmp_path):
+    (tmp_path / "outside.jpg").write_bytes(b"\xff\xd8\xff")
+    escaping = _llava_json(tmp_path / "llava", "../outside.jpg")
+    result = run("data", "import", "--format", "llava", escaping, "--out", tmp_path / "s", ok=False)
+    assert "record 'rec-7'" in result.output and "'../outside.jpg' leaves the JSON's folder" in result.output
+    absolute = _llava_json(tmp_path / "llava2", str(tmp_path / "outside.jpg"), "rec-8")
+    result = run("data", "import", "--format", "llava", absolute, "--out", tmp_path / "s2", ok=False)
+    assert "record 'rec-8'" in result.output and "absolute" in result.output
+    (tmp_path / "llava3").mkdir()
+    (tmp_path / "llava3" / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    linked = _llava_json(tmp_path / "llava3", "link.jpg", "rec-9")
+    result = run("data", "import", "--format", "llava", linked, "--out", tmp_path / "s3", ok=False)
+    assert "record 'rec-9'" in result.output and "leaves" in result.output
+
+
+def test_import_reports_bad_records_by_id(tmp_path):
+    path = _llava_json(tmp_path / "llava", "missing.jpg", "rec-3")
+    result = run("data", "import", "--format", "llava", path, "--out", tmp_path / "s", ok=False)
+    assert "record 'rec-3'" in result.output and "'missing.jpg' not found" in result.output
+    records = json.loads(path.read_text())
+    records[0]["conversations"][0]["value"] = "<image><image>"
+    (tmp_path / "llava" / "missing.jpg").write_bytes(b"\xff\xd8\xff")
+    path.write_text(json.dumps(records))
+    result = run("data", "import", "--format", "llava", path, "--out", tmp_path / "s", ok=False)
+    assert "2 <image> tokens but 1 image paths" in result.output
+
+
+def test_shard_merge_and_refusals(corpus, tmp_path):
+    for index in range(3):
+        run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / f"p{index}",
+            "--shard", f"{index}/3")
+    merged = run("data", "merge", tmp_path / "p0", tmp_path / "p1", tmp_path / "p2", "--out", tmp_path / "m")
+    assert "merged 3 shards, 39 samples" in merged.output
+    refused = run("data", "merge", tmp_path / "p0", tmp_path / "p0", "--out", tmp_path / "x", ok=False)
+    assert "shard 0/3 is in both" in refused.output
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "q1", "--shard", "1/3",
+        "--stride", "2")
+    refused = run("data", "merge", tmp_path / "p0", tmp_path / "q1", "--out", tmp_path / "y", ok=False)
+    assert "different settings: stride" in refused.output
+    bad = run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "z", "--shard", "3/3", ok=False)
+    assert "--shard expects i/N with 0 <= i < N" in bad.output
+
+
+def test_manifest_mismatch_is_reported(corpus, tmp_path):
+    out = tmp_path / "s"
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["counts"]["by_format"]["video"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = run("data", "verify", out, ok=False)
+    assert "manifest.json: counts" in result.output and "FAILED" in result.output
+
+
+def test_resumed_build_with_other_settings_is_refused(corpus, tmp_path):
+    out = tmp_path / "s"
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", out)
+    result = run("data", "build", "--source", "fake", "--root", corpus, "--out", out, "--max-clip-sec", "5", ok=False)
+    assert "max_clip_sec: 10.0 -> 5.0" in result.output
+
+
+def test_synthetic_corpus_end_to_end(tmp_path):
+    """synth -> build -> verify -> stats with the real saycam source (skipped if those plugins are absent)."""
+    if "synth" not in registry.names("command") or "saycam" not in registry.names("source"):
+        pytest.skip("the synthetic generator or the saycam source is not installed")
+    run("synth", "saycam", tmp_path / "corpus", "--minutes", "0.5", "--seed", "3", "--size", "96", "--quiet")
+    run("data", "build", "--source", "saycam", "--root", tmp_path / "corpus", "--out", tmp_path / "s")
+    assert "OK" in run("data", "verify", tmp_path / "s").output
+    stats = json.loads(run("data", "stats", tmp_path / "s", "--json").output)
+    assert stats["counts"]["total"] > 0 and stats["counts"]["by_format"]["image"] > 0
+    assert set(stats["counts"]["by_child"]) <= {"S", "A", "Y"} and stats["hours_of_video"] > 0
+    first = next(open_store(tmp_path / "s").iter_samples(["image"]))[1]
+    assert first.meta["recording_id"] in stats_ids(tmp_path / "corpus")
+
+
+def stats_ids(corpus) -> set[str]:
+    return {p.stem for p in (corpus / "videos").glob("*.mp4")}
