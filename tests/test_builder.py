@@ -73,13 +73,13 @@ def test_frames_are_routed_by_time(corpus, tmp_path):
 
 def test_each_video_is_decoded_once(corpus, tmp_path, monkeypatch):
     opened = []
-    real = builder_module.iter_frames
+    real = builder_module.iter_lazy_frames
 
     def counting(path, **kwargs):
         opened.append(Path(path).name)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(builder_module, "iter_frames", counting)
+    monkeypatch.setattr(builder_module, "iter_lazy_frames", counting)
     _build(corpus, tmp_path / "s")
     assert sorted(opened) == sorted(p.name for p in (corpus / "videos").glob("*.mp4"))
 

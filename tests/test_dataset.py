@@ -45,6 +45,8 @@ def test_items_are_decoded_samples_of_every_format(store):
     assert len(images_only) == 24 and {images_only[i]["format"] for i in range(24)} == {"image"}
     with pytest.raises(IndexError):
         dataset[39]
+    with pytest.raises(ConfigError, match="unknown sample format"):
+        PretrainingDataset(store, formats=["audio"])
 
 
 def test_collate_keeps_lists(store):

@@ -7,6 +7,7 @@ to 1e-5 relative, every parameter gradient to 1e-4 of its largest entry (the ker
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 
@@ -80,6 +81,9 @@ def test_patch_swaps_modules_of_that_model_only():
     kernels = TritonKernels()
     patched = kernels.apply(copy.deepcopy(reference))
     assert kernels.report == {"rmsnorm": 5, "swiglu": 2, "rope": 2, "cross_entropy": 1}
+    again = TritonKernels()
+    again.apply(patched)
+    assert again.report == kernels.report
     layer, ref_layer = patched.model.layers[0], reference.model.layers[0]
     assert layer.mlp.gate_proj is not None and type(layer.mlp).__name__ == "TritonSwiGLUMLP"
     assert type(layer.input_layernorm).__name__ == "TritonRMSNorm"
@@ -145,7 +149,7 @@ def test_patched_modules_fall_back_to_pytorch_on_cpu_tensors_outside_the_interpr
 def test_importing_the_plugin_does_not_import_triton():
     code = ("import sys, babyvlm, babyvlm.plugins.triton_kernels as k; k.TritonKernels(); "
             "assert 'triton' not in sys.modules, 'triton imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "", "TRITON_INTERPRET": "1"})
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TRITON_INTERPRET": "1"})
 
 
 # ---- the composed model ------------------------------------------------------------------------

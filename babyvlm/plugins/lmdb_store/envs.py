@@ -18,6 +18,7 @@ from babyvlm.core.errors import DataError
 
 MAX_DBS = 4
 _readers: dict[str, tuple[lmdb.Environment, dict[bytes, Any]]] = {}
+_real_paths: dict[str, str] = {}  # path as given -> resolved path (resolving costs syscalls per read)
 _readers_pid = os.getpid()
 
 
@@ -37,7 +38,10 @@ def _own_readers() -> dict[str, tuple[lmdb.Environment, dict[bytes, Any]]]:
 def reader(path: Path, db_name: bytes) -> tuple[lmdb.Environment, Any]:
     """This process's read-only handle on a finished shard (``readonly=True, lock=False``) and a named DB."""
     readers = _own_readers()
-    key = os.path.realpath(path)
+    given = str(path)
+    key = _real_paths.get(given)
+    if key is None:
+        key = _real_paths[given] = os.path.realpath(path)
     if key not in readers:
         if not (Path(path) / "data.mdb").is_file():
             raise DataError(f"{path}: shard data missing (no data.mdb)")

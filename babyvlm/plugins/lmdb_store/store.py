@@ -103,8 +103,11 @@ class LMDBStore:
         return raw
 
     def get(self, shard: int, key: bytes) -> Sample:
-        where = f"{self.path}:{self.manifest()['shards'][shard]['name']}:{key.decode(errors='replace')}"
-        return decode_sample(self.get_raw(shard, key), where)
+        raw = self.get_raw(shard, key)
+        try:
+            return decode_sample(raw, "")
+        except DataError:  # decode again to name the record (rare path)
+            return decode_sample(raw, f"{self.path}:{self.manifest()['shards'][shard]['name']}:{key.decode(errors='replace')}")
 
     def iter_samples(self, formats: Sequence[str] | None = None) -> Iterator[tuple[bytes, Sample]]:
         """Every record in store order, read with one cursor per shard."""

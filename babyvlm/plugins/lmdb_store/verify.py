@@ -25,7 +25,7 @@ from babyvlm.plugins.lmdb_store.writer import (
     DONE,
     PROGRESS_DB,
     SAMPLES_DB,
-    shard_checksum,
+    ShardChecksum,
     unpack,
 )
 
@@ -112,18 +112,20 @@ def _verify_shard(store_dir: Path, entry: dict[str, Any], seen_ids: set[bytes], 
     try:
         with env.begin() as txn:
             expected, done_groups = _expected_entries(txn, progress, entry, report)
-            tally, present = Tally(), []
+            tally, present, checksum = Tally(), set(), ShardChecksum()
             for key, raw in txn.cursor(db=samples):
-                present.append((key, digest(raw)))
-                _check_record(entry, key, raw, present[-1][1], expected, seen_ids, tally, report, decode_images)
+                value_digest = digest(raw)
+                present.add(key)
+                checksum.add(key, value_digest)
+                _check_record(entry, key, raw, value_digest, expected, seen_ids, tally, report, decode_images)
     except lmdb.Error as exc:
         report.problems.append(f"shard {entry['name']}: unreadable LMDB ({exc})")
         return None
-    missing = sorted(set(expected) - {k for k, _ in present})
+    missing = sorted(set(expected) - present)
     report.missing += len(missing)
     report.missing_keys += [f"{entry['name']}:{k.decode(errors='replace')}" for k in missing[:MAX_LISTED]]
     report.records += len(present)
-    _compare_with_manifest(entry, present, done_groups, tally, report)
+    _compare_with_manifest(entry, len(present), checksum.hexdigest(), done_groups, tally, report)
     return tally
 
 
@@ -168,14 +170,14 @@ def _check_record(entry, key, raw, value_digest, expected, seen_ids, tally, repo
     tally.add_sample(sample.format, sample.meta)
 
 
-def _compare_with_manifest(entry, present, done_groups, tally: Tally, report: VerifyReport) -> None:
+def _compare_with_manifest(entry, records: int, checksum: str, done_groups, tally: Tally, report: VerifyReport) -> None:
     if "records" not in entry:  # no manifest: nothing to compare with
         return
     name = entry["name"]
-    if entry["records"] != len(present):
-        report.problems.append(f"shard {name}: {len(present)} records but the manifest says {entry['records']}")
-    if entry["checksum"] != shard_checksum(present):
-        report.problems.append(f"shard {name}: checksum {shard_checksum(present)} differs from the manifest's "
+    if entry["records"] != records:
+        report.problems.append(f"shard {name}: {records} records but the manifest says {entry['records']}")
+    if entry["checksum"] != checksum:
+        report.problems.append(f"shard {name}: checksum {checksum} of the records differs from the manifest's "
                                f"{entry['checksum']}")
     if sorted(entry["groups"]) != sorted(done_groups):
         report.problems.append(f"shard {name}: completed recordings differ from the manifest's list")

@@ -11,7 +11,7 @@ The manifest is written (atomically) only by ``finalize``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,28 @@ def unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False)
 
 
-def shard_checksum(entries: Iterable[tuple[bytes, str]]) -> str:
-    """SHA-256 over ``key NUL digest`` lines in key byte order: the same order an LMDB cursor walks."""
-    hasher = hashlib.sha256()
-    for key, value_digest in sorted(entries):
+class ShardChecksum:
+    """SHA-256 over groups in id order, each a SHA-256 over its ``key NUL digest`` lines in key order.
+
+    Streams in both places it is computed: from progress records (group by group) and from an LMDB
+    cursor (a group's keys share the prefix ``GROUP/``, so they are contiguous and in key order).
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[bytes, Any] = {}
+
+    def add(self, key: bytes, value_digest: str) -> None:
+        group = key.split(b"/", 1)[0]
+        hasher = self._groups.get(group)
+        if hasher is None:
+            hasher = self._groups[group] = hashlib.sha256()
         hasher.update(key + b"\x00" + value_digest.encode() + b"\n")
-    return "sha256:" + hasher.hexdigest()
+
+    def hexdigest(self) -> str:
+        total = hashlib.sha256()
+        for group in sorted(self._groups):
+            total.update(group + b":" + self._groups[group].hexdigest().encode() + b"\n")
+        return "sha256:" + total.hexdigest()
 
 
 class ShardWriter:
@@ -108,12 +124,14 @@ class ShardWriter:
             return txn.stat(self.samples)["entries"]
 
     # ---- progress -------------------------------------------------------------------------
-    def progress_records(self) -> dict[str, dict[str, Any]]:
+    def progress_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(group, record)`` in group order, one at a time (records list every key of their group)."""
         with self.env.begin() as txn:
-            return {key.decode(): unpack(value) for key, value in txn.cursor(db=self.progress)}
+            for key, value in txn.cursor(db=self.progress):
+                yield key.decode(), unpack(value)
 
     def done_groups(self) -> set[str]:
-        return {group for group, record in self.progress_records().items() if record["status"] == DONE}
+        return {group for group, record in self.progress_records() if record["status"] == DONE}
 
     # ---- writing --------------------------------------------------------------------------
     def begin_group(self, group: str) -> None:
@@ -194,42 +212,43 @@ class ShardWriter:
         """Write the manifest from the progress records; refuse if groups are missing or unexpected."""
         if self._group is not None:
             raise RuntimeError(f"group {self._group!r} is still open")
-        records = self.progress_records()
+        shard = self.shard_entry()
         if expected_groups is not None:
-            self._check_groups(records, expected_groups)
-        shard = self.shard_entry(records)
+            self._check_groups(set(shard["groups"]) | set(shard["failed_groups"]), expected_groups)
         manifest = assemble([shard], store=self.store_name, build=build, source=source)
         write_json_atomic(self.store_dir / MANIFEST_NAME, manifest)
         return manifest
 
-    def _check_groups(self, records: dict[str, dict], expected: set[str]) -> None:
-        extra = sorted(set(records) - expected)
-        missing = sorted(expected - set(records))
+    def _check_groups(self, recorded: set[str], expected: set[str]) -> None:
+        extra = sorted(recorded - expected)
+        missing = sorted(expected - recorded)
         if extra:
             raise DataError(f"{self.store_dir}: holds recordings the source no longer yields ({', '.join(extra[:3])}"
                             f"{' ...' if len(extra) > 3 else ''}); the corpus changed since this build started")
         if missing:
             raise DataError(f"{self.store_dir}: recordings not built: {', '.join(missing[:3])}")
 
-    def shard_entry(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        tally, skips, entries = Tally(), SkipReport(), []
-        for group in sorted(records):
-            record = records[group]
+    def shard_entry(self) -> dict[str, Any]:
+        """This shard's manifest entry, aggregated from the progress records."""
+        tally, skips, checksum = Tally(), SkipReport(), ShardChecksum()
+        done, failed, errors, listed = [], [], {}, 0
+        for group, record in self.progress_records():
             tally.merge(Tally.from_dict(record["tally"]))
-            if record.get("skips"):
-                skips.merge(skip_report_from_dict(record["skips"]))
-            entries.extend((bytes(k), d) for k, d in record["entries"])
+            skips.merge(skip_report_from_dict(record.get("skips")))
+            for key, value_digest in sorted(record["entries"]):  # written in build order, hashed in key order
+                checksum.add(bytes(key), value_digest)
+            listed += len(record["entries"])
+            (done if record["status"] == DONE else failed).append(group)
+            if record["status"] == FAILED:
+                errors[group] = record.get("error", "")
         with self.env.begin() as txn:
             present = txn.stat(self.samples)["entries"]
-        if present != len(entries):
+        if present != listed:
             raise DataError(f"{self.store_dir / SHARDS_DIR / self.name}: {present} records but progress lists "
-                            f"{len(entries)}; an interrupted group was left behind (rerun the build)")
-        done = sorted(g for g, r in records.items() if r["status"] == DONE)
-        failed = sorted(g for g, r in records.items() if r["status"] == FAILED)
+                            f"{listed}; an interrupted group was left behind (rerun the build)")
         return {"name": self.name, "path": f"{SHARDS_DIR}/{self.name}", "index": self.shard_index,
-                "count": self.shard_count, "records": len(entries), "groups": done, "failed_groups": failed,
-                "errors": {g: records[g].get("error", "") for g in failed},
-                "checksum": shard_checksum(entries), "tally": tally.to_dict(), "skips": skips.to_dict()}
+                "count": self.shard_count, "records": listed, "groups": done, "failed_groups": failed,
+                "errors": errors, "checksum": checksum.hexdigest(), "tally": tally.to_dict(), "skips": skips.to_dict()}
 
     def close(self) -> None:
         self.env.close()

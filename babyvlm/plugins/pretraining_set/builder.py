@@ -2,9 +2,10 @@
 
 For each recording the clips are planned from its utterances, then the video is decoded once,
 sequentially, and frames are routed to the clips that need them (``frames.route_frames``). Video
-clips and 1-FPS image pairs are filtered by the scorer's thresholds; kept clips become segments of
-interleaved multi-turn sequences (best-scoring frame per segment, or the middle frame when the
-scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash falls in shard i.
+clips and 1-FPS image pairs are filtered by the scorer's thresholds — a clip below the video threshold
+is dropped with its image pairs, as the paper takes image pairs from the filtered clips; kept clips
+become segments of interleaved multi-turn sequences (best-scoring frame per segment, or the middle
+frame when the scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash falls in shard i.
 Builds resume: completed recordings are skipped (see ``lmdb_store.writer``).
 """
 
@@ -21,9 +22,10 @@ from typing import Any
 import babyvlm
 from babyvlm.core.errors import DataError
 from babyvlm.core.records import IMAGE_TOKEN, Recording, Sample, SkipReport
-from babyvlm.media import iter_frames, probe_video
+from babyvlm.media import probe_video
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
-from babyvlm.plugins.pretraining_set.frames import RoutedFrame, resize_longer_side, route_frames
+from babyvlm.plugins.pretraining_set.decode import iter_lazy_frames
+from babyvlm.plugins.pretraining_set.frames import RoutedFrame, route_frames, storage_pixels
 from babyvlm.plugins.pretraining_set.stores import skip_report_from_dict, write_build_config
 
 Log = Callable[[str], None]
@@ -142,8 +144,8 @@ def build_recording(recording: Recording, settings: BuildSettings, scorer: Any, 
                        report=report, where=recording.recording_id)
     samples = RecordingSamples(recording, settings, scorer, writer, report)
     if clips:
-        frames = iter_frames(recording.video_path, rotation=recording.rotation)
-        routed = route_frames(frames, clips, prepare=lambda f: resize_longer_side(f, settings.image_size),
+        frames = iter_lazy_frames(recording.video_path, rotation=recording.rotation)
+        routed = route_frames(frames, clips, prepare=lambda f: storage_pixels(f, settings.image_size),
                               quality=settings.jpeg_quality, frame_period=1 / info.fps if info.fps else 0.0)
         for clip, clip_frames in routed:
             if clip_frames is None:
@@ -177,6 +179,7 @@ class BuildPlan:
 
 
 def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
+    """Build (or resume) ``plan.out``; returns the manifest, the merged skip report and counts."""
     started = time.monotonic()
     shard_index, shard_count = plan.shard
     source = babyvlm.build("source", dict(type=plan.source, root=str(plan.root), **plan.source_options))
@@ -189,22 +192,10 @@ def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
                                   "commit_every": plan.commit_every, "strict": plan.strict})
     result = BuildResult(manifest={}, report=SkipReport())
     try:
-        done = writer.done_groups()
-        seen: dict[str, Path] = {}
-        mine: set[str] = set()
-        for recording in _recordings(source):
-            _check_unique(recording, seen)
-            if shard_of(recording.recording_id, shard_count) != shard_index:
-                result.other_shards += 1
-                continue
-            mine.add(recording.recording_id)
-            if recording.recording_id in done:
-                result.resumed += 1
-                continue
-            _build_one(recording, plan, scorer, writer, result, log)
-        source_report = source_skip_report(source)
+        seen, mine = _build_shard(source, plan, scorer, writer, result, log)
         provenance = {"name": plan.source, "root": str(plan.root), "options": plan.source_options,
-                      "recordings_total": len(seen), "recordings_digest": _digest(seen), "report": source_report.to_dict()}
+                      "recordings_total": len(seen), "recordings_digest": _digest(seen),
+                      "report": source_skip_report(source).to_dict()}
         build = {**content, "shard": f"{shard_index}/{shard_count}"}
         result.manifest = writer.finalize(build=build, source=provenance, expected_groups=mine)
     finally:
@@ -212,6 +203,26 @@ def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
     result.report = skip_report_from_dict(result.manifest["skips"])
     result.seconds = time.monotonic() - started
     return result
+
+
+def _build_shard(source: Any, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult,
+                 log: Log) -> tuple[dict[str, Path], set[str]]:
+    """Build this shard's recordings that are not done yet; returns every recording seen and this shard's."""
+    shard_index, shard_count = plan.shard
+    done = writer.done_groups()
+    seen: dict[str, Path] = {}
+    mine: set[str] = set()
+    for recording in _recordings(source):
+        _check_unique(recording, seen)
+        if shard_of(recording.recording_id, shard_count) != shard_index:
+            result.other_shards += 1
+        elif recording.recording_id in done:
+            mine.add(recording.recording_id)
+            result.resumed += 1
+        else:
+            mine.add(recording.recording_id)
+            _build_one(recording, plan, scorer, writer, result, log)
+    return seen, mine
 
 
 def _build_one(recording: Recording, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult, log: Log) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from babyvlm.core.errors import DataError
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.records import SAMPLE_FORMATS
 from babyvlm.plugins.pretraining_set.stores import open_store
 
 
@@ -39,6 +40,9 @@ class PretrainingDataset(torch.utils.data.Dataset):
     def __init__(self, store: Any, formats: Sequence[str] | None = None,
                  transform: Callable[[dict[str, Any]], Any] | None = None):
         self.store = open_store(store) if isinstance(store, (str, os.PathLike)) else store
+        unknown = sorted(set(formats or ()) - set(SAMPLE_FORMATS))
+        if unknown:
+            raise ConfigError(f"unknown sample format(s) {unknown}; formats are {', '.join(SAMPLE_FORMATS)}")
         self.formats = tuple(formats) if formats else None
         self.transform = transform
         self.shard_ids, self.keys = self.store.list_keys(self.formats)

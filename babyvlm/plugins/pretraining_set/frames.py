@@ -10,23 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from babyvlm.media import encode_jpeg
 from babyvlm.plugins.pretraining_set.clips import PlannedClip
+from babyvlm.plugins.pretraining_set.decode import LazyFrame, scaled_size
 
 
 def resize_longer_side(frame: np.ndarray, size: int) -> np.ndarray:
-    """Shrink so the longer side is ``size`` (bicubic, antialiased); never enlarges; 0 keeps the size."""
+    """Shrink an RGB array so the longer side is ``size`` (Pillow bicubic, antialiased); never enlarges."""
     height, width = frame.shape[:2]
-    longer = max(height, width)
-    if size <= 0 or longer <= size:
+    target = scaled_size(width, height, size)
+    if target == (width, height):
         return frame
-    scale = size / longer
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(frame).resize(target, Image.Resampling.BICUBIC))
+
+
+def storage_pixels(frame: np.ndarray | LazyFrame, size: int) -> np.ndarray:
+    """A decoded frame (array or lazy decoder frame) as the RGB array to store, longer side ``size``."""
+    if isinstance(frame, LazyFrame):
+        return frame.rgb(size)
+    return resize_longer_side(frame, size)
 
 
 @dataclass
@@ -50,21 +57,22 @@ class _Decoded:
 
     __slots__ = ("index", "time", "raw", "routed")
 
-    def __init__(self, index: int, time: float, raw: np.ndarray):
+    def __init__(self, index: int, time: float, raw: Any):
         self.index, self.time, self.raw, self.routed = index, time, raw, None
 
-    def route(self, prepare: Callable[[np.ndarray], np.ndarray], quality: int) -> RoutedFrame:
+    def route(self, prepare: Callable[[Any], np.ndarray], quality: int) -> RoutedFrame:
         if self.routed is None:
             self.routed = RoutedFrame(self.index, self.time, prepare(self.raw), quality)
             self.raw = None
         return self.routed
 
 
-def route_frames(frames: Iterable[tuple[float, np.ndarray]], clips: list[PlannedClip], *,
-                 prepare: Callable[[np.ndarray], np.ndarray], quality: int = 90,
+def route_frames(frames: Iterable[tuple[float, Any]], clips: list[PlannedClip], *,
+                 prepare: Callable[[Any], np.ndarray], quality: int = 90,
                  frame_period: float = 0.0) -> Iterator[tuple[PlannedClip, dict[float, RoutedFrame] | None]]:
     """Yield ``(clip, {target_time: frame})`` per clip; ``None`` for clips past the end of the video.
 
+    Frames may be arrays or lazy decoder frames: ``prepare`` (convert + resize) runs only on used ones.
     ``frame_period`` (1/fps) bounds how far past the last frame a target may still use it.
     """
     targets = sorted((t, pos) for pos, clip in enumerate(clips) for t in clip.target_times())

@@ -34,7 +34,15 @@ def _common(command):
 
 @click.group("synth")
 def synth_group() -> None:
-    """Write synthetic corpora in the real SAYCam / Ego4D formats (deterministic per seed)."""
+    """Write synthetic corpora in the real SAYCam / Ego4D formats (deterministic per seed).
+
+    \b
+    Rerunning into the same OUT with the same options:
+      complete corpus, every file matching OUT/synthetic.json -> nothing is rewritten;
+      interrupted or damaged corpus -> all files are regenerated (byte-identical).
+    A folder holding anything else is refused unless --overwrite (which also removes
+    the files of the corpus it replaces).
+    """
 
 
 @synth_group.command("saycam")

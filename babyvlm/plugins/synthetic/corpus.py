@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,6 @@ from babyvlm.plugins.synthetic.world import VideoWorld, Visible
 MANIFEST_NAME = "synthetic.json"
 MANIFEST_SCHEMA = "babyvlm.synthetic/1"
 GENERATOR = f"babyvlm {__version__} synthetic/1"
-
-Progress = Callable[[str], None]
 
 
 def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
@@ -98,6 +95,8 @@ class ManifestGuard:
     def check(self) -> None:
         """Refuse to mix two different corpora in one folder."""
         previous = self.previous
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"{self.out} is a file, not a folder for a corpus")
         if previous is None:
             if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
                 raise ConfigError(f"{self.out} is not empty and holds no {MANIFEST_NAME}; choose an empty folder "
@@ -128,6 +127,8 @@ class ManifestGuard:
 
     def begin(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        for leftover in [*self.out.rglob(".*.tmp"), *self.out.rglob("*.partial")]:  # from an interrupted run
+            leftover.unlink(missing_ok=True)
         header = self._header(complete=False)
         header["earlier_files"] = sorted(self._owned_before())
         write_json_atomic(self.path, header)

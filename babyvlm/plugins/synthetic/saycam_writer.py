@@ -132,8 +132,9 @@ def plan_videos(options: SaycamOptions) -> list[VideoPlan]:
 def _plan_child(rng: np.random.Generator, child: str, indices: list[int], frames: np.ndarray) -> list[VideoPlan]:
     """Group one child's videos into sessions (1-3 segments each) on distinct dates across 6-32 months."""
     sizes: list[int] = []
+    longest = min(3, max(1, len(indices) // 3))  # small corpora: one segment per session, more ages
     while sum(sizes) < len(indices):
-        sizes.append(min(int(rng.integers(1, 4)), len(indices) - sum(sizes)))
+        sizes.append(min(int(rng.integers(1, longest + 1)), len(indices) - sum(sizes)))
     birth = BIRTH_DATES[child]
     first, last = add_months(birth, FIRST_MONTH), add_months(birth, LAST_MONTH)
     span = (last - first).days  # dates in [first, last): ages 6m0d .. 31m30d

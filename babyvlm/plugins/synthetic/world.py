@@ -272,6 +272,7 @@ class VideoWorld:
         self._scene_of_frame = np.concatenate([np.full(s.end_frame - s.start_frame, k) for k, s in enumerate(self.scenes)])
         self._sprites = SpriteCache()
         self._vignette = self._make_vignette()
+        self._lights: dict[int, np.ndarray] = {}
 
     # ---- planning ------------------------------------------------------------------------
     def _plan_scenes(self) -> list[Scene]:
@@ -470,9 +471,17 @@ class VideoWorld:
             self._paste_hands(frame, owner, scene.hands[i])
         if objects:
             visible = self._visibility(owner, pasted, scene)
-        light = self._vignette[..., None] * (scene.gains * scene.exposure[i])[None, None, :]
-        frame = np.clip(frame * light, 0, 255).astype(np.uint8)
-        return frame, visible
+        lit = frame.astype(np.float32)
+        lit *= self._light(scene)
+        lit *= scene.exposure[i]
+        np.clip(lit, 0, 255, out=lit)
+        return lit.astype(np.uint8), visible
+
+    def _light(self, scene: Scene) -> np.ndarray:
+        """The scene's light colour times the lens vignette (computed once per scene)."""
+        if scene.index not in self._lights:
+            self._lights = {scene.index: self._vignette[..., None] * scene.gains[None, None, :]}
+        return self._lights[scene.index]
 
     def frames(self) -> Iterator[tuple[np.ndarray, list[Visible]]]:
         for index in range(self.num_frames):

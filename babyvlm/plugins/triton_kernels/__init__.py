@@ -18,6 +18,7 @@ Importing this module never imports triton: the kernels load only when ``apply``
 from __future__ import annotations
 
 import importlib.util
+
 import torch
 
 from babyvlm.core.errors import BabyVLMError, ConfigError

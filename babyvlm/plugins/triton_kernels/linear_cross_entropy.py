@@ -27,7 +27,7 @@ MAX_BLOCK_V = 8192
 
 @triton.jit
 def _cross_entropy_kernel(
-    LOGITS, TARGETS, LOSS, logits_row_stride, grad_scale,
+    LOGITS, TARGETS, LOSS, logits_row_stride,
     N_COLS: tl.constexpr, BLOCK_V: tl.constexpr, WRITE_GRAD: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
@@ -46,13 +46,13 @@ def _cross_entropy_kernel(
     lse = running_max + tl.log(running_sum)
     target_logit = tl.load(row_ptr + target).to(tl.float32)
     tl.store(LOSS + row, lse - target_logit)
-    if WRITE_GRAD:  # d loss / d logits = (softmax - onehot) * scale, written over the logits
+    if WRITE_GRAD:  # d loss_row / d logits = softmax - onehot, written over the logits
         for start in range(0, N_COLS, BLOCK_V):
             offsets = start + cols
             mask = offsets < N_COLS
             x = tl.load(row_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
             grad = tl.exp(x - lse) - tl.where(offsets == target, 1.0, 0.0)
-            tl.store(row_ptr + offsets, (grad * grad_scale).to(LOGITS.dtype.element_ty), mask=mask)
+            tl.store(row_ptr + offsets, grad.to(LOGITS.dtype.element_ty), mask=mask)
 
 
 def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -71,22 +71,14 @@ def default_chunk_size(n_rows: int, hidden_size: int, vocab_size: int) -> int:
 class _LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, ignore_index: int, reduction: str, chunk_size: int | None):
-        keep = targets != ignore_index
-        n_rows, vocab = hidden.shape[0], weight.shape[0]
-        n_valid, low, high = torch.stack([keep.sum(), torch.where(keep, targets, 0).min(),
-                                          torch.where(keep, targets, 0).max()]).tolist() if n_rows else (0, 0, 0)
-        if low < 0 or high >= vocab:
-            raise ValueError(f"linear_cross_entropy: targets must lie in [0, {vocab}) or equal {ignore_index}; "
-                             f"found values in [{low}, {high}]")
+        n_valid, rows = _supervised_rows(targets, ignore_index, weight.shape[0])
         need_input_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dtype = _compute_dtype(hidden, weight)
-        rows = keep.nonzero().squeeze(1) if n_valid < n_rows else None
         h = (hidden if rows is None else hidden.index_select(0, rows)).to(dtype)
         t = (targets if rows is None else targets.index_select(0, rows)).contiguous()
         w = weight.to(dtype)
         scale = 1.0 / max(n_valid, 1) if reduction == "mean" else 1.0
-        loss_rows, grad_h, grad_w = _chunked_loss_and_grads(h, w, t, scale, chunk_size,
-                                                            need_input_grad, need_weight_grad)
+        loss_rows, grad_h, grad_w = _chunked_loss_and_grads(h, w, t, chunk_size, need_input_grad, need_weight_grad)
         loss = loss_rows.sum() * scale
         grad_input = None
         if need_input_grad:
@@ -95,7 +87,7 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         grad_weight = grad_w.to(weight.dtype) if need_weight_grad else None
         ctx.save_for_backward(*(g for g in (grad_input, grad_weight) if g is not None))
         ctx.has_grads = (grad_input is not None, grad_weight is not None)
-        ctx.consumed = False
+        ctx.consumed, ctx.scale = False, scale
         return loss
 
     @staticmethod
@@ -105,12 +97,28 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
                                "(its gradients are computed in the forward and scaled in place)")
         ctx.consumed = True
         saved = list(ctx.saved_tensors)
-        grads = [saved.pop(0).mul_(grad_output) if has else None for has in ctx.has_grads]
+        # The stored gradients are per-row sums (unscaled): the 1/N of the mean is applied here together
+        # with grad_output (e.g. a loss scale), so fp16 gradients neither underflow nor overflow early.
+        factor = grad_output * ctx.scale
+        grads = [saved.pop(0).mul_(factor) if has else None for has in ctx.has_grads]
         return grads[0], grads[1], None, None, None, None
 
 
-def _chunked_loss_and_grads(h, w, t, scale: float, chunk_size: int | None, need_input_grad: bool,
-                            need_weight_grad: bool):
+def _supervised_rows(targets: torch.Tensor, ignore_index: int, vocab: int) -> tuple[int, torch.Tensor | None]:
+    """(number of supervised rows, their indices or None when all are). One host sync, which also
+    checks the targets: an out-of-range id would otherwise read outside the logits row."""
+    keep = targets != ignore_index
+    if not targets.numel():
+        return 0, None
+    kept = torch.where(keep, targets, 0)
+    n_valid, low, high = torch.stack([keep.sum(), kept.min(), kept.max()]).tolist()
+    if low < 0 or high >= vocab:
+        raise ValueError(f"linear_cross_entropy: targets must lie in [0, {vocab}) or equal {ignore_index}; "
+                         f"found values in [{low}, {high}]")
+    return n_valid, (keep.nonzero().squeeze(1) if n_valid < targets.numel() else None)
+
+
+def _chunked_loss_and_grads(h, w, t, chunk_size: int | None, need_input_grad: bool, need_weight_grad: bool):
     n_rows, hidden_size = h.shape
     vocab = w.shape[0]
     write_grad = need_input_grad or need_weight_grad
@@ -123,7 +131,7 @@ def _chunked_loss_and_grads(h, w, t, scale: float, chunk_size: int | None, need_
         h_chunk = h[start:start + chunk]
         logits = h_chunk @ w.t()  # cuBLAS; becomes d loss / d logits in place below
         _cross_entropy_kernel[(h_chunk.shape[0],)](
-            logits, t[start:start + chunk], loss_rows[start:start + chunk], logits.stride(0), scale,
+            logits, t[start:start + chunk], loss_rows[start:start + chunk], logits.stride(0),
             N_COLS=vocab, BLOCK_V=block_v, WRITE_GRAD=write_grad, num_warps=8 if block_v >= 4096 else 4,
         )
         if need_input_grad:

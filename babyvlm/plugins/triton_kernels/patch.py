@@ -123,7 +123,7 @@ class TritonLlamaForCausalLM(llama.LlamaForCausalLM):
 
 
 def _mlp_replacement(module: nn.Module) -> nn.Module | None:
-    """SwiGLU only fits the SiLU-gated MLP without biases on the activation path."""
+    """The fused activation is ``silu(gate) * up``: only a SiLU-gated MLP can use it."""
     if getattr(module.config, "hidden_act", None) not in ("silu", "swish"):
         return None
     return TritonSwiGLUMLP.from_module(module)
@@ -137,27 +137,29 @@ _REPLACEMENTS: dict[type, tuple[str, Callable[[nn.Module], nn.Module | None]]] =
 _CLASS_SWAPS: dict[type, tuple[str, type]] = {llama.LlamaForCausalLM: ("cross_entropy", TritonLlamaForCausalLM)}
 if _ATTENTION_FORWARD is not None:  # else this transformers version is not patched for RoPE (report says 0)
     _CLASS_SWAPS[llama.LlamaAttention] = ("rope", TritonLlamaAttention)
+# patched module class -> kernel, for the report
+_PATCHED: dict[type, str] = {TritonRMSNorm: "rmsnorm", TritonSwiGLUMLP: "swiglu", TritonLlamaAttention: "rope",
+                             TritonLlamaForCausalLM: "cross_entropy"}
 
 
 def patch_model(model: nn.Module, enabled: dict[str, bool], ce_chunk_size: int | None = None) -> dict[str, int]:
-    """Patch ``model`` in place for the kernels switched on in ``enabled``; returns counts per kernel."""
+    """Patch ``model`` in place for the kernels switched on in ``enabled``. Returns, per kernel, how many
+    modules now run it (patched now or by an earlier call: patching twice changes nothing)."""
     counts: Counter = Counter()
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             flag, factory = _REPLACEMENTS.get(type(child), (None, None))
-            if flag and enabled.get(flag):
-                replacement = factory(child)
-                if replacement is not None:
-                    setattr(parent, name, replacement)
-                    counts[flag] += 1
+            replacement = factory(child) if flag and enabled.get(flag) else None
+            if replacement is not None:
+                setattr(parent, name, replacement)
     for module in model.modules():
         flag, subclass = _CLASS_SWAPS.get(type(module), (None, None))
         if flag and enabled.get(flag):
             module.__class__ = subclass
-            counts[flag] += 1
-    for module in model.modules():
         if isinstance(module, TritonLlamaForCausalLM):
             module.ce_chunk_size = ce_chunk_size
+        if type(module) in _PATCHED:
+            counts[_PATCHED[type(module)]] += 1
     if enabled.get("cross_entropy") and hasattr(model, "loss_fn"):
         _replace_loss_fn(model, TritonLinearCrossEntropy(chunk_size=ce_chunk_size))
         counts["cross_entropy"] += 1

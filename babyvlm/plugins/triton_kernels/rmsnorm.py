@@ -19,6 +19,7 @@ from torch import nn
 from .runtime import kernels_can_run, next_power_of_2, persistent_programs, warps_for_block
 
 BACKWARD_TILE_ELEMENTS = 4096  # rows per backward tile = this / width: several rows' loads in flight
+MAX_FUSED_WIDTH = 65536  # one row must fit a program's registers; wider rows take the PyTorch path
 
 
 @triton.jit
@@ -129,7 +130,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
     """RMSNorm over the last dim; Triton on CUDA (or the interpreter), PyTorch elsewhere."""
     if weight.dim() != 1 or weight.shape[0] != x.shape[-1]:
         raise ValueError(f"rms_norm: weight of shape {tuple(weight.shape)} does not match width {x.shape[-1]}")
-    if not kernels_can_run(x, weight):
+    if not kernels_can_run(x, weight) or x.shape[-1] > MAX_FUSED_WIDTH:
         return rms_norm_reference(x, weight, eps)
     return _RMSNormFunction.apply(x, weight.contiguous(), float(eps))
 
