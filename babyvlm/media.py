@@ -32,29 +32,55 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps else 0.0
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int, *, codec: str = "libx264",
-                crf: int = 23) -> Path:
-    """Encode HxWx3 uint8 frames to an mp4, atomically (a temp file renamed into place)."""
+# Byte-reproducible x264 output (same frames -> same file): single-threaded (output depends on the
+# thread count), macroblock-tree rate control off (repeated encodes differed with it on, ~1.5x size
+# cost at 224 px), and frames handed over already in yuv420p so no FFmpeg colour conversion varies.
+X264_OPTIONS = {"crf": "23", "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int) -> Path:
+    """Encode HxWx3 uint8 RGB frames (even sizes) to an H.264 mp4, reproducibly and atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".partial")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = None
-        for frame in frames:
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    height, width = frame.shape[:2]
+                    stream = container.add_stream("libx264", rate=fps)
+                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                    stream.options = dict(X264_OPTIONS)
+                    stream.codec_context.thread_count = 1
+                video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+                for packet in stream.encode(video_frame):
+                    container.mux(packet)
             if stream is None:
-                height, width = frame.shape[:2]
-                stream = container.add_stream(codec, rate=fps)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                if codec == "libx264":
-                    stream.options = {"crf": str(crf), "preset": "veryfast"}
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                raise ValueError(f"no frames to write to {target}")
+            for packet in stream.encode():
                 container.mux(packet)
-        if stream is None:
-            raise ValueError(f"no frames to write to {target}")
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, target)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB (even H, W) -> the (H*3/2, W) planar yuv420p array, BT.601 limited range, bit-exact."""
+    height, width = frame.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"yuv420p needs even frame sizes, got {width}x{height}")
+    rgb = frame.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # chroma from the rounded 2x2 average of RGB, one sample per block
+    pooled = (rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2] + 2) >> 2
+    pr, pg, pb = pooled[..., 0], pooled[..., 1], pooled[..., 2]
+    cb = ((-38 * pr - 74 * pg + 112 * pb + 128) >> 8) + 128
+    cr = ((112 * pr - 94 * pg - 18 * pb + 128) >> 8) + 128
+    planes = np.concatenate([luma.ravel(), cb.ravel(), cr.ravel()])
+    return np.clip(planes, 0, 255).astype(np.uint8).reshape(height * 3 // 2, width)
 
 
 def _open(path: Path):

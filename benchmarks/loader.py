@@ -26,9 +26,12 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# decoded images are read-only numpy views; the tensors made from them are copied, never written through
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -6,12 +6,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import test_builder_support as support
 
 from babyvlm import registry
 from babyvlm.core.errors import DataError
 from babyvlm.core.records import SkipReport, Utterance
+from babyvlm.media import write_video
 from babyvlm.plugins.pretraining_set import builder as builder_module
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set, shard_of
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
@@ -195,3 +197,21 @@ def test_open_ended_utterances_run_to_the_next_one_capped():
     clips = plan_clips(utterances, duration=9.5, fps=5, settings=settings, report=SkipReport(), where="rec")
     assert [(c.start, c.end) for c in clips] == [(0.0, 2.0), (2.0, 5.0), (8.0, 9.5)]
     assert [len(c.video_times) for c in clips] == [8, 8, 7] and [len(c.image_times) for c in clips] == [2, 3, 2]
+
+
+def test_frames_are_scaled_and_rotated_as_configured(tmp_path):
+    top, bottom = support.PALETTE[0], support.PALETTE[2]
+    frame = np.zeros((64, 48, 3), np.uint8)
+    frame[:32], frame[32:] = top, bottom
+    write_video(tmp_path / "c" / "v.mp4", [frame] * 20, support.FPS)
+    entry = {"id": "S_20140101_0600_01", "video": "v.mp4", "child": "S", "age_months": 6,
+             "utterances": [[0.5, 3.5, "half and half"]]}
+    (tmp_path / "c" / "fake.json").write_text(json.dumps({"recordings": [entry]}))
+    settings = BuildSettings(formats=("image",), image_size=32)
+    for rotation, expected_top in ((0, 0), (180, 2)):
+        out = tmp_path / f"s{rotation}"
+        _build(tmp_path / "c", out, settings=settings, source_options={"rotation": rotation})
+        for _, sample in open_store(out).iter_samples():
+            pixels = decode_rgb(sample.images[0], sample.sample_id)
+            assert pixels.shape == (32, 24, 3)  # longer side 32, aspect kept
+            assert support.nearest_colour(pixels[:12]) == expected_top

@@ -4,6 +4,10 @@ pluggy discovers plugins (entry-point group ``babyvlm``, loaded once); each ``re
 hook fills one mmengine ``Registry`` per kind, from which configs build components. Bundled plugins
 arrive through the same entry points as third-party ones. Names are matched exactly.
 
+A component may be registered as an import string ``"package.module:Name"``: it is imported on
+first use, so listing plugins or running one command never imports every plugin's heavy
+dependencies (torch, transformers).
+
 Environment: ``BABYVLM_LOAD_PLUGINS=a,b`` loads only those external (non-bundled) plugins;
 an empty value loads none.
 """
@@ -11,6 +15,7 @@ an empty value loads none.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 import threading
@@ -35,6 +40,7 @@ from babyvlm.core.kinds import KINDS
 ENTRY_POINT_GROUP = "babyvlm"
 BUNDLED_PACKAGE = "babyvlm"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 @dataclass
@@ -76,6 +82,7 @@ class ComponentRegistry:
         self._tables = {kind: Registry(kind) for kind in KINDS}
         self._owners: dict[tuple[str, str], str] = {}
         self._conflicts: dict[tuple[str, str], list[str]] = {}
+        self._lazy: dict[tuple[str, str], str] = {}
         self._pm = pluggy.PluginManager("babyvlm")
         self._pm.add_hookspecs(hookspecs)
 
@@ -153,8 +160,14 @@ class ComponentRegistry:
             if owner is not None:
                 self._conflicts.setdefault(key, [owner]).append(info.name)
                 return
+            if isinstance(component, str):
+                if not IMPORT_STRING.match(component):
+                    raise ComponentError(f"plugin {info.name!r}: {kind} {name!r} import string must look like "
+                                         f"'package.module:Name', got {component!r}")
+                self._lazy[key] = component
+            else:
+                self._tables[kind].register_module(name=name, module=component)
             self._owners[key] = info.name
-            self._tables[kind].register_module(name=name, module=component)
 
         return register
 
@@ -183,7 +196,25 @@ class ComponentRegistry:
         plugin = self.plugins[owner]
         if plugin.status == "broken":
             raise BrokenPluginError(owner, plugin.error or "", kind, name)
+        if key in self._lazy:
+            self._resolve(kind, name, owner)
         return self._tables[kind].get(name)
+
+    def _resolve(self, kind: str, name: str, owner: str) -> None:
+        """Import a component registered as ``"module:attr"`` and put it in its table."""
+        with self._lock:
+            target = self._lazy.get((kind, name))
+            if target is None:
+                return
+            module_name, _, attr = target.partition(":")
+            try:
+                component = importlib.import_module(module_name)
+                for part in attr.split("."):
+                    component = getattr(component, part)
+            except Exception as exc:
+                raise BrokenPluginError(owner, f"cannot import {target}: {_describe(exc)}", kind, name) from exc
+            self._tables[kind].register_module(name=name, module=component)
+            del self._lazy[(kind, name)]
 
     def owner(self, kind: str, name: str) -> str:
         self.get(kind, name)

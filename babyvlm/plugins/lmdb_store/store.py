@@ -60,8 +60,8 @@ class LMDBStore:
         """The manifest, checked once against the shards' record counts."""
         if self._manifest is None:
             manifest = read_manifest(self.path)
-            for index, shard in enumerate(manifest["shards"]):
-                env, db = self._open(index, shard)
+            for shard in manifest["shards"]:
+                env, db = reader(self.path / shard["path"], SAMPLES_DB)
                 with env.begin() as txn:
                     present = txn.stat(db)["entries"]
                 if present != shard["records"]:
@@ -70,11 +70,9 @@ class LMDBStore:
             self._manifest = manifest
         return self._manifest
 
-    def _open(self, index: int, shard: dict[str, Any]) -> tuple[lmdb.Environment, Any]:
-        return reader(self.path / shard["path"], SAMPLES_DB)
-
     def _handle(self, index: int) -> tuple[lmdb.Environment, Any]:
-        return self._open(index, self.manifest()["shards"][index])
+        """This process's handle on shard ``index`` (opened on first use, per process)."""
+        return reader(self.path / self.manifest()["shards"][index]["path"], SAMPLES_DB)
 
     def __len__(self) -> int:
         return sum(shard["records"] for shard in self.manifest()["shards"])
@@ -99,7 +97,8 @@ class LMDBStore:
         with env.begin(buffers=False) as txn:
             raw = txn.get(key, db=db)
         if raw is None:
-            raise DataError(f"{self.path}: shard {shard} has no record {key.decode(errors='replace')!r}")
+            name = self.manifest()["shards"][shard]["name"]
+            raise DataError(f"{self.path}: shard {name} has no record {key.decode(errors='replace')!r}")
         return raw
 
     def get(self, shard: int, key: bytes) -> Sample:

@@ -40,7 +40,8 @@ DONE, FAILED = "done", "failed"
 
 
 def pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    """msgpack; values msgpack cannot hold (paths, ...) are stored as their text."""
+    return msgpack.packb(value, use_bin_type=True, default=str)
 
 
 def unpack(raw: bytes) -> Any:
@@ -95,6 +96,7 @@ class ShardWriter:
         self._group: str | None = None
         self._pending: list[tuple[bytes, bytes]] = []
         self._entries: list[tuple[bytes, str]] = []
+        self._keys: set[bytes] = set()
         self._tally = Tally()
 
     # ---- setup --------------------------------------------------------------------------
@@ -107,6 +109,7 @@ class ShardWriter:
 
     def _check_settings(self, settings: dict[str, Any]) -> None:
         """A resumed build must use the settings it started with, or samples would mix two configs."""
+        settings = unpack(pack(settings))  # compare as stored (tuples become lists)
         with self.env.begin(write=True) as txn:
             stored = txn.get(SETTINGS_KEY, db=self.meta)
             if stored is None:
@@ -139,7 +142,7 @@ class ShardWriter:
         if self._group is not None:
             raise RuntimeError(f"group {self._group!r} is still open")
         self._group = check_group_id(group, str(self.store_dir))
-        self._pending, self._entries, self._tally = [], [], Tally()
+        self._pending, self._entries, self._tally, self._keys = [], [], Tally(), set()
         self._commit(delete_group=group)
 
     def add(self, fmt: str, local: str, sample: Sample) -> bytes:
@@ -147,6 +150,9 @@ class ShardWriter:
         if self._group is None:
             raise RuntimeError("add() outside begin_group()/finish_group()")
         key = make_key(self._group, fmt, local)
+        if key in self._keys:
+            raise DataError(f"{self.store_dir}: key {key.decode()!r} written twice in one group")
+        self._keys.add(key)
         value = encode_sample(sample)
         self._pending.append((key, value))
         self._entries.append((key, digest(value)))

@@ -5,8 +5,8 @@ sequentially, and frames are routed to the clips that need them (``frames.route_
 clips and 1-FPS image pairs are filtered by the scorer's thresholds — a clip below the video threshold
 is dropped with its image pairs, as the paper takes image pairs from the filtered clips; kept clips
 become segments of interleaved multi-turn sequences (best-scoring frame per segment, or the middle
-frame when the scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash falls in shard i.
-Builds resume: completed recordings are skipped (see ``lmdb_store.writer``).
+frame when the scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash
+falls in shard i. Builds resume: completed recordings are skipped (see ``lmdb_store.writer``).
 """
 
 from __future__ import annotations

@@ -67,14 +67,18 @@ def data_group() -> None:
 @click.option("--store", default="lmdb", show_default=True, help="Sample store type.")
 @click.option("--shard", default="0/1", show_default=True, help="Build shard i of N (by recording id hash).")
 @click.option("--formats", default=",".join(DEFAULTS.formats), show_default=True, help="Formats to produce.")
-@click.option("--min-clip-sec", type=float, default=DEFAULTS.min_clip_sec, show_default=True)
-@click.option("--max-clip-sec", type=float, default=DEFAULTS.max_clip_sec, show_default=True)
+@click.option("--min-clip-sec", type=float, default=DEFAULTS.min_clip_sec, show_default=True,
+              help="Shorter utterance clips are skipped.")
+@click.option("--max-clip-sec", type=float, default=DEFAULTS.max_clip_sec, show_default=True,
+              help="Longer clips (given end) are skipped; open-ended utterances are capped here.")
 @click.option("--video-frames", type=int, default=DEFAULTS.video_frames, show_default=True,
               help="Frames per video clip sample (at most).")
-@click.option("--image-fps", type=float, default=DEFAULTS.image_fps, show_default=True)
+@click.option("--image-fps", type=float, default=DEFAULTS.image_fps, show_default=True,
+              help="Image-utterance pairs per second of clip.")
 @click.option("--image-size", type=int, default=DEFAULTS.image_size, show_default=True,
               help="Longer side of stored frames in pixels (0 = as decoded).")
-@click.option("--jpeg-quality", type=int, default=DEFAULTS.jpeg_quality, show_default=True)
+@click.option("--jpeg-quality", type=int, default=DEFAULTS.jpeg_quality, show_default=True,
+              help="JPEG quality of stored frames.")
 @click.option("--window", default=f"{DEFAULTS.window_min}..{DEFAULTS.window_max}", show_default=True,
               help="Interleaved window length N or MIN..MAX segments.")
 @click.option("--stride", type=int, default=DEFAULTS.stride, show_default=True, help="Interleaved window stride.")
@@ -116,7 +120,7 @@ def merge_command(stores: tuple[str, ...], out: str) -> None:
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def verify_command(store: str, as_json: bool) -> None:
-    """Re-read every record: checksums, decoding (incl. JPEGs), counts vs the manifest."""
+    """Re-read every record: checksums, decoding including JPEGs, counts against the manifest."""
     report = open_store(store).verify()
     click.echo(json.dumps(report.to_dict(), indent=1) if as_json else "\n".join(report.lines()))
     if not report.ok:

@@ -22,11 +22,11 @@ import numpy as np
 
 from babyvlm import __version__
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.media import write_video
 from babyvlm.plugins.synthetic.fileio import (
     sha256_of,
     write_json_atomic,
     write_text_atomic,
-    write_video_deterministic,
 )
 from babyvlm.plugins.synthetic.vocabulary import categories_json
 from babyvlm.plugins.synthetic.world import VideoWorld, Visible
@@ -45,7 +45,7 @@ def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
             visibility.append(visible)
             yield frame
 
-    write_video_deterministic(path, frames(), int(world.fps))
+    write_video(path, frames(), int(world.fps))
     return visibility
 
 
