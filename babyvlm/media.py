@@ -1,11 +1,14 @@
 """Video and image I/O shared by plugins: mp4 encode/decode with PyAV, JPEG bytes with Pillow.
 
 Decoding is sequential (one pass per video); corrupt or truncated files raise ``DataError`` naming
-the file instead of a traceback from inside FFmpeg.
+the file instead of a traceback from inside FFmpeg. ``iter_frames`` yields every frame as an RGB
+array; ``iter_lazy_frames`` is the same pass yielding ``LazyFrame``s that are converted (and
+scaled) only when used, for passes that keep few of the frames they decode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterable, Iterator
@@ -104,8 +107,44 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(path, fps, int(frames or 0), stream.codec_context.width, stream.codec_context.height)
 
 
-def iter_frames(path: str | os.PathLike, *, rotation: int = 0, threads: int = 1) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(time_sec, rgb_frame)`` for every frame, in one sequential pass."""
+def scaled_size(width: int, height: int, longer_side: int) -> tuple[int, int]:
+    """``(width, height)`` shrunk so the longer side is ``longer_side``; never enlarged; 0 keeps the size."""
+    longer = max(width, height)
+    if longer_side <= 0 or longer <= longer_side:
+        return width, height
+    scale = longer_side / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class LazyFrame:
+    """A decoded frame still in the decoder's pixel format; ``to_rgb`` converts (and scales) it on demand.
+
+    Converting a frame to RGB costs about as much as decoding it, so a pass that keeps one frame in 30
+    converts only those. A scaled frame is converted in the same swscale call (area averaging: an
+    antialiased downscale, several times cheaper than converting at full size and resizing after).
+    """
+
+    __slots__ = ("_frame", "_path", "_rotation")
+
+    def __init__(self, frame: av.VideoFrame, rotation: int, path: Path):
+        self._frame, self._rotation, self._path = frame, rotation, path
+
+    def to_rgb(self, longer_side: int = 0) -> np.ndarray:
+        """HxWx3 uint8 RGB, shrunk so the longer side is at most ``longer_side`` (0: full size)."""
+        frame = self._frame
+        width, height = scaled_size(frame.width, frame.height, longer_side)
+        try:
+            if (width, height) == (frame.width, frame.height):
+                array = frame.to_ndarray(format="rgb24")
+            else:
+                array = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+        except av.FFmpegError as exc:
+            raise DataError(f"{self._path}: cannot convert the frame at {frame.time}s to RGB ({exc})") from exc
+        return np.ascontiguousarray(array[::-1, ::-1]) if self._rotation == 180 else array
+
+
+def iter_lazy_frames(path: str | os.PathLike, *, rotation: int = 0, threads: int = 1) -> Iterator[tuple[float, LazyFrame]]:
+    """Yield ``(time_sec, LazyFrame)`` for every frame, in one sequential pass; nothing is converted."""
     path = Path(path)
     if rotation not in (0, 180):
         raise DataError(f"{path}: rotation must be 0 or 180, got {rotation}")
@@ -118,15 +157,19 @@ def iter_frames(path: str | os.PathLike, *, rotation: int = 0, threads: int = 1)
         decoded = 0
         try:
             for frame in container.decode(stream):
-                array = frame.to_ndarray(format="rgb24")
-                if rotation == 180:
-                    array = np.ascontiguousarray(array[::-1, ::-1])
                 decoded += 1
-                yield float(frame.time if frame.time is not None else 0.0), array
+                yield float(frame.time if frame.time is not None else 0.0), LazyFrame(frame, rotation, path)
         except av.FFmpegError as exc:
             raise DataError(f"{path}: corrupt video after {decoded} frames ({exc})") from exc
         if decoded == 0:
             raise DataError(f"{path}: video decodes to no frames (truncated or corrupt)")
+
+
+def iter_frames(path: str | os.PathLike, *, rotation: int = 0, threads: int = 1) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(time_sec, rgb_frame)`` for every frame, in one sequential pass."""
+    with contextlib.closing(iter_lazy_frames(path, rotation=rotation, threads=threads)) as frames:
+        for time, frame in frames:
+            yield time, frame.to_rgb()
 
 
 def encode_jpeg(image: np.ndarray | Image.Image, quality: int = 90) -> bytes:

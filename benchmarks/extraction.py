@@ -5,7 +5,7 @@ inflates wall time but barely the figure; wall time is shown too):
 
 * decode (all RGB)  one sequential pass with ``babyvlm.media.iter_frames``, which converts every frame
                     to RGB; nothing else;
-* decode (lazy)     the builder's pass (``pretraining_set.decode``): frames stay in YUV, nothing converted;
+* decode (lazy)     the builder's pass (``babyvlm.media.iter_lazy_frames``): frames stay in YUV, nothing converted;
 * extract 1 FPS     the builder's routing: one frame per second of video (last frame shown at k+0.5 s),
                     scaled to 224 px (longer side) and JPEG-encoded;
 * full build        ``babyvlm data build`` work for all three formats (scorer none) into an LMDB store.
@@ -29,10 +29,9 @@ import torch  # noqa: E402
 
 from babyvlm import registry  # noqa: E402
 from babyvlm.cli import cli  # noqa: E402
-from babyvlm.media import iter_frames, probe_video  # noqa: E402
+from babyvlm.media import iter_frames, iter_lazy_frames, probe_video  # noqa: E402
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set  # noqa: E402
 from babyvlm.plugins.pretraining_set.clips import PlannedClip  # noqa: E402
-from babyvlm.plugins.pretraining_set.decode import iter_lazy_frames  # noqa: E402
 from babyvlm.plugins.pretraining_set.frames import route_frames, storage_pixels  # noqa: E402
 
 GOAL = 75.0

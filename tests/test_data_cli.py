@@ -124,6 +124,9 @@ def test_shard_merge_and_refusals(corpus, tmp_path):
     assert "merged 3 shards, 39 samples" in merged.output
     refused = run("data", "merge", tmp_path / "p0", tmp_path / "p0", "--out", tmp_path / "x", ok=False)
     assert "shard 0/3 is in both" in refused.output
+    partial = run("data", "merge", tmp_path / "p0", tmp_path / "p2", "--out", tmp_path / "partial", ok=False)
+    assert "shard(s) 1/3 missing" in partial.output
+    assert not (tmp_path / "partial" / "manifest.json").exists()
     run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "q1", "--shard", "1/3",
         "--stride", "2")
     refused = run("data", "merge", tmp_path / "p0", tmp_path / "q1", "--out", tmp_path / "y", ok=False)

@@ -8,7 +8,7 @@ from PIL import Image
 import babyvlm
 from babyvlm.core.errors import ConfigError, ModelInputError
 from babyvlm.media import encode_jpeg
-from babyvlm.plugins.vit import IMAGENET_MEAN, IMAGENET_STD
+from babyvlm.plugins.vit.encoder import IMAGENET_MEAN, IMAGENET_STD
 
 
 def denormalize(pixels: torch.Tensor) -> np.ndarray:

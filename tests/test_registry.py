@@ -240,3 +240,73 @@ def test_load_plugins_env_filters_external_plugins_only(installed, monkeypatch, 
     names = {p.name for p in registry.plugins()}
     assert ("ep_good" in names) is loaded
     assert {"bpe_tokenizer", "chat_templates"} <= names
+
+
+# ---- lazy import strings -------------------------------------------------------------------
+LAZY_TARGET = "babyvlm_lazy_target"
+LAZY_SOURCE = """
+import torch
+
+class LazyLinear(torch.nn.Linear):
+    class Doubled(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+"""
+
+
+def lazy_plugin(**components: str) -> SimpleNamespace:
+    def register_connectors(register):
+        for name, target in components.items():
+            register(name, target)
+
+    return plugin(register_connectors=register_connectors)
+
+
+@pytest.fixture
+def lazy_target(tmp_path, monkeypatch):
+    """A module on sys.path that nothing has imported yet."""
+    (tmp_path / f"{LAZY_TARGET}.py").write_text(LAZY_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop(LAZY_TARGET, None)
+    yield LAZY_TARGET
+    sys.modules.pop(LAZY_TARGET, None)
+
+
+def test_lazy_component_is_listed_without_import_and_imported_on_build(lazy_target):
+    registry.register_plugin(lazy_plugin(lazy_linear=f"{lazy_target}:LazyLinear",
+                                         lazy_double=f"{lazy_target}:LazyLinear.Doubled"), "lazy_plugin")
+    assert registry.components("connector")["connector"]["lazy_linear"] == "lazy_plugin"
+    assert info("lazy_plugin").components == {"connector": ["lazy_linear", "lazy_double"]}
+    assert lazy_target not in sys.modules
+    built = babyvlm.build("connector", dict(type="lazy_linear", in_features=4, out_features=6))
+    module = sys.modules[lazy_target]
+    assert type(built) is module.LazyLinear and built(torch.zeros(2, 4)).shape == (2, 6)
+    assert registry.get("connector", "lazy_linear") is module.LazyLinear
+    assert torch.equal(babyvlm.build("connector", "lazy_double")(torch.ones(3)), torch.full((3,), 2.0))
+
+
+@pytest.mark.parametrize("target", ["babyvlm_lazy_target.LazyLinear", "babyvlm_lazy_target:", ":LazyLinear",
+                                    "babyvlm_lazy_target:Lazy:Linear", "../evil:Thing", "mod:Lazy-Linear"])
+def test_invalid_import_string_breaks_the_plugin_naming_it_and_the_string(target):
+    registry.register_plugin(lazy_plugin(sloppy_linear=target), "sloppy_strings")
+    registry.register_plugin(connectors_plugin("toy_linear"), "healthy")
+    broken = info("sloppy_strings")
+    assert broken.status == "broken"
+    assert (f"plugin 'sloppy_strings': connector 'sloppy_linear' import string must look like "
+            f"'package.module:Name', got {target!r}") in broken.error
+    assert "sloppy_linear" not in registry.names("connector")
+    assert babyvlm.build("connector", "toy_linear", in_features=1, out_features=1) is not None
+
+
+@pytest.mark.parametrize("target, error", [
+    ("babyvlm_no_such_module:Thing", "ModuleNotFoundError: No module named 'babyvlm_no_such_module'"),
+    ("babyvlm_lazy_target:NoSuchClass", "AttributeError: module 'babyvlm_lazy_target' has no attribute 'NoSuchClass'"),
+])
+def test_import_string_that_does_not_import_is_a_broken_plugin_error_on_use(lazy_target, target, error):
+    registry.register_plugin(lazy_plugin(ghost=target), "ghostly")
+    assert info("ghostly").status == "ok"  # nothing is imported while listing
+    with pytest.raises(BrokenPluginError) as caught:
+        babyvlm.build("connector", "ghost")
+    assert str(caught.value) == (f"connector 'ghost' comes from plugin 'ghostly', which is broken: "
+                                 f"cannot import {target}: {error}")
+    assert caught.value.plugin == "ghostly"

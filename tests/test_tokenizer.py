@@ -11,7 +11,7 @@ from tokenizers import AddedToken, Tokenizer, models
 
 import babyvlm
 from babyvlm.core.errors import ConfigError, DataError
-from babyvlm.plugins.bpe_tokenizer import SPECIAL_TOKENS, BPETokenizer
+from babyvlm.plugins.bpe_tokenizer.tokenizer import SPECIAL_TOKENS, BPETokenizer
 
 # Tiny corpora cannot reach the requested vocab size; tests that care assert the warning explicitly.
 pytestmark = pytest.mark.filterwarnings("ignore:BPE corpus too small:UserWarning")

@@ -18,7 +18,7 @@ from transformers.models.llama import modeling_llama as llama
 
 import babyvlm
 from babyvlm.core.errors import BabyVLMError, ConfigError
-from babyvlm.plugins.triton_kernels import TritonKernels
+from babyvlm.plugins.triton_kernels.backend import TritonKernels
 
 GRAD_TOL = 1e-4
 

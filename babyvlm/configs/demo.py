@@ -4,10 +4,10 @@ trained in the paper's phases (shortened for a CPU), checked on held-out recordi
 Every component is named by its registered string; `babyvlm demo --set key=value` overrides any field.
 """
 
-corpus = dict(kind="saycam", minutes=4.0, seed=0, fps=5, size=224, video_minutes=1.0)
+corpus = dict(kind="saycam", minutes=12.0, seed=0, fps=5, size=224, video_minutes=1.0)
 data = dict(source="saycam", source_options=dict(transcripts="human"), store="lmdb", scorer="none",
             image_size=64, heldout_recordings=2)
-tokenizer = dict(type="bpe", vocab_size=2000, min_frequency=2)
+tokenizer = dict(type="bpe", vocab_size=500, min_frequency=2)  # the demo corpus is small
 model = dict(
     type="babyllava",
     encoder=dict(type="vit", preset="tiny"),

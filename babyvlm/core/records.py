@@ -122,6 +122,15 @@ class SkipReport:
             shown = self.examples.setdefault(reason, [])
             shown.extend(other.examples.get(reason, [])[: self.max_examples - len(shown)])
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SkipReport:
+        """Inverse of ``to_dict`` (missing or empty -> an empty report)."""
+        report = cls()
+        if data:
+            report.counts.update(data.get("counts", {}))
+            report.examples = {reason: list(shown) for reason, shown in data.get("examples", {}).items()}
+        return report
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import re
 import threading
@@ -32,6 +33,7 @@ from babyvlm.core import hookspecs
 from babyvlm.core.errors import (
     BrokenPluginError,
     ComponentError,
+    ConfigError,
     DuplicateComponentError,
     UnknownComponentError,
 )
@@ -67,6 +69,23 @@ class PluginInfo:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _check_options(kind: str, name: str, component: Any, options: dict[str, Any]) -> None:
+    """Refuse options the component does not accept, naming them and the accepted ones (a typo in a
+    config must not surface as a TypeError from deep inside mmengine or the component)."""
+    try:
+        signature = inspect.signature(component)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        accepted = [p.name for p in signature.parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(accepted))
+        detail = f"unknown option(s) {', '.join(map(repr, unknown))}" if unknown else str(exc)
+        raise ConfigError(f"{kind} {name!r}: {detail}. Accepted options: {', '.join(accepted) or '(none)'}") from exc
 
 
 class ComponentRegistry:
@@ -108,9 +127,12 @@ class ComponentRegistry:
         allowed = os.environ.get("BABYVLM_LOAD_PLUGINS")
         allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
         seen: dict[str, str] = {}
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = [(ep, ep.dist.metadata["Name"] if ep.dist is not None else "unknown")
+                 for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        # on an entry-point name clash the bundled plugin wins, then the first package by name
+        found.sort(key=lambda item: (item[0].name, item[1].lower() != BUNDLED_PACKAGE, item[1].lower()))
+        for ep, package in found:
             dist = ep.dist
-            package = dist.metadata["Name"] if dist is not None else "unknown"
             bundled = package.lower() == BUNDLED_PACKAGE
             if not bundled and allow is not None and ep.name not in allow:
                 continue
@@ -198,7 +220,8 @@ class ComponentRegistry:
             raise BrokenPluginError(owner, plugin.error or "", kind, name)
         if key in self._lazy:
             self._resolve(kind, name, owner)
-        return self._tables[kind].get(name)
+        # module_dict, not Registry.get: get() sets up mmengine's logger, which imports torch
+        return self._tables[kind].module_dict[name]
 
     def _resolve(self, kind: str, name: str, owner: str) -> None:
         """Import a component registered as ``"module:attr"`` and put it in its table."""
@@ -229,8 +252,10 @@ class ComponentRegistry:
         else:
             raise ComponentError(f"a {kind} spec must be a registered name or a dict with a 'type' name, got {spec!r}")
         cfg.update(options)
-        self.get(kind, cfg["type"])  # clear errors before mmengine's generic ones
-        return self._tables[kind].build(cfg)
+        name = cfg.pop("type")
+        component = self.get(kind, name)
+        _check_options(kind, name, component, cfg)
+        return component(**cfg)
 
     def components(self, kind: str | None = None) -> dict[str, dict[str, str]]:
         """``{kind: {name: plugin}}`` for every registered component (or one kind)."""

@@ -5,11 +5,12 @@ docs/data-formats.md for the layout, options and the narration-text rules.
 """
 
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.plugins.ego4d.source import Ego4DSource
+from babyvlm.plugins import lazy_exports
 
 __all__ = ["Ego4DSource"]
+__getattr__ = lazy_exports(__name__, {"Ego4DSource": "source"})
 
 
 @hookimpl
 def register_sources(register):
-    register("ego4d", Ego4DSource)
+    register("ego4d", "babyvlm.plugins.ego4d.source:Ego4DSource")

@@ -11,12 +11,12 @@ The store interface (what ``babyvlm data`` and the pretraining dataset use)::
 """
 
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.plugins.lmdb_store.store import LMDBStore
-from babyvlm.plugins.lmdb_store.verify import VerifyReport
+from babyvlm.plugins import lazy_exports
 
 __all__ = ["LMDBStore", "VerifyReport"]
+__getattr__ = lazy_exports(__name__, {"LMDBStore": "store", "VerifyReport": "verify"})
 
 
 @hookimpl
 def register_stores(register):
-    register("lmdb", LMDBStore)
+    register("lmdb", "babyvlm.plugins.lmdb_store.store:LMDBStore")

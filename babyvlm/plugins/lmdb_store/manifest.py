@@ -168,7 +168,8 @@ def merge_manifests(inputs: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str
     """Check that shard manifests fit together; return the joined manifest and (input dir, shard) pairs.
 
     Refused: differing schema/store/build settings, different recording lists seen by the source,
-    different shard counts, the same shard index twice, or a recording present in two shards.
+    different shard counts, the same shard index twice, a recording present in two shards, or a
+    missing shard.
     """
     if not inputs:
         raise DataError("merge: no input stores given")
@@ -189,6 +190,11 @@ def merge_manifests(inputs: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str
                                     "(overlapping shards)")
                 owner_of_group[group] = path
             pairs.append((path, shard))
+    missing = sorted(set(range(first["shard_count"])) - set(owner_of_index))
+    if missing:
+        names = ", ".join(f"{i}/{first['shard_count']}" for i in missing)
+        raise DataError(f"merge: shard(s) {names} missing; build them with --shard and pass every shard's store "
+                        "(a merge of some shards would look complete but lack their recordings)")
     build = dict(first["build"])
     build["shard"] = sorted(f"{s['index']}/{s['count']}" for _, s in pairs)
     merged = assemble([dict(s) for _, s in pairs], store=first["store"], build=build, source=first["source"])

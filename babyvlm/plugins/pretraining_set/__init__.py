@@ -7,17 +7,18 @@ Training code uses::
 """
 
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.plugins.pretraining_set.builder import BuildPlan, BuildResult, build_pretraining_set
-from babyvlm.plugins.pretraining_set.clips import BuildSettings
-from babyvlm.plugins.pretraining_set.dataset import PretrainingDataset, collate_samples
-from babyvlm.plugins.pretraining_set.sampler import ResumableLoader, ResumableSampler
+from babyvlm.plugins import lazy_exports
 
 __all__ = ["BuildPlan", "BuildResult", "BuildSettings", "PretrainingDataset", "ResumableLoader",
            "ResumableSampler", "build_pretraining_set", "collate_samples"]
+__getattr__ = lazy_exports(__name__, {
+    "BuildPlan": "builder", "BuildResult": "builder", "build_pretraining_set": "builder",
+    "BuildSettings": "clips",
+    "PretrainingDataset": "dataset", "collate_samples": "dataset",
+    "ResumableLoader": "sampler", "ResumableSampler": "sampler",
+})
 
 
 @hookimpl
 def register_commands(register):
-    from babyvlm.plugins.pretraining_set.commands import data_group
-
-    register("data", data_group)
+    register("data", "babyvlm.plugins.pretraining_set.commands:data_group")

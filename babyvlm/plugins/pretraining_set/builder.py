@@ -22,9 +22,8 @@ from typing import Any
 import babyvlm
 from babyvlm.core.errors import DataError
 from babyvlm.core.records import IMAGE_TOKEN, Recording, Sample, SkipReport
-from babyvlm.media import probe_video
+from babyvlm.media import iter_lazy_frames, probe_video
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
-from babyvlm.plugins.pretraining_set.decode import iter_lazy_frames
 from babyvlm.plugins.pretraining_set.frames import RoutedFrame, route_frames, storage_pixels
 from babyvlm.plugins.pretraining_set.stores import skip_report_from_dict, write_build_config
 

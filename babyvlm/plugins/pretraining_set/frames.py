@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from babyvlm.media import encode_jpeg
+from babyvlm.media import LazyFrame, encode_jpeg, scaled_size
 from babyvlm.plugins.pretraining_set.clips import PlannedClip
-from babyvlm.plugins.pretraining_set.decode import LazyFrame, scaled_size
 
 
 def resize_longer_side(frame: np.ndarray, size: int) -> np.ndarray:
@@ -32,7 +31,7 @@ def resize_longer_side(frame: np.ndarray, size: int) -> np.ndarray:
 def storage_pixels(frame: np.ndarray | LazyFrame, size: int) -> np.ndarray:
     """A decoded frame (array or lazy decoder frame) as the RGB array to store, longer side ``size``."""
     if isinstance(frame, LazyFrame):
-        return frame.rgb(size)
+        return frame.to_rgb(size)
     return resize_longer_side(frame, size)
 
 

@@ -5,11 +5,12 @@ docs/data-formats.md for the layout, options and parsing rules.
 """
 
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.plugins.saycam.source import SaycamSource
+from babyvlm.plugins import lazy_exports
 
 __all__ = ["SaycamSource"]
+__getattr__ = lazy_exports(__name__, {"SaycamSource": "source"})
 
 
 @hookimpl
 def register_sources(register):
-    register("saycam", SaycamSource)
+    register("saycam", "babyvlm.plugins.saycam.source:SaycamSource")

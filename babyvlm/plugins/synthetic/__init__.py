@@ -7,18 +7,19 @@ PyAV) are imported only when something is generated.
 """
 
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.plugins.synthetic.commands import synth_group
-from babyvlm.plugins.synthetic.source import SyntheticEgo4DSource, SyntheticSource
+from babyvlm.plugins import lazy_exports
 
 __all__ = ["SyntheticEgo4DSource", "SyntheticSource", "synth_group"]
+__getattr__ = lazy_exports(__name__, {"SyntheticEgo4DSource": "source", "SyntheticSource": "source",
+                                      "synth_group": "commands"})
 
 
 @hookimpl
 def register_sources(register):
-    register("synthetic", SyntheticSource)
-    register("synthetic_ego4d", SyntheticEgo4DSource)
+    register("synthetic", "babyvlm.plugins.synthetic.source:SyntheticSource")
+    register("synthetic_ego4d", "babyvlm.plugins.synthetic.source:SyntheticEgo4DSource")
 
 
 @hookimpl
 def register_commands(register):
-    register("synth", synth_group)
+    register("synth", "babyvlm.plugins.synthetic.commands:synth_group")

@@ -1,11 +1,6 @@
-"""``babyvlm demo``: the main job on the embedded default, end to end.
+"""The ``babyvlm demo`` command: synthetic corpus -> store -> tokenizer -> tiny BabyLLaVA -> report.json.
 
-synthetic infant world (written in SAYCam format) -> the real ``saycam`` loader -> three-format
-LMDB pretraining set (verified) -> BPE tokenizer trained on the transcripts -> tiny BabyLLaVA
-trained in phases -> held-out loss with the true images vs shuffled images -> report.json.
-
-Each stage runs the same registered commands and components a user would call; the demo only
-wires them together from ``babyvlm/configs/demo.py``.
+The stages are described in the package docstring (``babyvlm/plugins/demo/__init__.py``).
 """
 
 from __future__ import annotations
@@ -147,8 +142,3 @@ def train_and_evaluate(cfg: Any, out: Path, store: Path) -> dict[str, Any]:
         "checkpoint": str(out / "checkpoint"), "phases": phases,
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
     }
-
-
-@babyvlm.hookimpl
-def register_commands(register):
-    register("demo", demo_command)

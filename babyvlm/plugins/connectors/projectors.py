@@ -1,7 +1,6 @@
-"""Connectors ``mlp2x_gelu`` and ``linear``: project vision features into the language model's width.
+"""The connector modules ``MLP2xGELU`` (``mlp2x_gelu``) and ``LinearConnector`` (``linear``).
 
-``mlp2x_gelu`` is LLaVA-1.5's projector (Linear -> GELU -> Linear), the BabyLLaVA-V2 default; its
-layer names match LLaVA's ``multi_modal_projector`` so checkpoints export to Hugging Face LLaVA.
+The package docstring (``babyvlm/plugins/connectors/__init__.py``) describes their role and LLaVA layout.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import torch
 
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.hookspecs import hookimpl
 
 
 def _check_sizes(name: str, in_features: int, out_features: int) -> None:
@@ -54,9 +52,3 @@ class LinearConnector(torch.nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.proj(features)
-
-
-@hookimpl
-def register_connectors(register):
-    register("mlp2x_gelu", MLP2xGELU)
-    register("linear", LinearConnector)

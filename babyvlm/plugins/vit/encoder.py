@@ -1,9 +1,6 @@
-"""Vision encoder ``vit``: a from-scratch Hugging Face ViT whose final-LayerNorm output (CLS included) is
-the image representation, plus the BabyVLM image preprocessing (pad to square with the image's mean
-colour, bicubic resize, ImageNet mean/std).
+"""The ``vit`` encoder (``ViTEncoder``, a from-scratch Hugging Face ViT) and BabyVLM's image preprocessing.
 
-Presets: ``tiny`` (CPU-trainable) and ``vit-l-16`` (the paper's ViT-L/16 at 224 px: 197 tokens x 1024).
-Any ``transformers.ViTConfig`` field given as an option overrides the preset.
+Presets and options are described in the plugin's package docstring (``babyvlm/plugins/vit/__init__.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from PIL import Image
 from transformers import ViTConfig, ViTModel
 
 from babyvlm.core.errors import ConfigError, ModelInputError
-from babyvlm.core.hookspecs import hookimpl
 from babyvlm.media import decode_jpeg
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -138,8 +134,3 @@ def preprocess_image(image: ImageLike, image_size: int) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (pixels - mean) / std
-
-
-@hookimpl
-def register_encoders(register):
-    register("vit", ViTEncoder)

@@ -1,9 +1,6 @@
-"""Language model ``llama``: a randomly initialised ``transformers.LlamaForCausalLM``.
+"""``build_llama``: the ``llama`` language model, a randomly initialised ``transformers.LlamaForCausalLM``.
 
-Presets: ``tiny`` (CPU-trainable) and ``tinyllama-1.1b`` (the BabyLLaVA-V2 shape: 22 layers, hidden 2048,
-32 heads, 4 KV heads, FFN 5632, SiLU, RMSNorm eps 1e-5, RoPE theta 1e4, untied embeddings, 8192
-positions). ``vocab_size`` defaults to 6000 (the paper's BPE vocabulary); the composed model sets it
-from its tokenizer. Any ``LlamaConfig`` field given as an option overrides the preset.
+Presets and options are described in the plugin's package docstring (``babyvlm/plugins/llama/__init__.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from typing import Any
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.hookspecs import hookimpl
 
 _COMMON: dict[str, Any] = dict(hidden_act="silu", rms_norm_eps=1e-5, tie_word_embeddings=False,
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
@@ -45,8 +41,3 @@ def llama_config(preset: str, vocab_size: int, overrides: dict[str, Any]) -> Lla
 def build_llama(preset: str = "tiny", vocab_size: int = 6000, **overrides: Any) -> LlamaForCausalLM:
     """A freshly initialised LLaMA causal LM (no pretrained weights are ever downloaded)."""
     return LlamaForCausalLM(llama_config(preset, vocab_size, overrides))
-
-
-@hookimpl
-def register_language_models(register):
-    register("llama", build_llama)

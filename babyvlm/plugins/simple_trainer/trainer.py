@@ -1,9 +1,6 @@
-"""Trainer ``simple``: a single-process AdamW loop for one training phase.
+"""``SimpleTrainer`` (trainer ``simple``): a single-process AdamW loop with cosine warmup schedule.
 
-Implements the published phase settings (AdamW, cosine schedule with linear warmup, gradient
-clipping) and trains only the parts a phase names (``train=["connector"]`` for alignment); every
-other part is frozen. It is deliberately small: enough for CPU demos and tests, and the reference
-other trainer plugins are checked against.
+See the package docstring (``babyvlm/plugins/simple_trainer/__init__.py``) for what it implements.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ from typing import Any
 import torch
 
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.hookspecs import hookimpl
 
 
 @dataclass
@@ -121,8 +117,3 @@ class SimpleTrainer:
                     return
             if empty:
                 raise ConfigError("trainer 'simple': the dataset is empty")
-
-
-@hookimpl
-def register_trainers(register):
-    register("simple", SimpleTrainer)

@@ -1,5 +1,4 @@
-"""CLI ``babyvlm model``: ``info`` (parameter counts per part, built on the meta device so even the paper
-preset is instant and allocates nothing) and ``build`` (build a model and save its checkpoint folder).
+"""The ``babyvlm model`` click group: ``info`` and ``build`` (see the package docstring).
 
 CONFIG is a preset name (``tiny``, ``paper``), a ``.py`` config, or a checkpoint folder.
 """
@@ -19,7 +18,6 @@ from mmengine.config import Config
 from babyvlm import registry
 from babyvlm.core.compose import build_model, load_config
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.hookspecs import hookimpl
 
 
 def resolve_config(config: str, settings: tuple[str, ...] = (), tokenizer: str | None = None,
@@ -129,8 +127,3 @@ def build_command(config: str, out_dir: str, tokenizer_dir: str | None, tokenize
     click.echo(f"saved {cfg.model.get('type')} to {out_dir}" + (f" ({layout} layout)" if layout else ""))
     if getattr(saved, "note", ""):
         click.echo(f"note: {saved.note}")
-
-
-@hookimpl
-def register_commands(register):
-    register("model", model_group)

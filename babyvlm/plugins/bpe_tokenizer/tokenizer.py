@@ -1,18 +1,7 @@
-"""Tokenizer plugin: the byte-level BPE tokenizer BabyVLM-V2 trains from scratch on transcripts.
+"""``BPETokenizer`` and ``build_bpe_tokenizer`` (the ``bpe`` tokenizer), built on ``tokenizers``.
 
-Registered as ``bpe`` (kind ``tokenizer``). Build it from a config::
-
-    build("tokenizer", dict(type="bpe", path="runs/tok"))                        # load a saved one
-    build("tokenizer", dict(type="bpe", corpus=["look at the ball", ...]))       # train in memory
-    build("tokenizer", dict(type="bpe", corpus_files=["transcripts.txt"], vocab_size=6000, min_frequency=3))
-
-Fixed ids: ``<pad>``=0, ``<unk>``=1, ``<sos>``=2, ``<eos>``=3, ``<image>``=4. Text is NFKC-normalised and
-lowercased. ``encode`` adds no special tokens (templates decide where ``<sos>``/``<eos>`` go); an
-``<image>`` written in the text becomes the single id 4.
-
-A corpus too small to reach ``vocab_size`` gives a smaller vocabulary (BPE stops when no pair reaches
-``min_frequency``). That is not an error: ``vocab_size`` always reports the real size, which is what a
-language model must size its embeddings by, and a ``UserWarning`` says how far short it fell.
+Ids, normalisation and training rules are described in the plugin's package docstring
+(``babyvlm/plugins/bpe_tokenizer/__init__.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +24,6 @@ from tokenizers import (
 )
 
 from babyvlm.core.errors import ConfigError, DataError
-from babyvlm.core.hookspecs import hookimpl
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<sos>", "<eos>", "<image>")
 PAD, UNK, SOS, EOS, IMAGE = SPECIAL_TOKENS
@@ -165,11 +153,6 @@ def build_bpe_tokenizer(path: str | os.PathLike | None = None, corpus: Iterable[
     if isinstance(corpus, str) or isinstance(corpus_files, (str, os.PathLike)):
         raise ConfigError("tokenizer 'bpe': 'corpus' is a list of texts and 'corpus_files' a list of paths")
     return BPETokenizer.train(_corpus_texts(corpus or [], corpus_files or []), vocab_size, min_frequency)
-
-
-@hookimpl
-def register_tokenizers(register) -> None:
-    register("bpe", build_bpe_tokenizer)
 
 
 # ---- helpers -----------------------------------------------------------------------------

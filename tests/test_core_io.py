@@ -1,0 +1,78 @@
+"""Shared I/O helpers: atomic writes, located JSON errors, root-confined paths, KEY=VALUE parsing."""
+
+import os
+
+import pytest
+
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import atomic_write_bytes, atomic_write_json, load_json, parse_key_values, path_inside
+from babyvlm.core.records import SkipReport
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    atomic_write_json(target, {"v": 1})
+    atomic_write_json(target, {"v": 2})
+    assert load_json(target) == {"v": 2}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_removes_temp(tmp_path, monkeypatch):
+    target = tmp_path / "a.bin"
+    atomic_write_bytes(target, b"old")
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_load_json_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "a": 1,\n  "b": }\n')
+    with pytest.raises(DataError, match=r"bad.json: invalid JSON at line 3, column 8"):
+        load_json(bad)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"a": "caf\xe9"}')
+    with pytest.raises(DataError, match=r"latin.json: not utf-8 text \(byte 10"):
+        load_json(latin)
+    with pytest.raises(DataError, match="missing.json: file not found"):
+        load_json(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("relative", ["../outside.jpg", "a/../../outside.jpg", "/etc/passwd", ""])
+def test_path_inside_refuses_escapes(tmp_path, relative):
+    with pytest.raises(DataError, match="record 7"):
+        path_inside(tmp_path, relative, "record 7")
+
+
+def test_path_inside_refuses_symlink_out_and_accepts_nested(tmp_path):
+    (tmp_path / "root" / "imgs").mkdir(parents=True)
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    (tmp_path / "root" / "imgs" / "link.jpg").symlink_to(tmp_path / "secret.jpg")
+    with pytest.raises(DataError, match="leaves its root"):
+        path_inside(tmp_path / "root", "imgs/link.jpg", "rec")
+    assert path_inside(tmp_path / "root", "imgs/./a.jpg", "rec") == (tmp_path / "root" / "imgs" / "a.jpg").resolve()
+
+
+def test_parse_key_values_types_and_errors():
+    assert parse_key_values(["n=3", "x=0.5", "flag=true", "mode=human", "xs=[1, 2]", 'q="3"']) == {
+        "n": 3, "x": 0.5, "flag": True, "mode": "human", "xs": [1, 2], "q": "3"}
+    assert parse_key_values(["expr=a=b"]) == {"expr": "a=b"}
+    with pytest.raises(ConfigError, match="--source-opt: expected KEY=VALUE, got 'oops'"):
+        parse_key_values(["oops"], "--source-opt")
+
+
+def test_skip_report_round_trips_through_dict():
+    report = SkipReport()
+    for row in range(5):
+        report.skip("unparsable_time", f"a.csv:{row}")
+    report.skip("empty_utterance", "b.csv:2")
+    again = SkipReport.from_dict(report.to_dict())
+    assert again.counts == report.counts and again.examples == report.examples
+    assert SkipReport.from_dict(None).total == 0
