@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from babyvlm.core import (  # noqa: E402
     BabyVLMError,
+    Experiment,
     build,
     build_model,
     hookimpl,
@@ -11,4 +12,4 @@ from babyvlm.core import (  # noqa: E402
     write_resolved_config,
 )
 
-__all__ = ["BabyVLMError", "__version__", "build", "build_model", "hookimpl", "load_config", "write_resolved_config"]
+__all__ = ["BabyVLMError", "Experiment", "__version__", "build", "build_model", "hookimpl", "load_config", "write_resolved_config"]

@@ -1,5 +1,12 @@
 """The ``babyvlm`` command line. Built-in: ``plugins`` and ``components``; every other command
-(``model``, ``data``, ``synth``, ``demo``, ...) comes from plugins through ``register_commands``."""
+(``model``, ``data``, ``synth``, ``demo``, ...) comes from plugins through ``register_commands``.
+
+``babyvlm --help`` lists plugin commands by the ``short_help`` they registered
+(``register("model", "pkg.mod:group", short_help="...")``), so it imports no command module (and so
+no torch); a command registered without one is imported to read its help. Errors: ``BabyVLMError``
+and ``OSError`` (a file that cannot be read or written) print as one line naming the file; anything
+else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +42,39 @@ class PluginCommandGroup(click.Group):
             return super().invoke(ctx)
         except BabyVLMError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(describe_os_error(exc)) from exc
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command list, but plugin commands' help comes from the registry (no import)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, text) for name in names if (text := self._short_help(ctx, name, limit)) is not None]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _short_help(self, ctx: click.Context, name: str, limit: int) -> str | None:
+        """A command's one-line help; None hides it (click's ``hidden`` commands)."""
+        registered = None if name in self.commands else registry.info("command", name).get("short_help")
+        if isinstance(registered, str):  # used as is, like a command's own short_help=
+            return " ".join(registered.split())
+        try:
+            command = self.get_command(ctx, name)
+        except click.ClickException as exc:  # a broken plugin's command: listed with why
+            return f"(unavailable: {exc.format_message()})"
+        if command is None or command.hidden:
+            return None
+        return command.get_short_help_str(limit)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` for a file-system error (both paths for a failed rename or copy)."""
+    reason = exc.strerror or str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 @click.group(cls=PluginCommandGroup)

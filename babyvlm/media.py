@@ -180,8 +180,10 @@ def encode_jpeg(image: np.ndarray | Image.Image, quality: int = 90) -> bytes:
 
 
 def decode_jpeg(data: bytes, where: str = "image") -> np.ndarray:
+    """JPEG bytes -> HxWx3 uint8 RGB (read-only). An RGB image is not converted: ``convert`` would copy it."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
+            img.load()
+            return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except Exception as exc:  # Pillow raises several types for corrupt data
         raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc

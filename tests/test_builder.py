@@ -13,11 +13,10 @@ import test_builder_support as support
 from babyvlm import registry
 from babyvlm.core.errors import DataError
 from babyvlm.core.records import SkipReport, Utterance
-from babyvlm.media import write_video
+from babyvlm.media import decode_jpeg, write_video
 from babyvlm.plugins.pretraining_set import builder as builder_module
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set, shard_of
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
-from babyvlm.plugins.pretraining_set.dataset import decode_rgb
 from babyvlm.plugins.pretraining_set.stores import open_store
 
 
@@ -54,7 +53,7 @@ def test_frames_are_routed_by_time(corpus, tmp_path):
         times = [meta["frame_time"]] if fmt == "image" else meta["frame_times"]
         assert len(times) == len(images)
         for image, time in zip(images, times, strict=True):
-            assert support.nearest_colour(decode_rgb(image, sample_id)) == (offset + int(time)) % len(support.PALETTE)
+            assert support.nearest_colour(decode_jpeg(image, sample_id)) == (offset + int(time)) % len(support.PALETTE)
         if fmt == "image":
             start, end = meta["clip"]
             number = int(sample_id.rsplit(".", 1)[1])
@@ -170,6 +169,32 @@ def test_interrupted_build_resumes_to_the_same_store(corpus, tmp_path):
     assert result.manifest["shards"][0]["checksum"] == open_store(tmp_path / "reference").manifest()["shards"][0]["checksum"]
 
 
+def test_leftovers_of_a_recording_gone_from_the_source_are_removed(tmp_path):
+    root = support.write_corpus(tmp_path / "c")
+    commits = []
+
+    def crash_on_fifth_commit(line: str) -> None:
+        if line.startswith("commit:"):
+            commits.append(line)
+            if len(commits) == 5:  # recording 1 is done, recording 2 half-written (4 samples committed)
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_pretraining_set(BuildPlan(source="fake", root=root, out=tmp_path / "s", commit_every=4),
+                              log=crash_on_fifth_commit)
+    spec = json.loads((root / "fake.json").read_text())
+    interrupted = spec["recordings"].pop(1)["id"]  # the half-written recording disappears from the source
+    (root / "fake.json").write_text(json.dumps(spec))
+    lines = []
+    result = build_pretraining_set(BuildPlan(source="fake", root=root, out=tmp_path / "s", commit_every=4),
+                                   log=lines.append)
+    assert result.removed_leftovers == 4 and (result.resumed, result.built) == (1, 1)
+    assert f"removed 4 leftover samples of 1 interrupted recording(s) the source no longer yields: {interrupted}" in lines
+    assert "4 leftover samples removed" in result.summary()
+    assert open_store(tmp_path / "s").verify().ok
+    assert not any(meta["recording_id"] == interrupted for *_, meta in _contents(tmp_path / "s").values())
+
+
 def test_formats_and_window_settings(corpus, tmp_path):
     settings = BuildSettings(formats=("interleaved",), window_min=2, window_max=2, stride=1)
     result = _build(corpus, tmp_path / "s", settings=settings)
@@ -212,6 +237,6 @@ def test_frames_are_scaled_and_rotated_as_configured(tmp_path):
         out = tmp_path / f"s{rotation}"
         _build(tmp_path / "c", out, settings=settings, source_options={"rotation": rotation})
         for _, sample in open_store(out).iter_samples():
-            pixels = decode_rgb(sample.images[0], sample.sample_id)
+            pixels = decode_jpeg(sample.images[0], sample.sample_id)
             assert pixels.shape == (32, 24, 3)  # longer side 32, aspect kept
             assert support.nearest_colour(pixels[:12]) == expected_top

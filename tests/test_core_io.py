@@ -15,6 +15,9 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     atomic_write_json(target, {"v": 2})
     assert load_json(target) == {"v": 2}
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_atomic_write_failure_keeps_old_file_and_removes_temp(tmp_path, monkeypatch):

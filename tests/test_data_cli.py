@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 
 import lmdb
+import numpy as np
 import pytest
 import test_builder_support as support
 from click.testing import CliRunner
+from fixtures_media import tiny_video, write_csv
+from test_lmdb_store import damage_pages_holding
 
 from babyvlm import registry
 from babyvlm.cli import cli
+from babyvlm.media import encode_jpeg
 from babyvlm.plugins.pretraining_set.stores import open_store
 
 
@@ -67,6 +71,15 @@ def test_verify_names_a_corrupted_key_and_fails(corpus, tmp_path):
     assert "FAILED" in result.output
 
 
+def test_export_of_a_damaged_store_fails_cleanly(corpus, tmp_path):
+    run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "s")
+    damage_pages_holding(tmp_path / "s", b"utterance 2 of S_20140101_0700_01")
+    result = run("data", "export", tmp_path / "s", tmp_path / "llava", ok=False)
+    assert isinstance(result.exception, SystemExit)  # a DataError the CLI printed, not a crash
+    assert f"{tmp_path / 's'}: shard 00000-of-00001: LMDB read failed after key" in result.output
+    assert not list((tmp_path / "llava").glob(".data.json*")) and not (tmp_path / "llava" / "data.json").exists()
+
+
 def test_export_import_round_trip(corpus, tmp_path):
     run("data", "build", "--source", "fake", "--root", corpus, "--out", tmp_path / "s")
     run("data", "export", tmp_path / "s", "--format", "llava", tmp_path / "llava")
@@ -93,7 +106,7 @@ def test_import_refuses_paths_that_leave_the_json_folder(tmp_path):
     (tmp_path / "outside.jpg").write_bytes(b"\xff\xd8\xff")
     escaping = _llava_json(tmp_path / "llava", "../outside.jpg")
     result = run("data", "import", "--format", "llava", escaping, "--out", tmp_path / "s", ok=False)
-    assert "record 'rec-7'" in result.output and "'../outside.jpg' leaves the JSON's folder" in result.output
+    assert "record 'rec-7'" in result.output and "'../outside.jpg' leaves its root" in result.output
     absolute = _llava_json(tmp_path / "llava2", str(tmp_path / "outside.jpg"), "rec-8")
     result = run("data", "import", "--format", "llava", absolute, "--out", tmp_path / "s2", ok=False)
     assert "record 'rec-8'" in result.output and "absolute" in result.output
@@ -102,6 +115,22 @@ def test_import_refuses_paths_that_leave_the_json_folder(tmp_path):
     linked = _llava_json(tmp_path / "llava3", "link.jpg", "rec-9")
     result = run("data", "import", "--format", "llava", linked, "--out", tmp_path / "s3", ok=False)
     assert "record 'rec-9'" in result.output and "leaves" in result.output
+
+
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff\xe0 only a JPEG header", b"name,age\nball,2\n"])
+def test_import_decodes_every_image_before_writing_anything(tmp_path, content):
+    good = tmp_path / "llava" / "good.jpg"
+    good.parent.mkdir()
+    good.write_bytes(encode_jpeg(np.zeros((8, 8, 3), np.uint8)))
+    (tmp_path / "llava" / "bad.jpg").write_bytes(content)
+    turns = [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "a ball"}]
+    records = [{"id": "fine", "image": "good.jpg", "conversations": turns},
+               {"id": "rec-5", "image": "bad.jpg", "conversations": turns}]
+    (tmp_path / "llava" / "data.json").write_text(json.dumps(records))
+    result = run("data", "import", "--format", "llava", tmp_path / "llava" / "data.json", "--out", tmp_path / "s",
+                 ok=False)
+    assert "record 'rec-5' (#1): image 'bad.jpg'" in result.output and "does not decode as an image" in result.output
+    assert not (tmp_path / "s").exists()
 
 
 def test_import_reports_bad_records_by_id(tmp_path):
@@ -164,3 +193,36 @@ def test_synthetic_corpus_end_to_end(tmp_path):
     assert set(stats["counts"]["by_child"]) <= {"S", "A", "Y"} and stats["hours_of_video"] > 0
     first = next(open_store(tmp_path / "s").iter_samples(["image"]))[1]
     assert first.meta["recording_id"] in {p.stem for p in (tmp_path / "corpus").rglob("*.mp4")}
+
+
+def _saycam_corpus(root, texts: dict[str, str]):
+    for stem, text in texts.items():
+        tiny_video(root / "videos" / f"{stem}.mp4")
+        write_csv(root / "transcripts" / f"{stem}.csv", [("0:00", f"{stem}.mp4", text, "M")])
+    return root
+
+
+def test_rerun_rebuilds_a_recording_whose_transcript_changed(tmp_path):
+    edited, untouched = "S_20141029_2412_02", "A_20150101_0805_01"
+    root = _saycam_corpus(tmp_path / "corpus", {edited: "look at the red ball", untouched: "hello there"})
+    args = ("data", "build", "--source", "saycam", "--root", root, "--out", tmp_path / "s")
+    run(*args)
+    write_csv(root / "transcripts" / f"{edited}.csv", [("0:00", f"{edited}.mp4", "look at the blue ball", "M")])
+    rerun = run(*args)
+    assert f"rebuilding {edited}: its transcript, video or metadata changed" in rerun.output
+    assert "recordings: 1 built, 1 already done" in rerun.output and "1 redone because their inputs changed" in rerun.output
+    texts = {s.sample_id: s.conversations[-1]["value"] for _, s in open_store(tmp_path / "s").iter_samples()}
+    assert {t for i, t in texts.items() if i.startswith(edited)} == {"look at the blue ball"}  # no stale sample
+    assert {t for i, t in texts.items() if i.startswith(untouched)} == {"hello there"}
+    assert "OK" in run("data", "verify", tmp_path / "s").output
+
+
+def test_build_from_a_root_without_recordings_fails_and_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("data", "build", "--source", "saycam", "--root", tmp_path / "empty", "--out", tmp_path / "s", ok=False)
+    assert "the 'saycam' source found no recordings, so nothing was built (skipped: 0)" in result.output
+    unmatched = tmp_path / "unmatched"
+    write_csv(unmatched / "S_20141029_2412_02.csv", [("0:01", "", "hello", "M")])
+    result = run("data", "build", "--source", "saycam", "--root", unmatched, "--out", tmp_path / "s", ok=False)
+    assert "found no recordings" in result.output and "transcript_without_video: 1" in result.output
+    assert not (tmp_path / "s").exists()

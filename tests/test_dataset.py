@@ -69,15 +69,24 @@ def test_sampler_shuffles_per_epoch_deterministically_and_splits_ranks():
     assert sorted(first) == sorted(second) == list(range(23)) and first != second
     assert list(ResumableSampler(23, seed=7)) == first
     assert list(ResumableSampler(23, seed=8)) != first
-    for drop_last in (False, True):
-        ranks = [list(ResumableSampler(23, seed=7, rank=r, world_size=4, drop_last=drop_last)) for r in range(4)]
-        flat = [i for part in ranks for i in part]
-        assert len(flat) == len(set(flat))  # disjoint
-        assert len(flat) == (20 if drop_last else 23)  # covering (drop_last trims to equal shares)
-        assert [len(p) for p in ranks] == ([5] * 4 if drop_last else [6, 6, 6, 5])
-        assert [len(ResumableSampler(23, rank=r, world_size=4, drop_last=drop_last)) for r in range(4)] == [len(p) for p in ranks]
+    trimmed = [list(ResumableSampler(23, seed=7, rank=r, world_size=4, drop_last=True)) for r in range(4)]
+    flat = [i for part in trimmed for i in part]
+    assert [len(p) for p in trimmed] == [5] * 4 and len(set(flat)) == 20  # disjoint, 3 left out
     with pytest.raises(ConfigError, match="rank 4"):
         ResumableSampler(10, rank=4, world_size=4)
+
+
+@pytest.mark.parametrize("samples, world_size", [(23, 4), (10, 4), (3, 4), (1, 3), (8, 4)])
+def test_sampler_gives_every_rank_equally_many_samples_covering_the_epoch(samples, world_size):
+    """Unequal shares would leave the rank with one more step waiting in its all-reduce forever."""
+    ranks = [ResumableSampler(samples, seed=7, rank=r, world_size=world_size) for r in range(world_size)]
+    drawn = [list(sampler) for sampler in ranks]
+    share = -(-samples // world_size)
+    assert [len(p) for p in drawn] == [len(s) for s in ranks] == [share] * world_size
+    flat = [i for part in drawn for i in part]
+    assert set(flat) == set(range(samples))  # covering; the padding repeats a few samples
+    assert len(flat) - len(set(flat)) == share * world_size - samples
+    assert [len(list(s)) for s in ranks] == [share] * world_size  # the next epoch too
 
 
 def test_sampler_state_restores_the_remaining_order():

@@ -135,7 +135,7 @@ def test_missing_and_unknown_videos(tmp_path):
 
 
 @pytest.mark.parametrize("which, content, message", [
-    ("ego4d.json", '{"videos": [', "invalid JSON at line 1 column 13: Expecting value"),
+    ("ego4d.json", '{"videos": [', "invalid JSON at line 1, column 13: Expecting value"),
     ("ego4d.json", '{"videos": {}}', "key 'videos': expected a list of video entries"),
     ("ego4d.json", '{"videos": [{"duration_sec": 3}]}', "videos[0].video_uid: expected a non-empty string, got None"),
     ("ego4d.json", '{"videos": [{"video_uid": "u", "duration_sec": "long"}]}',

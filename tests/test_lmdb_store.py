@@ -99,6 +99,48 @@ def test_restarted_group_drops_leftovers_and_done_groups_are_kept(tmp_path):
     assert report.ok and report.orphans == 0 and report.records == 5
 
 
+def test_finalize_deletes_leftovers_of_a_group_the_source_no_longer_yields(tmp_path):
+    path = tmp_path / "s"
+    writer = LMDBStore(path).writer(settings=SETTINGS, commit_every=2)
+    writer.begin_group("recA")
+    writer.add("image", "000000", _sample("recA/image/000000"))
+    writer.finish_group({})
+    writer.begin_group("gone")
+    for n in range(5):  # 4 of these get committed, then the "kill -9": no progress record for "gone"
+        writer.add("image", f"{n:06d}", _sample(f"gone/image/{n:06d}"))
+    writer.close()
+
+    writer = LMDBStore(path).writer(settings=SETTINGS, commit_every=2)
+    assert writer.done_groups() == {"recA"}
+    manifest = writer.finalize(build=SETTINGS, source={"name": "unit"}, expected_groups={"recA"})
+    writer.close()
+    assert writer.removed_leftovers == {"gone": 4}
+    assert manifest["counts"]["total"] == 1 and manifest["shards"][0]["groups"] == ["recA"]
+    report = LMDBStore(path).verify()
+    assert report.ok and report.orphans == 0 and report.records == 1
+
+
+def test_a_redone_group_keeps_its_old_samples_until_its_first_new_commit(tmp_path):
+    path = tmp_path / "s"
+    _write(path, {"recA": 3})
+    writer = LMDBStore(path).writer(settings=SETTINGS, commit_every=2)
+    assert writer.done_fingerprints() == {"recA": None}
+    writer.begin_group("recA", fingerprint="sha256:new")
+    writer.add("image", "000000", _sample("recA/image/000000", colour=1))
+    writer.close()  # killed before the first commit: the old version is intact and still complete
+    writer = LMDBStore(path).writer(settings=SETTINGS, commit_every=2)
+    assert writer.done_fingerprints() == {"recA": None} and writer.committed == 3
+    writer.begin_group("recA", fingerprint="sha256:new")
+    for n in range(2):  # one commit: the old keys and progress record go in the same transaction
+        writer.add("image", f"{n:06d}", _sample(f"recA/image/{n:06d}", colour=1))
+    assert writer.committed == 2 and writer.done_fingerprints() == {}
+    writer.finish_group({})
+    assert writer.done_fingerprints() == {"recA": "sha256:new"}
+    writer.finalize(build=SETTINGS, source={"name": "unit"}, expected_groups={"recA"})
+    writer.close()
+    assert LMDBStore(path).verify().ok and len(LMDBStore(path)) == 2
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     LMDBStore(tmp_path / "s").writer(settings=SETTINGS).close()
     with pytest.raises(ConfigError, match="image_size: 32 -> 64"):
@@ -146,6 +188,35 @@ def test_verify_decodes_jpegs_even_when_digests_match(tmp_path):
     writer.close()
     report = store.verify()
     assert any("rec/image/000000" in c and "image 0" in c and "JPEG" in c for c in report.corrupted)
+
+
+def damage_pages_holding(store_path, marker: bytes) -> None:
+    """Overwrite every LMDB page that contains ``marker`` (a corrupted disk page under a record)."""
+    data_file = store_path / "shards" / "00000-of-00001" / "data.mdb"
+    env = lmdb.open(str(data_file.parent), readonly=True, lock=False, max_dbs=4)
+    page_size = env.stat()["psize"]
+    env.close()
+    data = bytearray(data_file.read_bytes())
+    found = data.find(marker)
+    assert found >= 0
+    while found >= 0:
+        page = found // page_size * page_size
+        data[page:page + page_size] = b"\xab" * page_size
+        found = data.find(marker, page + page_size)
+    data_file.write_bytes(bytes(data))
+
+
+def test_lmdb_read_errors_become_data_errors_naming_shard_and_key(tmp_path):
+    path = tmp_path / "s"
+    _write(path, {"recA": 30, "recB": 30}, commit_every=10)
+    damage_pages_holding(path, b"text recB/image/000020")
+    store = LMDBStore(path)
+    with pytest.raises(DataError, match=r"s: shard 00000-of-00001: LMDB read failed after key 'rec.*'.*Corrupted"):
+        store.list_keys()
+    with pytest.raises(DataError, match=r"s: shard 00000-of-00001: LMDB read failed after key 'rec.*'"):
+        list(store.iter_samples())
+    with pytest.raises(DataError, match=r"s: shard 00000-of-00001 key 'recB/image/000020': LMDB read failed"):
+        store.get(0, b"recB/image/000020")
 
 
 def test_manifest_that_does_not_match_its_shards(tmp_path):

@@ -356,7 +356,8 @@ def test_checkpoint_round_trip_survives_moving_the_folder(trained, tmp_path):
         assert name == other_name and torch.equal(value, other), name
     sample = training_samples()[1]
     assert loaded.generate(sample, max_new_tokens=8) == model.generate(sample, max_new_tokens=8)
-    assert babyvlm.load_config(tmp_path / "b").model.tokenizer.path == str((tmp_path / "a").resolve())
+    # the JSON spec's tokenizer path is folder-relative: it follows the folder
+    assert babyvlm.load_config(tmp_path / "b").model.tokenizer.path == str((tmp_path / "b").resolve())
 
 
 def test_non_default_connector_saves_babyvlm_format_only(tokenizer_dir, tmp_path):

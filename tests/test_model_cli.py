@@ -60,7 +60,7 @@ def test_model_build_writes_a_checkpoint_folder(tmp_path):
 
 
 def test_model_info_text_and_freeze_override():
-    result = CliRunner().invoke(cli, ["model", "info", "tiny", "--set", "model.freeze=['encoder', 'connector']"])
+    result = CliRunner().invoke(cli, ["model", "info", "tiny", "--set", 'model.freeze=["encoder", "connector"]'])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()[1:] if line.strip()}
     assert "(0 trainable)" in lines["encoder"] and "(0 trainable)" in lines["connector"]
@@ -82,3 +82,44 @@ def test_bundled_configs_name_registered_components(preset):
     for kind, part in (("encoder", "encoder"), ("connector", "connector"), ("language_model", "language_model")):
         assert cfg.model[part]["type"] in babyvlm.registry.names(kind)
     assert Path(babyvlm.core.compose.CONFIG_DIR / f"{preset}.py").is_file()
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("model.language_model.hidden_size=abc", "language_model 'llama': hidden_size must be a positive integer, got 'abc'"),
+    ("model.language_model.num_attention_heads=3",
+     "language_model 'llama': hidden_size 128 is not a multiple of num_attention_heads 3"),
+    ("model.language_model.num_key_value_heads=3",
+     "language_model 'llama': num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    ("model.language_model.rms_norm_eps=abc", "language_model 'llama': invalid option: Field 'rms_norm_eps' expected float"),
+    ("model.language_model.hidden_act=swoosh", "language_model 'llama': unknown hidden_act 'swoosh'"),
+    ("model.encoder.hidden_size=abc", "encoder 'vit': hidden_size must be a positive integer, got 'abc'"),
+    ("model.encoder.num_attention_heads=3", "encoder 'vit': hidden_size 128 is not a multiple of num_attention_heads 3"),
+    ("model.encoder.patch_size=0", "encoder 'vit': patch_size must be a positive integer, got 0"),
+    ("model.encoder.layer_norm_eps=\"x\"", "encoder 'vit': invalid option: Field 'layer_norm_eps' expected float"),
+])
+def test_bad_component_values_are_one_line_config_errors(setting, message):
+    result = CliRunner().invoke(cli, ["model", "info", "tiny", "--set", setting])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith(f"Error: {message}"), result.output
+
+
+def test_bad_lm_value_in_a_real_process_prints_no_traceback():
+    run = run_cli("model", "info", "tiny", "--set", "model.language_model.hidden_size=abc")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "StrictDataclass" not in run.stderr
+    assert "language_model 'llama': hidden_size must be a positive integer" in run.stderr
+
+
+def test_set_values_are_json_with_dotted_keys():
+    untied = json.loads(CliRunner().invoke(cli, ["model", "info", "tiny", "--json"]).output)
+    result = CliRunner().invoke(cli, ["model", "info", "tiny", "--json",
+                                      "--set", "model.language_model.tie_word_embeddings=true"])
+    assert result.exit_code == 0, result.output  # JSON true, not the string "true" (nor Python's True)
+    tied = json.loads(result.output)
+    lm_params = untied["parts"]["language_model"]["params"] - tied["parts"]["language_model"]["params"]
+    assert lm_params == untied["vocab_size"] * 128  # the output head now shares the input embeddings
+
+
+def test_set_without_equals_is_refused():
+    result = CliRunner().invoke(cli, ["model", "info", "tiny", "--set", "model.freeze"])
+    assert result.exit_code == 1 and "--set: expected KEY=VALUE, got 'model.freeze'" in result.output

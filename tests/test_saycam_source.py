@@ -8,6 +8,9 @@ from fixtures_media import tiny_video, truncate_file, write_asr, write_asr_frame
 import babyvlm
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.records import Utterance
+from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
+from babyvlm.plugins.pretraining_set.clips import BuildSettings
+from babyvlm.plugins.pretraining_set.stores import open_store
 from babyvlm.plugins.saycam import SaycamSource
 
 STEM = "S_20141029_2412_02"
@@ -45,7 +48,7 @@ def test_human_transcript_end_to_end(tmp_path):
     assert recording.meta == {"video": f"videos/{STEM}.mp4", "transcript": "human",
                               "transcript_path": f"transcripts/{STEM}.csv"}
     assert recording.utterances == [
-        Utterance(1.0, 4.0, "look at the ball!", "mother"),  # ends where the child's row starts
+        Utterance(1.0, None, "look at the ball!", "mother"),  # no end given: open (the builder caps it)
         Utterance(6.0, 9.0, "here it is", "father"),  # a range keeps its own end
         Utterance(12.0, None, "all done", "mother"),
     ]
@@ -67,7 +70,7 @@ def test_rows_that_cannot_be_used_are_counted_with_file_and_line(tmp_path):
         ("0:30", "", "last", "M"),
     ])
     source, [recording] = read(tmp_path)
-    assert recording.utterances == [Utterance(10.0, 20.0, "first and more", "mother"),
+    assert recording.utterances == [Utterance(10.0, None, "first and more", "mother"),
                                     Utterance(30.0, None, "last", "mother")]
     where = f"transcripts/{STEM}.csv"
     assert dict(source.report.counts) == {"missing_time": 3, "unparsable_time": 1, "time_out_of_order": 1,
@@ -247,7 +250,7 @@ def test_asr_object_form(tmp_path):
     assert recording.meta["transcript"] == "asr"
     assert recording.utterances == [Utterance(0.5, 0.9, "hi", "unknown"),
                                     Utterance(1.2, 3.4, "look at the ball", "mother"),
-                                    Utterance(4.0, 5.0, "bye", "unknown")]
+                                    Utterance(4.0, None, "bye", "unknown")]  # no end_ms: open
     where = f"asr/{STEM}.asr.json"
     assert source.report.examples == {
         "bad_asr_utterance": [f"{where}:utterances[3] ('start_ms' must be a number of milliseconds >= 0, got -1)",
@@ -304,7 +307,7 @@ def test_auto_falls_back_to_asr_when_the_csv_is_unreadable(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "invalid JSON at line 1 column 2: Expecting property name enclosed in double quotes"),
+    ("{not json", "invalid JSON at line 1, column 2: Expecting property name enclosed in double quotes"),
     ('{"schema": "other/2", "utterances": []}', "key 'schema': unsupported 'other/2' (expected 'babyvlm.asr/1')"),
     ('{"video": "../../S_20141029_2412_02.mp4", "utterances": []}',
      "key 'video': '../../S_20141029_2412_02.mp4' must be a plain name inside the corpus root"),
@@ -373,7 +376,7 @@ def test_truncated_video_is_reported_by_validate_and_probe(tmp_path):
     source, recordings = read(tmp_path, probe=True)
     assert [r.recording_id for r in recordings] == [STEM]
     [recording] = recordings
-    assert recording.utterances == [Utterance(1.0, 2.0, "early", "mother")]  # end clamped to the duration
+    assert recording.utterances == [Utterance(1.0, None, "early", "mother")]  # open: not ended at the duration
     assert (recording.meta["fps"], recording.meta["num_frames"], recording.meta["width"]) == (5.0, 10, 32)
     assert source.report.examples["utterance_after_video_end"] == [f"videos/{STEM}.mp4 (0:05 >= 0:02)"]
     assert source.report.examples["unreadable_video"][0].startswith(f"videos/{OTHER}.mp4 (cannot open video")
@@ -403,7 +406,7 @@ def test_built_through_the_registry(tmp_path):
     assert json.loads(json.dumps(source.describe()))["transcripts"] == {"human": 1}
 
 
-def test_equal_starts_share_the_next_later_start_and_continuations_follow_their_row(tmp_path):
+def test_equal_starts_stay_open_and_continuations_follow_their_row(tmp_path):
     video(tmp_path)
     transcript(tmp_path, [
         ("0:05", "", "you too", "M"),
@@ -413,13 +416,13 @@ def test_equal_starts_share_the_next_later_start_and_continuations_follow_their_
         ("0:09", "", "yes", "M"),
     ])
     source, [recording] = read(tmp_path)
-    assert recording.utterances == [Utterance(5.0, 7.0, "you too", "mother"),
-                                    Utterance(5.0, 7.0, "me first", "father"),
+    assert recording.utterances == [Utterance(5.0, None, "you too", "mother"),
+                                    Utterance(5.0, None, "me first", "father"),
                                     Utterance(9.0, None, "yes", "mother")]
     assert source.report.examples == {"excluded_speaker": [f"transcripts/{STEM}.csv:4 (speaker 'C' = child)"]}
 
 
-def test_zero_length_spans_fall_back_to_the_next_start(tmp_path):
+def test_zero_length_spans_count_as_a_start_only(tmp_path):
     video(tmp_path)
     video(tmp_path, OTHER)
     transcript(tmp_path, [("1:05-1:05", "", "same", "M"), ("1:08", "", "next", "M")])
@@ -427,4 +430,22 @@ def test_zero_length_spans_fall_back_to_the_next_start(tmp_path):
         {"start_ms": 100, "end_ms": 100, "text": "flat"}, {"start_ms": 400, "end_ms": 500, "text": "then"}])
     _, recordings = read(tmp_path)
     assert {r.recording_id: r.utterances[0] for r in recordings} == {
-        STEM: Utterance(65.0, 68.0, "same", "mother"), OTHER: Utterance(0.1, 0.4, "flat", "unknown")}
+        STEM: Utterance(65.0, None, "same", "mother"), OTHER: Utterance(0.1, None, "flat", "unknown")}
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_open_utterances_become_capped_clips_in_the_builder(tmp_path, probe):
+    """Human rows without an end (the last one too, also with ``probe``) are capped, not skipped as too long."""
+    video(tmp_path / "corpus", seconds=25.0)
+    transcript(tmp_path / "corpus", [("0:01", "", "look at the ball", "M"), ("0:10-0:12", "", "a range", "M"),
+                                     ("0:15", "", "where is it", "M"), ("0:20", "", "there it is", "M")])
+    _, [recording] = read(tmp_path / "corpus", probe=probe)
+    assert [u.end for u in recording.utterances] == [None, 12.0, None, None]  # a range keeps its explicit end
+    settings = BuildSettings(formats=("video",), max_clip_sec=4.0, video_frames=2)
+    plan = BuildPlan(source="saycam", root=tmp_path / "corpus", out=tmp_path / "store", settings=settings,
+                     source_options={"probe": probe})
+    result = build_pretraining_set(plan, log=lambda _: None)
+    clips = sorted(tuple(sample.meta["clip"]) for _, sample in open_store(tmp_path / "store").iter_samples())
+    # 9 s to the next row after 0:01 and 5 s to the video end after 0:20 are silences, not utterance ends
+    assert clips == [(1.0, 5.0), (10.0, 12.0), (15.0, 19.0), (20.0, 24.0)]
+    assert "clip_too_long" not in result.report.counts

@@ -19,8 +19,8 @@ import torch
 import babyvlm
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
+from babyvlm.media import decode_jpeg
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
-from babyvlm.plugins.pretraining_set.dataset import decode_rgb
 from babyvlm.plugins.pretraining_set.stores import open_store
 
 NAMES = ["red", "green", "blue", "yellow", "magenta", "cyan", "white", "black", "brown", "teal"]
@@ -106,5 +106,5 @@ def test_build_filters_by_scores_and_picks_best_frames(tmp_path, fake_open_clip)
     for _, sample in open_store(tmp_path / "s").iter_samples(["image", "interleaved"]):
         texts = [t["value"] for t in sample.conversations if t["from"] == "gpt"]
         for image, text in zip(sample.images, texts, strict=True):  # kept / best frames show the named colour
-            assert NAMES[support.nearest_colour(decode_rgb(image, sample.sample_id))] == text
+            assert NAMES[support.nearest_colour(decode_jpeg(image, sample.sample_id))] == text
         assert all(s is not None for s in sample.meta.get("scores", [sample.meta.get("score")]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import warnings
 
 import pytest
@@ -100,6 +101,16 @@ def test_save_load_roundtrip(tokenizer, tmp_path):
         text = "<image>Where is the KITTY? café"
         assert loaded.encode(text) == tokenizer.encode(text)
         assert loaded.decode(loaded.encode(text)) == tokenizer.decode(tokenizer.encode(text))
+
+
+def test_a_failed_save_leaves_no_temp_file(tokenizer, tmp_path, monkeypatch):
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device", str(target))
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        tokenizer.save(tmp_path / "tok")
+    assert list((tmp_path / "tok").iterdir()) == []
 
 
 def test_hugging_face_tokenizers_load_the_saved_folder(tokenizer, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import babyvlm.plugins.triton_kernels.linear_cross_entropy as lce
 from babyvlm.plugins.triton_kernels.linear_cross_entropy import (
     linear_cross_entropy,
     linear_cross_entropy_reference,
@@ -217,3 +218,31 @@ def test_linear_cross_entropy_refuses_second_backward():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="twice"):
         loss.backward()
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_linear_cross_entropy_computes_no_gradients_without_grad_mode(monkeypatch, mode):
+    hidden = torch.randn(37, 16, requires_grad=True)
+    weight = torch.randn(101, 16, requires_grad=True)
+    targets = torch.randint(0, 101, (37,))
+    targets[::3] = -100
+    with_grad = linear_cross_entropy(hidden, weight, targets, chunk_size=8)
+
+    calls = []
+    real = lce._chunked_loss_and_grads
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append({"needs": args[-2:], "grad_h": result[1], "grad_w": result[2]})
+        return result
+
+    monkeypatch.setattr(lce, "_chunked_loss_and_grads", spy)
+    with mode():
+        evaluated = linear_cross_entropy(hidden, weight, targets, chunk_size=8)
+    assert calls == [{"needs": (False, False), "grad_h": None, "grad_w": None}]
+    assert evaluated.item() == pytest.approx(with_grad.item(), rel=1e-6)
+    assert evaluated.grad_fn is None
+
+    calls.clear()
+    linear_cross_entropy(hidden, weight.detach(), targets, chunk_size=8)  # frozen head: input grad only
+    assert calls[0]["needs"] == (True, False) and calls[0]["grad_h"] is not None and calls[0]["grad_w"] is None

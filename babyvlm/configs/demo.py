@@ -5,8 +5,12 @@ Every component is named by its registered string; `babyvlm demo --set key=value
 """
 
 corpus = dict(kind="saycam", minutes=12.0, seed=0, fps=5, size=224, video_minutes=1.0)
-data = dict(source="saycam", source_options=dict(transcripts="human"), store="lmdb", scorer="none",
-            image_size=64, heldout_recordings=2)
+# data.root defaults to <work dir>/corpus, where `babyvlm demo` writes the synthetic corpus.
+data = dict(
+    source=dict(type="saycam", transcripts="human"),
+    builder=dict(type="pretraining_set", store="lmdb", scorer="none", image_size=64),
+    heldout_recordings=2,
+)
 tokenizer = dict(type="bpe", vocab_size=500, min_frequency=2)  # the demo corpus is small
 model = dict(
     type="babyllava",

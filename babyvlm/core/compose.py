@@ -7,7 +7,10 @@ Everything a config file can say, Python can say too::
     model = build_model("tiny")                       # a bundled preset config
     model = build_model({"model": dict(type="babyllava", encoder=dict(type="vit", preset="tiny"), ...)})
 
-Configs are mmengine Python configs; components are named by their registered strings.
+Configs are mmengine Python configs; components are named by their registered strings. A checkpoint
+folder is read through the JSON model spec in its ``babyvlm.json``, never by running its ``config.py``:
+a downloaded checkpoint is untrusted data, and a ``.py`` config executes. Its ``config.py`` is written
+for people to read; load it explicitly by its file path only if you trust it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from mmengine.config import Config
 
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import atomic_write_text, load_json, path_inside
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 RESOLVED_CONFIG_NAME = "config.py"
+CHECKPOINT_META_NAME = "babyvlm.json"
 
 
 def preset_names() -> list[str]:
@@ -31,23 +36,60 @@ def preset_names() -> list[str]:
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any] | Config) -> Config:
-    """A config from a ``.py`` file, a run/checkpoint folder holding ``config.py``, a preset name or a dict."""
+    """A config from a ``.py`` file, a checkpoint folder (its JSON model spec), a preset name or a dict."""
     if isinstance(config, Config):
         return config
     if isinstance(config, Mapping):
         return Config(dict(config))
     path = Path(config)
     if path.is_dir():
-        path = path / RESOLVED_CONFIG_NAME
-    elif not path.exists() and (CONFIG_DIR / f"{config}.py").exists():
+        return load_checkpoint_config(path)
+    if not path.exists() and (CONFIG_DIR / f"{config}.py").exists():
         path = CONFIG_DIR / f"{config}.py"
     if not path.exists():
-        raise ConfigError(f"config {str(config)!r} not found: not a file, a folder with {RESOLVED_CONFIG_NAME}, "
-                          f"or a preset ({', '.join(preset_names())})")
+        raise ConfigError(f"config {str(config)!r} not found: not a file, a checkpoint folder (with "
+                          f"{CHECKPOINT_META_NAME}), or a preset ({', '.join(preset_names())})")
     try:
         return Config.fromfile(str(path))
     except Exception as exc:  # mmengine raises assorted errors for bad Python configs
         raise ConfigError(f"cannot read config {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_checkpoint_config(directory: str | os.PathLike) -> Config:
+    """``Config(model=...)`` from the ``model`` object in ``DIR/babyvlm.json``; nothing is executed.
+
+    ``folder_paths`` in that file lists dotted keys of the model spec whose values are paths relative
+    to the folder (e.g. ``tokenizer.path`` = ``"."``): they are resolved against the folder, wherever it
+    has moved, and must stay inside it.
+    """
+    directory = Path(directory)
+    meta_path = directory / CHECKPOINT_META_NAME
+    if not meta_path.is_file():
+        raise ConfigError(f"{directory}: not a checkpoint folder (no {CHECKPOINT_META_NAME}). To use a Python "
+                          f"config, pass the .py file itself (it is executed, so only one you trust)")
+    meta = load_json(meta_path)
+    model = meta.get("model") if isinstance(meta, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("type"), str):
+        raise ConfigError(f"{meta_path}: no 'model' object with a 'type' (checkpoints from before babyvlm "
+                          f"stored the model spec as JSON must be saved again)")
+    folder_paths = meta.get("folder_paths", [])
+    if not isinstance(folder_paths, list):
+        raise ConfigError(f"{meta_path}: 'folder_paths' must be a list of dotted keys, got {folder_paths!r}")
+    for dotted in folder_paths:
+        _resolve_folder_path(model, dotted, directory, meta_path)
+    return Config({"model": model})
+
+
+def _resolve_folder_path(model: dict[str, Any], dotted: Any, directory: Path, meta_path: Path) -> None:
+    """Replace ``model[dotted]`` (a folder-relative path) by the absolute path inside ``directory``."""
+    parts = dotted.split(".") if isinstance(dotted, str) and dotted else []
+    node: Any = model
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not parts or not isinstance(node, dict) or parts[-1] not in node:
+        raise ConfigError(f"{meta_path}: folder_paths entry {dotted!r} does not name a key of 'model'")
+    where = f"{meta_path} (model.{dotted})"
+    node[parts[-1]] = str(path_inside(directory, node[parts[-1]], where))
 
 
 def build(kind: str, spec: str | Mapping[str, Any], **options: Any) -> Any:
@@ -71,14 +113,7 @@ def build_model(config: str | os.PathLike | Mapping[str, Any] | Config, **overri
 
 def write_resolved_config(config: Config | Mapping[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write the fully resolved config next to a run's outputs (atomically)."""
-    cfg = load_config(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / RESOLVED_CONFIG_NAME
-    tmp = target.with_suffix(".py.tmp")
-    tmp.write_text(cfg.pretty_text)
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(Path(out_dir) / RESOLVED_CONFIG_NAME, load_config(config).pretty_text)
 
 
 def _plain(value: Any) -> Any:

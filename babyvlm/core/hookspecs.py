@@ -22,6 +22,11 @@ def register_scorers(register):
 
 
 @hookspec
+def register_builders(register):
+    """Pretraining-set builders: a source's recordings -> ``Sample`` records in a store."""
+
+
+@hookspec
 def register_stores(register):
     """Sample stores that write and read ``Sample`` records."""
 

@@ -3,6 +3,7 @@
 KINDS: dict[str, str] = {
     "source": "register_sources",
     "scorer": "register_scorers",
+    "builder": "register_builders",
     "store": "register_stores",
     "encoder": "register_encoders",
     "connector": "register_connectors",

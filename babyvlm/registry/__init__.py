@@ -4,6 +4,9 @@ pluggy discovers plugins (entry-point group ``babyvlm``, loaded once); each ``re
 hook fills one mmengine ``Registry`` per kind, from which configs build components. Bundled plugins
 arrive through the same entry points as third-party ones. Names are matched exactly.
 
+``register(name, component, **info)``: the keyword info is kept and returned by ``info(kind, name)``
+without importing the component (the CLI reads a command's ``short_help`` from it for ``--help``).
+
 A component may be registered as an import string ``"package.module:Name"``: it is imported on
 first use, so listing plugins or running one command never imports every plugin's heavy
 dependencies (torch, transformers).
@@ -102,6 +105,7 @@ class ComponentRegistry:
         self._owners: dict[tuple[str, str], str] = {}
         self._conflicts: dict[tuple[str, str], list[str]] = {}
         self._lazy: dict[tuple[str, str], str] = {}
+        self._info: dict[tuple[str, str], dict[str, Any]] = {}
         self._pm = pluggy.PluginManager("babyvlm")
         self._pm.add_hookspecs(hookspecs)
 
@@ -173,7 +177,7 @@ class ComponentRegistry:
         return info
 
     def _registrar(self, kind: str, info: PluginInfo):
-        def register(name: str, component: Any, **_info: Any) -> None:
+        def register(name: str, component: Any, **info_: Any) -> None:
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
                 raise ComponentError(f"plugin {info.name!r}: invalid {kind} name {name!r} (letters, digits, '_' and '-')")
             key = (kind, name)
@@ -190,6 +194,7 @@ class ComponentRegistry:
             else:
                 self._tables[kind].register_module(name=name, module=component)
             self._owners[key] = info.name
+            self._info[key] = dict(info_)
 
         return register
 
@@ -239,6 +244,13 @@ class ComponentRegistry:
             self._tables[kind].register_module(name=name, module=component)
             del self._lazy[(kind, name)]
 
+    def info(self, kind: str, name: str) -> dict[str, Any]:
+        """What the plugin said about a component when registering it (e.g. ``short_help=`` for a
+        command), without importing the component."""
+        self.load()
+        self._check_kind(kind)
+        return dict(self._info.get((kind, name), {}))
+
     def owner(self, kind: str, name: str) -> str:
         self.get(kind, name)
         return self._owners[(kind, name)]
@@ -279,6 +291,7 @@ class ComponentRegistry:
 REGISTRY = ComponentRegistry()
 get = REGISTRY.get
 owner = REGISTRY.owner
+info = REGISTRY.info
 build = REGISTRY.build
 names = REGISTRY.names
 components = REGISTRY.components
@@ -302,6 +315,7 @@ __all__ = [
     "build",
     "components",
     "get",
+    "info",
     "names",
     "owner",
     "plugins",

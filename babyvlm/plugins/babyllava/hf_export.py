@@ -6,8 +6,11 @@ Layout::
     DIR/generation_config.json   bos/eos/pad ids for HF ``generate`` (default components only)
     DIR/model.safetensors        weights, in LLaVA key layout when exportable, else babyvlm's own
     DIR/tokenizer.json ...       the tokenizer's files (when the model has a tokenizer)
-    DIR/config.py                babyvlm's resolved config (rebuilds the model by component names)
-    DIR/babyvlm.json             which key layout the safetensors use
+    DIR/config.py                babyvlm's resolved config, for people to read (never executed on load)
+    DIR/babyvlm.json             format, key layout of the safetensors, weights file and the model spec as
+                                 plain JSON: loading reads only JSON, safetensors and tokenizer files
+
+The folder is written as a whole (temp sibling folder, then swapped into place).
 
 Export works when the encoder offers ``llava_vision_config``/``llava_vision_state_dict``, the connector
 ``llava_projector_config``/``llava_projector_state_dict`` (``vit`` and ``mlp2x_gelu`` do), and the language
@@ -16,10 +19,14 @@ model is a HF causal LM. The mapping is checked against a meta-device ``LlavaFor
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import shutil
+import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +37,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, PreTrainedModel
 
-from babyvlm.core.compose import build_model, load_config, write_resolved_config
+from babyvlm.core.compose import CHECKPOINT_META_NAME, build_model, load_config, write_resolved_config
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import atomic_write_json, atomic_write_text, load_json, path_inside
 
 WEIGHTS_NAME = "model.safetensors"
-META_NAME = "babyvlm.json"
+META_NAME = CHECKPOINT_META_NAME
+CHECKPOINT_FORMAT = "babyvlm-checkpoint/2"
+TOKENIZER_PATH_KEY = "tokenizer.path"  # the model spec's folder-relative path (the tokenizer files sit in the folder)
 HF_LAYOUT, BABYVLM_LAYOUT = "hf_llava", "babyvlm"
 VISION, PROJECTOR, TEXT = "model.vision_tower.", "model.multi_modal_projector.", "model.language_model."
 
@@ -111,33 +121,45 @@ def from_llava_state_dict(model: Any, state: dict[str, torch.Tensor]) -> None:
 
 # ---- save / load -----------------------------------------------------------------------------
 def save_checkpoint(model: Any, out: Path, config: Any = None) -> CheckpointInfo:
-    out.mkdir(parents=True, exist_ok=True)
-    spec = checkpoint_model_spec(model, out)
-    if model.tokenizer is not None:
-        model.tokenizer.save(out)
+    """Write the whole checkpoint into a temp sibling folder, then swap it in place of ``out``: a crash
+    leaves the previous checkpoint or the new one, and no file of an older layout survives."""
+    spec = checkpoint_model_spec(model)
     blocker = export_blocker(model)
-    if blocker is None:
-        state, layout, note = to_llava_state_dict(model), HF_LAYOUT, ""
-        hf_config = llava_config(model)
-        _write_text(out / "config.json", hf_config.to_json_string())
-        generation = GenerationConfig(bos_token_id=model.special_id("sos_id"), eos_token_id=model.special_id("eos_id"),
-                                      pad_token_id=model.special_id("pad_id"))
-        _write_text(out / "generation_config.json", generation.to_json_string())
-    else:
-        state, layout = model.state_dict(), BABYVLM_LAYOUT
-        note = (f"saved in babyvlm's format only: Hugging Face LLaVA export needs the default components "
-                f"(vit + mlp2x_gelu + llama); {blocker}")
+    layout = HF_LAYOUT if blocker is None else BABYVLM_LAYOUT
+    note = "" if blocker is None else (f"saved in babyvlm's format only: Hugging Face LLaVA export needs the "
+                                       f"default components (vit + mlp2x_gelu + llama); {blocker}")
+    if note:
         warnings.warn(note, UserWarning, stacklevel=3)
-    _write_weights(out / WEIGHTS_NAME, state, layout)
-    _write_text(out / META_NAME, json.dumps({"format": "babyvlm-checkpoint/1", "layout": layout,
-                                              "weights": WEIGHTS_NAME, "note": note}, indent=2))
-    write_resolved_config(_full_config(config, spec), out)
+    with replaced_folder(out) as stage:
+        if model.tokenizer is not None:
+            model.tokenizer.save(stage)
+        if layout == HF_LAYOUT:
+            _write_hf_files(model, stage)
+            state = to_llava_state_dict(model)
+        else:
+            state = model.state_dict()
+        _write_weights(stage / WEIGHTS_NAME, state, layout)
+        atomic_write_json(stage / META_NAME, {
+            "format": CHECKPOINT_FORMAT, "layout": layout, "weights": WEIGHTS_NAME, "note": note,
+            "model": spec, "folder_paths": [TOKENIZER_PATH_KEY] if model.tokenizer is not None else []})
+        # for people only (never executed on load): the run's config, its tokenizer at the final folder
+        write_resolved_config(_full_config(config, spec, out), stage)
     return CheckpointInfo(out, layout, note)
 
 
-def checkpoint_model_spec(model: Any, out: Path) -> dict[str, Any]:
-    """The model's config section, with the tokenizer pointing at the checkpoint's own copy."""
-    spec = json.loads(json.dumps(model.spec))  # deep copy of plain values
+def _write_hf_files(model: Any, folder: Path) -> None:
+    atomic_write_text(folder / "config.json", llava_config(model).to_json_string())
+    generation = GenerationConfig(bos_token_id=model.special_id("sos_id"), eos_token_id=model.special_id("eos_id"),
+                                  pad_token_id=model.special_id("pad_id"))
+    atomic_write_text(folder / "generation_config.json", generation.to_json_string())
+
+
+def checkpoint_model_spec(model: Any) -> dict[str, Any]:
+    """The model's config section as plain JSON, its tokenizer pointing at the checkpoint folder (``"."``)."""
+    try:
+        spec = json.loads(json.dumps(model.spec))  # deep copy that also proves the spec is plain JSON
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot save: the model's config is not plain JSON data ({exc})") from exc
     for part in ("encoder", "connector", "language_model"):
         if spec.get(part) is None:
             raise ConfigError(f"cannot save: the model's {part} was passed as an object, not a config; build the "
@@ -146,20 +168,73 @@ def checkpoint_model_spec(model: Any, out: Path) -> dict[str, Any]:
         if spec.get("tokenizer") is None:
             raise ConfigError("cannot save: the tokenizer was passed as an object; give it as a config such as "
                               "tokenizer=dict(type='bpe', path=DIR) so the checkpoint can say how to load it")
-        spec["tokenizer"] = {"type": spec["tokenizer"]["type"], "path": str(out.resolve())}
+        spec["tokenizer"] = {"type": spec["tokenizer"]["type"], "path": "."}
     return spec
 
 
-def _full_config(config: Any, spec: dict[str, Any]) -> Config:
+def _full_config(config: Any, spec: dict[str, Any], out: Path) -> Config:
     cfg = Config({}) if config is None else Config(load_config(config).to_dict())
-    cfg.model = spec
+    model = copy.deepcopy(spec)
+    if isinstance(model.get("tokenizer"), dict):
+        model["tokenizer"]["path"] = str(out.resolve())
+    cfg.model = model
     return cfg
 
 
+@contextlib.contextmanager
+def replaced_folder(target: Path) -> Iterator[Path]:
+    """Yield a fresh temp folder next to ``target``; when the block succeeds it replaces ``target`` as a
+    whole (the old folder is renamed aside, then removed), when it fails it is deleted and ``target``
+    is untouched. Only an empty folder or a babyvlm checkpoint is ever replaced."""
+    target = Path(os.path.abspath(target))  # "." or "a/.." have no usable name/parent; symlinks are kept
+    _check_replaceable(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        stage.mkdir()
+    except OSError as exc:  # name the folder the user asked for, not our temp sibling
+        raise OSError(exc.errno, f"{exc.strerror} (creating its temp folder {stage.name})", str(target)) from exc
+    try:
+        yield stage
+        _swap_into_place(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _check_replaceable(target: Path) -> None:
+    if not target.exists() and not target.is_symlink():
+        return
+    if Path.cwd().is_relative_to(target):
+        raise ConfigError(f"{target}: cannot replace the current working folder (or one above it) with a "
+                          f"checkpoint; choose a new folder")
+    if not target.is_dir():
+        raise ConfigError(f"{target}: exists and is not a folder; choose a new or empty folder for the checkpoint")
+    if any(target.iterdir()) and not (target / META_NAME).is_file():
+        raise ConfigError(f"{target}: refusing to replace a folder that is not a babyvlm checkpoint (no {META_NAME}); "
+                          f"choose a new or empty folder")
+
+
+def _swap_into_place(stage: Path, target: Path) -> None:
+    if not target.exists() and not target.is_symlink():
+        os.replace(stage, target)
+        return
+    old = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
+    os.replace(target, old)
+    try:
+        os.replace(stage, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous checkpoint back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def load_checkpoint(directory: Path, **overrides: Any) -> Any:
+    """Rebuild from the JSON model spec and load the weights; nothing in the folder is executed."""
     meta = read_meta(directory)
-    model = build_model(checkpoint_config(directory), **overrides)
-    state = _read_weights(directory / meta.get("weights", WEIGHTS_NAME))
+    weights = path_inside(directory, meta.get("weights", WEIGHTS_NAME), f"{directory / META_NAME} ('weights')")
+    model = build_model(load_config(directory), **overrides)
+    state = _read_weights(weights)
     if meta.get("layout") == HF_LAYOUT:
         from_llava_state_dict(model, state)
     else:
@@ -171,35 +246,20 @@ def read_meta(directory: Path) -> dict[str, Any]:
     path = directory / META_NAME
     if not path.is_file():
         raise DataError(f"{directory}: not a babyvlm checkpoint (no {META_NAME})")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON ({exc})") from exc
-
-
-def checkpoint_config(directory: Path) -> Config:
-    """A checkpoint's config.py with the tokenizer path re-pointed at the folder (it may have moved)."""
-    cfg = load_config(directory)
-    if "model" not in cfg:
-        raise ConfigError(f"{directory / 'config.py'}: no 'model' section")
-    tokenizer = cfg.model.get("tokenizer")
-    if isinstance(tokenizer, dict) and "path" in tokenizer:
-        cfg.model.tokenizer = dict(tokenizer, path=str(directory))
-    return cfg
+    meta = load_json(path)
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: unsupported checkpoint format {meta.get('format')!r} (expected "
+                        f"{CHECKPOINT_FORMAT!r}; checkpoints from older babyvlm versions must be saved again)")
+    return meta
 
 
 # ---- file helpers ----------------------------------------------------------------------------
-def _write_text(target: Path, text: str) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
-
-
 def _write_weights(target: Path, state: dict[str, torch.Tensor], layout: str) -> None:
+    # written straight into the staging folder: the folder swap is what makes the checkpoint atomic
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    tmp = target.with_name(target.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "babyvlm_layout": layout})
-    os.replace(tmp, target)
+    save_file(tensors, str(target), metadata={"format": "pt", "babyvlm_layout": layout})
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from babyvlm import registry
 from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
 from babyvlm.plugins.babyllava.generation import greedy_generate
-from babyvlm.plugins.babyllava.hf_export import checkpoint_config, load_checkpoint, save_checkpoint
+from babyvlm.plugins.babyllava.hf_export import load_checkpoint, save_checkpoint
 from babyvlm.plugins.babyllava.merge import IGNORE_INDEX, check_image_counts, merge_image_features
 
 PARTS = ("encoder", "connector", "language_model")
@@ -294,18 +294,15 @@ class BabyLLaVA(torch.nn.Module):
     # ---- checkpoints ------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, config: Any = None):
         """Write config.json + model.safetensors (Hugging Face LLaVA layout when the components allow),
-        the tokenizer files and babyvlm's resolved ``config.py``. Returns a ``CheckpointInfo``."""
+        the tokenizer files, ``babyvlm.json`` (the model spec as JSON) and a human-readable resolved
+        ``config.py``. The folder is replaced as a whole. Returns a ``CheckpointInfo``."""
         return save_checkpoint(self, Path(directory), config)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> BabyLLaVA:
-        """Rebuild from a folder written by ``save_pretrained`` (or ``babyvlm model build``)."""
+        """Rebuild from a folder written by ``save_pretrained`` (or ``babyvlm model build``) from its JSON
+        model spec and weights; no code from the folder runs."""
         return load_checkpoint(Path(directory), **overrides)
-
-    @classmethod
-    def checkpoint_config(cls, directory: str | os.PathLike):
-        """A checkpoint folder's ``config.py``, its tokenizer path re-pointed at the folder."""
-        return checkpoint_config(Path(directory))
 
 
 def _autocast_dtype(name: str | None) -> torch.dtype | None:

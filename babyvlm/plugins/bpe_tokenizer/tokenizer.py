@@ -6,7 +6,6 @@ Ids, normalisation and training rules are described in the plugin's package docs
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from tokenizers import (
 )
 
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import atomic_write_json, atomic_write_text
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<sos>", "<eos>", "<image>")
 PAD, UNK, SOS, EOS, IMAGE = SPECIAL_TOKENS
@@ -130,9 +130,9 @@ class BPETokenizer:
         """Write ``tokenizer.json`` plus the Hugging Face side files; returns the folder."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / TOKENIZER_FILE, self.backend.to_str(pretty=True))
-        _atomic_write(out / CONFIG_FILE, json.dumps(_hf_config(), indent=2))
-        _atomic_write(out / SPECIAL_MAP_FILE, json.dumps(_hf_special_map(), indent=2))
+        atomic_write_text(out / TOKENIZER_FILE, self.backend.to_str(pretty=True))
+        atomic_write_json(out / CONFIG_FILE, _hf_config())
+        atomic_write_json(out / SPECIAL_MAP_FILE, _hf_special_map())
         return out
 
     def __repr__(self) -> str:
@@ -233,8 +233,3 @@ def _hf_config() -> dict[str, object]:
     return {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": MODEL_MAX_LENGTH,
             "clean_up_tokenization_spaces": False, **_hf_special_map()}
 
-
-def _atomic_write(target: Path, text: str) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)

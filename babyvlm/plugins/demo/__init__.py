@@ -4,19 +4,20 @@ synthetic infant world (written in SAYCam format) -> the real ``saycam`` loader 
 LMDB pretraining set (verified) -> BPE tokenizer trained on the transcripts -> tiny BabyLLaVA
 trained in phases -> held-out loss with the true images vs shuffled images -> report.json.
 
-Each stage runs the same registered commands and components a user would call; the demo only
-wires them together from ``babyvlm/configs/demo.py``. The command lives in ``commands.py``;
+Each stage runs the same registered commands and components a user would call: ``babyvlm synth``,
+then ``babyvlm.Experiment`` (the Python composition API) over ``babyvlm/configs/demo.py``, with
+``babyvlm data verify`` / ``data stats`` on the store it builds. The command lives in ``commands.py``;
 importing this package (plugin discovery) does not import torch.
 """
 
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.plugins import lazy_exports
 
-__all__ = ["demo_command", "heldout_loss", "heldout_recordings", "parse_overrides", "recording_ids",
-           "run_command", "subset", "train_and_evaluate"]
+__all__ = ["demo_command", "run_command", "train_and_evaluate"]
 __getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "commands"))
 
 
 @hookimpl
 def register_commands(register):
-    register("demo", "babyvlm.plugins.demo.commands:demo_command")
+    register("demo", "babyvlm.plugins.demo.commands:demo_command",
+             short_help="Run the end-to-end demo on the embedded synthetic infant world.")

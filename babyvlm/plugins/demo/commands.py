@@ -1,13 +1,11 @@
-"""The ``babyvlm demo`` command: synthetic corpus -> store -> tokenizer -> tiny BabyLLaVA -> report.json.
-
-The stages are described in the package docstring (``babyvlm/plugins/demo/__init__.py``).
-"""
+"""The ``babyvlm demo`` command: synthetic corpus -> ``Experiment`` (store, tokenizer, tiny BabyLLaVA,
+training phases, held-out evaluation) -> report.json. The stages are described in the package
+docstring (``babyvlm/plugins/demo/__init__.py``)."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,10 @@ from typing import Any
 import click
 import torch
 
-import babyvlm
 from babyvlm import registry
-from babyvlm.core.compose import load_config, write_resolved_config
-from babyvlm.plugins.pretraining_set import PretrainingDataset
+from babyvlm.core.compose import load_config
+from babyvlm.core.experiment import Experiment
+from babyvlm.core.io import atomic_write_json, parse_key_values
 
 
 def run_command(name: str, *args: str) -> None:
@@ -27,118 +25,59 @@ def run_command(name: str, *args: str) -> None:
     registry.get("command", name).main(list(args), prog_name=f"babyvlm {name}", standalone_mode=False)
 
 
-def recording_ids(dataset: PretrainingDataset) -> list[str]:
-    """The recording each sample was cut from (read from the record, not parsed from its key)."""
-    return [dataset.store.get(int(s), bytes(k)).meta["recording_id"] for s, k in zip(dataset.shard_ids, dataset.keys, strict=True)]
-
-
-def heldout_recordings(dataset: PretrainingDataset, count: int, seed: int) -> set[str]:
-    """Hold out whole recordings, so no held-out frame or utterance was seen in training."""
-    unique = sorted(set(recording_ids(dataset)))
-    if len(unique) <= count:
-        raise click.ClickException(f"need more than {count} recordings to hold {count} out; the corpus has "
-                                   f"{len(unique)} (raise corpus.minutes)")
-    random.Random(seed).shuffle(unique)
-    return set(unique[:count])
-
-
-def subset(dataset: PretrainingDataset, recordings: set[str], keep: bool) -> torch.utils.data.Subset:
-    ids = recording_ids(dataset)
-    return torch.utils.data.Subset(dataset, [i for i, r in enumerate(ids) if (r in recordings) == keep])
-
-
-@torch.no_grad()
-def heldout_loss(model: Any, samples: list[dict], shuffle_images: bool, seed: int = 0) -> float:
-    """Mean loss on held-out samples; with ``shuffle_images`` each sample gets another's images."""
-    model.eval()
-    if shuffle_images:
-        order = list(range(len(samples)))
-        random.Random(seed).shuffle(order)
-        donors = [samples[j] for j in order]
-        samples = [dict(s, images=_same_count(s, d)) for s, d in zip(samples, donors, strict=True)]
-    losses = [float(model(**model.prepare_batch(samples[i:i + 16]))["loss"]) for i in range(0, len(samples), 16)]
-    return sum(losses) / len(losses)
-
-
-def _same_count(sample: dict, donor: dict) -> list:
-    images = list(donor["images"])
-    while len(images) < len(sample["images"]):
-        images += donor["images"]
-    return images[: len(sample["images"])]
-
-
-def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+def heading(text: str) -> None:
+    click.echo(click.style(f"\n== {text} ==", bold=True))
 
 
 @click.command("demo")
 @click.option("--out", default="demo_out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--config", "config_path", default="demo", show_default=True, help="Config file or preset name.")
-@click.option("--set", "overrides", multiple=True, help="Override a config field, e.g. corpus.minutes=2.")
+@click.option("--set", "overrides", multiple=True,
+              help="Override a config field, e.g. corpus.minutes=2 (VALUE is JSON, else a string).")
 def demo_command(out: Path, config_path: str, overrides: tuple[str, ...]) -> None:
     """Run the end-to-end demo on the embedded synthetic infant world."""
     started = time.perf_counter()
     cfg = load_config(config_path)
-    cfg.merge_from_dict(parse_overrides(overrides))
-    out.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(cfg, out)
+    cfg.merge_from_dict(parse_key_values(overrides, "--set"))
     torch.manual_seed(0)
-    corpus, store = out / "corpus", out / "store"
     c = cfg.corpus
-    run_command("synth", c.kind, str(corpus), "--minutes", str(c.minutes), "--seed", str(c.seed), "--fps", str(c.fps),
-                "--size", str(c.size), "--video-minutes", str(c.video_minutes), "--quiet")
-    source_opts = [f"--source-opt={k}={v}" for k, v in cfg.data.source_options.items()]
-    run_command("data", "build", "--source", cfg.data.source, "--root", str(corpus), "--out", str(store),
-                "--store", cfg.data.store, "--scorer", cfg.data.scorer, "--image-size", str(cfg.data.image_size),
-                *source_opts)
+    run_command("synth", c.kind, str(out / "corpus"), "--minutes", str(c.minutes), "--seed", str(c.seed),
+                "--fps", str(c.fps), "--size", str(c.size), "--video-minutes", str(c.video_minutes), "--quiet")
+    cfg.data.root = str(out / "corpus")
+    experiment = Experiment(cfg, out, log=click.echo)
+    heading(f"data: {cfg.data.source['type']} source -> {cfg.data.builder['type']} builder")
+    store = experiment.build_data()
     run_command("data", "verify", str(store))
     run_command("data", "stats", str(store))
-    report = train_and_evaluate(cfg, out, store)
+    report = train_and_evaluate(experiment)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    click.echo(click.style("\n== demo report ==", bold=True))
-    click.echo(json.dumps({k: v for k, v in report.items() if k != "phases"}, indent=2))
+    atomic_write_json(out / "report.json", report)
+    heading("demo report")
+    click.echo(json.dumps(summary(report), indent=2))
     click.echo(f"full report: {out / 'report.json'}; resolved config: {out / 'config.py'}")
 
 
-def train_and_evaluate(cfg: Any, out: Path, store: Path) -> dict[str, Any]:
-    everything = PretrainingDataset(store)
-    held = heldout_recordings(everything, cfg.data.heldout_recordings, seed=0)
-    train_all, heldout = subset(everything, held, keep=False), list(subset(everything, held, keep=True))
-    texts = [turn["value"] for sample in train_all for turn in sample["conversations"] if turn["from"] == "gpt"]
-    tokenizer = babyvlm.build("tokenizer", dict(cfg.tokenizer, corpus=texts))
-    tokenizer.save(out / "tokenizer")
-    model = babyvlm.build_model({"model": dict(cfg.model, tokenizer=dict(type="bpe", path=str(out / "tokenizer")))})
-    click.echo(click.style(f"\nmodel parameters: {model.parameter_counts()}", bold=True))
-    before = heldout_loss(model, heldout, shuffle_images=False)
-    phases = []
-    for phase in cfg.phases:
-        train = subset(PretrainingDataset(store, formats=list(phase.formats)), held, keep=False)
-        click.echo(click.style(f"\n== phase {phase.name}: {len(train)} samples ({', '.join(phase.formats)}) ==",
-                               bold=True))
-        result = babyvlm.build("trainer", dict(phase.trainer)).fit(model, train, log=click.echo)
-        phases.append({"name": phase.name, "samples": len(train), **result.to_dict()})
-    model.save_pretrained(out / "checkpoint")
-    after = heldout_loss(model, heldout, shuffle_images=False)
-    shuffled = heldout_loss(model, heldout, shuffle_images=True)
-    example = next(s for s in heldout if s["format"] == "image")
+def train_and_evaluate(experiment: Experiment) -> dict[str, Any]:
+    tokenizer = experiment.build_tokenizer()
+    model = experiment.build_model()
+    heading(f"model: {model.parameter_counts()['total']:,} parameters, vocab {tokenizer.vocab_size}")
+    experiment.results["untrained"] = experiment.evaluate()
+    for phase in experiment.train():
+        click.echo(f"phase {phase['name']}: loss {phase['first_loss']:.3f} -> {phase['last_loss']:.3f} "
+                   f"in {phase['seconds']} s")
+    experiment.results["trained"] = experiment.evaluate()
+    heldout = experiment.dataset(formats=["image"], split="heldout")
+    example = heldout[0]
     prompt = dict(example, conversations=example["conversations"][:1])
-    generated = model.generate(prompt, max_new_tokens=12, return_text=True)
-    return {
-        "store_samples": len(everything), "train_samples": len(train_all), "heldout_samples": len(heldout),
-        "heldout_recordings": sorted(held),
-        "heldout_loss_untrained": round(before, 4), "heldout_loss_trained": round(after, 4),
-        "heldout_loss_shuffled_images": round(shuffled, 4),
-        "example": {"reference": example["conversations"][-1]["value"], "generated": generated},
-        "checkpoint": str(out / "checkpoint"), "phases": phases,
-        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-    }
+    experiment.results["example"] = {"reference": example["conversations"][-1]["value"],
+                                     "generated": model.generate(prompt, max_new_tokens=12, return_text=True)}
+    experiment.results.update(checkpoint=str(experiment.work_dir / "checkpoint"), threads=torch.get_num_threads(),
+                              cpu_count=os.cpu_count())
+    return experiment.results
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without per-step losses and store details, for the terminal."""
+    phases = [{k: p[k] for k in ("name", "dataset_size", "steps", "first_loss", "last_loss", "seconds")}
+              for p in report["phases"]]
+    return {k: v for k, v in report.items() if k not in ("phases", "data")} | {"phases": phases}

@@ -7,7 +7,6 @@ file and the key inside it. docs/data-formats.md has the rules.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport, Utterance
 from babyvlm.media import probe_video
 from babyvlm.plugins.ego4d.narration import DEFAULT_CAMERA_WEARER, clean_narration, is_summary
@@ -169,7 +169,7 @@ class Ego4DSource:
 
     def _read_metadata(self) -> dict[str, VideoMeta]:
         path = self.metadata_path
-        data = _load_json(path)
+        data = load_json(path, encoding="utf-8-sig")
         videos = data.get("videos") if isinstance(data, dict) else None
         if not isinstance(videos, list):
             raise DataError(f"{path}: key 'videos': expected a list of video entries")
@@ -181,7 +181,7 @@ class Ego4DSource:
 
     def _read_narrations(self) -> dict[str, list[tuple[str, Any]]]:
         path = self.narration_path
-        data = _load_json(path)
+        data = load_json(path, encoding="utf-8-sig")
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected an object mapping video_uid to narration passes")
         narrated: dict[str, list[tuple[str, Any]]] = {}
@@ -308,17 +308,6 @@ def _window(value: Sequence[float]) -> tuple[float, float]:
     return before, after
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8-sig"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 at byte {exc.start}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -371,6 +360,5 @@ def _narration_problem(entry: Any) -> str | None:
 
 
 def _detail(exc: DataError, path: Path) -> str:
-    message = str(exc)
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    """The message of a ``DataError`` without its leading file name (the report shows the file)."""
+    return str(exc).removeprefix(f"{path}: ")

@@ -4,8 +4,10 @@ The store interface (what ``babyvlm data`` and the pretraining dataset use)::
 
     store = babyvlm.build("store", "lmdb", path=DIR)
     writer = store.writer(settings=..., shard_index=0, shard_count=1, commit_every=256)
-    writer.done_groups(); writer.begin_group(rec); writer.add(fmt, local, sample); writer.finish_group(summary)
-    writer.finalize(build=..., source=...)          # writes manifest.json atomically
+    writer.done_groups(); writer.done_fingerprints()  # complete groups (-> input fingerprint): skipped on resume
+    writer.begin_group(rec, fingerprint); writer.add(fmt, local, sample); writer.finish_group(summary)
+    writer.finalize(build=..., source=...)  # drops leftovers of unfinished groups (writer.removed_leftovers),
+                                            # then writes manifest.json atomically
     store.manifest(); store.list_keys(formats); store.get(shard, key); store.iter_samples()
     store.verify(); store.stats(); type(store).merge(inputs, out)
 """

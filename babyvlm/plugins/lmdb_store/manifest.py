@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm.core.errors import DataError
+from babyvlm.core.io import atomic_write_text, load_json
 from babyvlm.core.records import SkipReport
 
 SCHEMA = "babyvlm.store"
@@ -32,16 +32,9 @@ def shard_name(index: int, count: int) -> str:
     return f"{index:05d}-of-{count:05d}"
 
 
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write JSON to a temp file in the same folder, then rename it over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
+def write_manifest(store_dir: Path, manifest: dict[str, Any]) -> Path:
+    """``STORE/manifest.json``, written atomically (readers see the old manifest, or the new one)."""
+    return atomic_write_text(Path(store_dir) / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def read_manifest(store_dir: Path) -> dict[str, Any]:
@@ -50,10 +43,7 @@ def read_manifest(store_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         hint = " (the build has not finished: rerun it with the same arguments)" if (Path(store_dir) / SHARDS_DIR).is_dir() else ""
         raise DataError(f"{path}: no manifest{hint}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable manifest ({exc})") from exc
+    manifest = load_json(path)
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise DataError(f"{path}: not a babyvlm store manifest (schema {SCHEMA!r} expected)")
     if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -130,18 +120,10 @@ def _month_order(label: str) -> tuple[int, int]:
     return (0, int(label)) if label.isdigit() else (1, 0)
 
 
-def skip_report_from_dict(data: Mapping[str, Any] | None) -> SkipReport:
-    report = SkipReport()
-    if data:
-        report.counts.update(data.get("counts", {}))
-        report.examples = {k: list(v) for k, v in data.get("examples", {}).items()}
-    return report
-
-
 def merged_skips(reports: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     total = SkipReport()
     for data in reports:
-        total.merge(skip_report_from_dict(data))
+        total.merge(SkipReport.from_dict(data))
     return total.to_dict()
 
 

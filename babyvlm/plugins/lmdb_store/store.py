@@ -7,11 +7,14 @@ Layout::
     STORE/shards/00000-of-00002/data.mdb # named DBs: samples, progress, meta
 
 Readers open each shard lazily, once per process (so each DataLoader worker gets its own handle),
-``readonly=True, lock=False``; opening checks the manifest's record counts against the shards.
+``readonly=True, lock=False``; opening checks the manifest's record counts against the shards. An
+LMDB error while reading (a corrupted page, ...) becomes a ``DataError`` naming the store, the shard
+and, when known, the key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +33,7 @@ from babyvlm.plugins.lmdb_store.manifest import (
     SHARDS_DIR,
     merge_manifests,
     read_manifest,
-    write_json_atomic,
+    write_manifest,
 )
 from babyvlm.plugins.lmdb_store.verify import VerifyReport, verify_store
 from babyvlm.plugins.lmdb_store.writer import SAMPLES_DB, ShardWriter
@@ -62,7 +65,7 @@ class LMDBStore:
             manifest = read_manifest(self.path)
             for shard in manifest["shards"]:
                 env, db = reader(self.path / shard["path"], SAMPLES_DB)
-                with env.begin() as txn:
+                with _read_errors(f"{self.path}: shard {shard['name']}"), env.begin() as txn:
                     present = txn.stat(db)["entries"]
                 if present != shard["records"]:
                     raise DataError(f"{self.path / MANIFEST_NAME}: shard {shard['name']} holds {present} records "
@@ -83,21 +86,29 @@ class LMDBStore:
         shard_ids: list[int] = []
         keys: list[bytes] = []
         for index in range(len(self.manifest()["shards"])):
-            env, db = self._handle(index)
-            with env.begin() as txn:
-                for key in txn.cursor(db=db).iternext(keys=True, values=False):
-                    if wanted is None or key.split(b"/")[1] in wanted:
-                        keys.append(key)
-                        shard_ids.append(index)
+            found = self._shard_keys(index, wanted)
+            keys += found
+            shard_ids += [index] * len(found)
         width = max((len(k) for k in keys), default=1)
         return np.asarray(shard_ids, dtype=np.int32), np.asarray(keys, dtype=f"S{width}")
 
+    def _shard_keys(self, index: int, wanted: set[bytes] | None) -> list[bytes]:
+        keys: list[bytes] = []
+        env, db = self._handle(index)
+        with _read_errors(f"{self.path}: shard {self.manifest()['shards'][index]['name']}", lambda: keys), \
+                env.begin() as txn:
+            for key in txn.cursor(db=db).iternext(keys=True, values=False):
+                if wanted is None or key.split(b"/")[1] in wanted:
+                    keys.append(key)
+        return keys
+
     def get_raw(self, shard: int, key: bytes) -> bytes:
         env, db = self._handle(shard)
-        with env.begin(buffers=False) as txn:
+        name = self.manifest()["shards"][shard]["name"]
+        with _read_errors(f"{self.path}: shard {name} key {key.decode(errors='replace')!r}"), \
+                env.begin(buffers=False) as txn:
             raw = txn.get(key, db=db)
         if raw is None:
-            name = self.manifest()["shards"][shard]["name"]
             raise DataError(f"{self.path}: shard {name} has no record {key.decode(errors='replace')!r}")
         return raw
 
@@ -111,12 +122,18 @@ class LMDBStore:
     def iter_samples(self, formats: Sequence[str] | None = None) -> Iterator[tuple[bytes, Sample]]:
         """Every record in store order, read with one cursor per shard."""
         wanted = set(formats) if formats else None
-        for index, shard in enumerate(self.manifest()["shards"]):
-            env, db = self._handle(index)
-            with env.begin() as txn:
-                for key, raw in txn.cursor(db=db):
-                    if wanted is None or parse_key(key)[1] in wanted:
-                        yield key, decode_sample(raw, f"{self.path}:{shard['name']}:{key.decode(errors='replace')}")
+        for index in range(len(self.manifest()["shards"])):
+            yield from self._shard_samples(index, wanted)
+
+    def _shard_samples(self, index: int, wanted: set[str] | None) -> Iterator[tuple[bytes, Sample]]:
+        name = self.manifest()["shards"][index]["name"]
+        env, db = self._handle(index)
+        last: list[bytes] = []
+        with _read_errors(f"{self.path}: shard {name}", lambda: last), env.begin() as txn:
+            for key, raw in txn.cursor(db=db):
+                last[:] = [key]
+                if wanted is None or parse_key(key)[1] in wanted:
+                    yield key, decode_sample(raw, f"{self.path}:{name}:{key.decode(errors='replace')}")
 
     def stats(self) -> dict[str, Any]:
         manifest = self.manifest()
@@ -151,11 +168,24 @@ class LMDBStore:
             target = staging / SHARDS_DIR / shard["name"]
             target.mkdir(parents=True)
             env, _ = reader(src_dir / shard["path"], SAMPLES_DB)
-            env.copy(str(target), compact=True)
+            with _read_errors(f"{src_dir}: shard {shard['name']} (copying it)"):
+                env.copy(str(target), compact=True)
         for shard in merged["shards"]:
             shard["path"] = f"{SHARDS_DIR}/{shard['name']}"
-        write_json_atomic(staging / MANIFEST_NAME, merged)
+        write_manifest(staging, merged)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
         return cls(out).manifest()
+
+
+@contextlib.contextmanager
+def _read_errors(where: str, last_key: Callable[[], list[bytes]] = list) -> Iterator[None]:
+    """LMDB errors (a corrupted page, ...) -> DataError naming ``where`` and the last key read, if any."""
+    try:
+        yield
+    except lmdb.Error as exc:
+        after = last_key()
+        position = f" after key {after[-1].decode(errors='replace')!r}" if after else ""
+        raise DataError(f"{where}: LMDB read failed{position} ({type(exc).__name__}: {exc}); the shard is damaged: "
+                        "`babyvlm data verify` lists what is readable, rebuild or restore the shard") from exc

@@ -1,16 +1,20 @@
 """Resumable writing of one LMDB shard.
 
 Samples are buffered and committed every ``commit_every`` records. A group (a recording) is
-complete only when its progress record — the list of its keys with content digests — is committed,
-and that record goes in the same transaction as the group's last samples. On a rerun, complete
-groups are skipped and an incomplete group's leftover keys are deleted before it is redone; keys are
-deterministic, so a build killed at any point and rerun ends with no duplicate and no missing sample.
-The manifest is written (atomically) only by ``finalize``.
+complete only when its progress record — the list of its keys with content digests, and the
+fingerprint of its inputs — is committed, and that record goes in the same transaction as the group's
+last samples. On a rerun, complete groups are skipped (or redone when their inputs changed); a
+(re)started group's old keys and progress record are deleted in the transaction that commits its
+first new samples, so a kill at any point leaves either the old group or a group without a progress
+record, which the next run redoes. Keys are deterministic, so a build killed at any point and rerun
+ends with no duplicate and no missing sample. ``finalize`` deletes the samples of groups that have no
+progress record (interrupted, and no longer in the source) and writes the manifest atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +26,7 @@ from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.records import Sample, SkipReport
 from babyvlm.plugins.lmdb_store.codec import check_group_id, digest, encode_sample, make_key
 from babyvlm.plugins.lmdb_store.envs import open_writer_env
-from babyvlm.plugins.lmdb_store.manifest import (
-    MANIFEST_NAME,
-    SHARDS_DIR,
-    Tally,
-    assemble,
-    shard_name,
-    skip_report_from_dict,
-    write_json_atomic,
-)
+from babyvlm.plugins.lmdb_store.manifest import SHARDS_DIR, Tally, assemble, shard_name, write_manifest
 
 SAMPLES_DB = b"samples"
 PROGRESS_DB = b"progress"
@@ -94,6 +90,9 @@ class ShardWriter:
         self._check_settings(settings)
         self.committed = self._count_samples()
         self._group: str | None = None
+        self._fingerprint: str | None = None
+        self._replacing: str | None = None  # a group whose old keys the next commit deletes
+        self.removed_leftovers: dict[str, int] = {}  # group -> samples deleted by finalize
         self._pending: list[tuple[bytes, bytes]] = []
         self._entries: list[tuple[bytes, str]] = []
         self._keys: set[bytes] = set()
@@ -134,16 +133,25 @@ class ShardWriter:
                 yield key.decode(), unpack(value)
 
     def done_groups(self) -> set[str]:
-        return {group for group, record in self.progress_records() if record["status"] == DONE}
+        return set(self.done_fingerprints())
+
+    def done_fingerprints(self) -> dict[str, str | None]:
+        """Complete groups -> the input fingerprint given to ``begin_group`` (None if there was none)."""
+        return {group: record.get("fingerprint") for group, record in self.progress_records()
+                if record["status"] == DONE}
 
     # ---- writing --------------------------------------------------------------------------
-    def begin_group(self, group: str) -> None:
-        """Start (or restart) a group: leftovers of an interrupted attempt are deleted first."""
+    def begin_group(self, group: str, fingerprint: str | None = None) -> None:
+        """Start (or redo) a group; ``fingerprint`` identifies its inputs (stored in its progress record).
+
+        Whatever the group holds (an interrupted attempt, or a complete old version) is deleted by the
+        commit that writes its first new samples, in the same transaction.
+        """
         if self._group is not None:
             raise RuntimeError(f"group {self._group!r} is still open")
-        self._group = check_group_id(group, str(self.store_dir))
+        self._group = self._replacing = check_group_id(group, str(self.store_dir))
+        self._fingerprint = fingerprint
         self._pending, self._entries, self._tally, self._keys = [], [], Tally(), set()
-        self._commit(delete_group=group)
 
     def add(self, fmt: str, local: str, sample: Sample) -> bytes:
         """Buffer one sample under ``GROUP/fmt/local``; commits when the buffer is full."""
@@ -165,48 +173,46 @@ class ShardWriter:
         """Commit the remaining samples together with the group's progress record."""
         summary = dict(summary or {})
         self._tally.video_seconds += float(summary.pop("video_seconds", 0.0))
-        record = {"status": DONE, "entries": [[k, d] for k, d in self._entries],
+        record = {"status": DONE, "entries": [[k, d] for k, d in self._entries], "fingerprint": self._fingerprint,
                   "tally": self._tally.to_dict(), "skips": summary.pop("skips", None), "summary": summary}
         self._commit(progress=record)
         self._group = None
 
     def fail_group(self, error: str, summary: dict[str, Any] | None = None) -> None:
         """Drop everything of the open group and record why, so the build can report it."""
-        group = self._group
-        self._pending, self._entries = [], []
+        self._pending, self._entries, self._replacing = [], [], self._group  # the commit drops all of it
         summary = dict(summary or {})
         record = {"status": FAILED, "error": error, "entries": [], "tally": Tally().to_dict(),
-                  "skips": summary.pop("skips", None), "summary": summary}
-        self._commit(delete_group=group, progress=record)
+                  "fingerprint": self._fingerprint, "skips": summary.pop("skips", None), "summary": summary}
+        self._commit(progress=record)
         self._group = None
 
-    def _commit(self, *, delete_group: str | None = None, progress: dict[str, Any] | None = None) -> None:
-        pending = self._pending
-        while True:
-            try:
-                with self.env.begin(write=True) as txn:
-                    if delete_group is not None:
-                        self._delete_group(txn, delete_group)
-                    for key, value in pending:
-                        txn.put(key, value, db=self.samples)
-                    if progress is not None:
-                        txn.put(self._group.encode(), pack(progress), db=self.progress)
-                break
-            except lmdb.MapFullError:
-                self._grow()
-        self._pending = []
+    def _commit(self, *, progress: dict[str, Any] | None = None) -> None:
+        pending, replacing = self._pending, self._replacing
+
+        def write(txn: lmdb.Transaction) -> None:
+            if replacing is not None:
+                _delete_group(txn, self.samples, replacing)
+                txn.delete(replacing.encode(), db=self.progress)
+            for key, value in pending:
+                txn.put(key, value, db=self.samples)
+            if progress is not None:
+                txn.put(self._group.encode(), pack(progress), db=self.progress)
+
+        self._write(write)
+        self._pending, self._replacing = [], None
         self.committed = self._count_samples()
         if pending and self.on_commit is not None:
             self.on_commit(self.committed)
 
-    def _delete_group(self, txn: lmdb.Transaction, group: str) -> None:
-        prefix = group.encode() + b"/"
-        cursor = txn.cursor(db=self.samples)
-        if cursor.set_range(prefix):
-            while cursor.key().startswith(prefix):
-                if not cursor.delete():
-                    break
-        txn.delete(group.encode(), db=self.progress)
+    def _write(self, write: Callable[[lmdb.Transaction], Any]) -> Any:
+        """Run ``write`` in one write transaction, growing the map (and retrying) when it is full."""
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    return write(txn)
+            except lmdb.MapFullError:
+                self._grow()
 
     def _grow(self) -> None:
         """Double the map: LMDB files are sparse, so a generous map costs address space, not disk."""
@@ -218,12 +224,29 @@ class ShardWriter:
         """Write the manifest from the progress records; refuse if groups are missing or unexpected."""
         if self._group is not None:
             raise RuntimeError(f"group {self._group!r} is still open")
+        self.removed_leftovers = self._write(self._delete_leftovers)
         shard = self.shard_entry()
         if expected_groups is not None:
             self._check_groups(set(shard["groups"]) | set(shard["failed_groups"]), expected_groups)
         manifest = assemble([shard], store=self.store_name, build=build, source=source)
-        write_json_atomic(self.store_dir / MANIFEST_NAME, manifest)
+        write_manifest(self.store_dir, manifest)
         return manifest
+
+    def _delete_leftovers(self, txn: lmdb.Transaction) -> dict[str, int]:
+        """Delete samples of groups without a progress record: begun, never finished, and not redone
+        (the source no longer yields them). Returns the number of samples deleted per group."""
+        recorded = set(txn.cursor(db=self.progress).iternext(keys=True, values=False))
+        removed: Counter = Counter()
+        cursor = txn.cursor(db=self.samples)
+        positioned = cursor.first()
+        while positioned:
+            group = bytes(cursor.key()).split(b"/", 1)[0]
+            if group in recorded:  # skip the whole group: b"0" sorts right after b"/"
+                positioned = cursor.set_range(group + b"0")
+            else:
+                removed[group.decode(errors="replace")] += 1
+                positioned = cursor.delete() and bool(cursor.key())
+        return dict(removed)
 
     def _check_groups(self, recorded: set[str], expected: set[str]) -> None:
         extra = sorted(recorded - expected)
@@ -240,7 +263,7 @@ class ShardWriter:
         done, failed, errors, listed = [], [], {}, 0
         for group, record in self.progress_records():
             tally.merge(Tally.from_dict(record["tally"]))
-            skips.merge(skip_report_from_dict(record.get("skips")))
+            skips.merge(SkipReport.from_dict(record.get("skips")))
             for key, value_digest in sorted(record["entries"]):  # written in build order, hashed in key order
                 checksum.add(bytes(key), value_digest)
             listed += len(record["entries"])
@@ -258,3 +281,12 @@ class ShardWriter:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _delete_group(txn: lmdb.Transaction, samples: Any, group: str) -> None:
+    prefix = group.encode() + b"/"
+    cursor = txn.cursor(db=samples)
+    if cursor.set_range(prefix):
+        while cursor.key().startswith(prefix):
+            if not cursor.delete():
+                break

@@ -8,10 +8,10 @@ live in ``commands.py``; importing this package (plugin discovery) does not impo
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.plugins import lazy_exports
 
-__all__ = ["format_info", "model_group", "model_info", "parse_setting", "resolve_config"]
+__all__ = ["format_info", "model_group", "model_info", "resolve_config"]
 __getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "commands"))
 
 
 @hookimpl
 def register_commands(register):
-    register("model", "babyvlm.plugins.model_commands.commands:model_group")
+    register("model", "babyvlm.plugins.model_commands.commands:model_group", short_help="Inspect and build models.")

@@ -1,11 +1,12 @@
 """The ``babyvlm model`` click group: ``info`` and ``build`` (see the package docstring).
 
-CONFIG is a preset name (``tiny``, ``paper``), a ``.py`` config, or a checkpoint folder.
+CONFIG is a preset name (``tiny``, ``paper``), a ``.py`` config, or a checkpoint folder (read through
+its JSON model spec; its ``config.py`` is never executed). ``--set KEY=VALUE`` takes dotted keys and
+JSON values (``--set 'model.freeze=["encoder"]'``), like every other babyvlm ``KEY=VALUE`` option.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import warnings
 from pathlib import Path
@@ -15,38 +16,22 @@ import click
 import torch
 from mmengine.config import Config
 
-from babyvlm import registry
 from babyvlm.core.compose import build_model, load_config
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import parse_key_values
 
 
 def resolve_config(config: str, settings: tuple[str, ...] = (), tokenizer: str | None = None,
                    tokenizer_type: str = "bpe") -> Config:
-    """Load CONFIG (a checkpoint folder's tokenizer is re-pointed at the folder) and apply overrides."""
+    """Load CONFIG (a checkpoint folder through its JSON model spec) and apply ``--set`` overrides
+    (``model.language_model.hidden_size=256``: dotted keys, JSON values)."""
     cfg = load_config(config)
     if "model" not in cfg:
         raise ConfigError(f"config {config!r} has no 'model' section")
-    model_class = registry.get("model", cfg.model.get("type", ""))
-    if Path(config).is_dir() and hasattr(model_class, "checkpoint_config"):
-        cfg = model_class.checkpoint_config(Path(config))
     if tokenizer is not None:
         cfg.model.tokenizer = dict(type=tokenizer_type, path=str(Path(tokenizer).resolve()))
-    for setting in settings:
-        key, value = parse_setting(setting)
-        cfg.merge_from_dict({key: value})
+    cfg.merge_from_dict(parse_key_values(settings, "--set"))
     return cfg
-
-
-def parse_setting(setting: str) -> tuple[str, Any]:
-    """``model.language_model.vocab_size=8000`` -> (key, 8000); non-literal values stay strings."""
-    key, sep, raw = setting.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects KEY=VALUE, got {setting!r}")
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    return key.strip(), value
 
 
 def model_info(cfg: Config) -> dict[str, Any]:
@@ -99,7 +84,7 @@ def model_group() -> None:
 
 @model_group.command("info")
 @click.argument("config")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value; VALUE is JSON, else a string.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info_command(config: str, settings: tuple[str, ...], as_json: bool) -> None:
     """Parameters per part (encoder, connector, language model and its embeddings), tokens per image."""
@@ -112,7 +97,7 @@ def info_command(config: str, settings: tuple[str, ...], as_json: bool) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint folder.")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(exists=True), help="A saved tokenizer folder.")
 @click.option("--tokenizer-type", default="bpe", show_default=True, help="Registered tokenizer of --tokenizer.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a config value; VALUE is JSON, else a string.")
 def build_command(config: str, out_dir: str, tokenizer_dir: str | None, tokenizer_type: str,
                   settings: tuple[str, ...]) -> None:
     """Build a freshly initialised model and save it (weights, config.json, config.py, tokenizer)."""

@@ -6,15 +6,21 @@ clips and 1-FPS image pairs are filtered by the scorer's thresholds — a clip b
 is dropped with its image pairs, as the paper takes image pairs from the filtered clips; kept clips
 become segments of interleaved multi-turn sequences (best-scoring frame per segment, or the middle
 frame when the scorer has no opinion). ``--shard i/N`` keeps the recordings whose stable id hash
-falls in shard i. Builds resume: completed recordings are skipped (see ``lmdb_store.writer``).
+falls in shard i. Builds resume: completed recordings are skipped unless their inputs changed — each
+progress record keeps a fingerprint of the recording (utterances, video size and mtime, the fields
+copied into samples), and a recording whose fingerprint differs is rebuilt; the build settings are
+guarded by the store (see ``lmdb_store.writer``). A source that yields no recording is an error, and
+nothing is written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ from babyvlm.core.records import IMAGE_TOKEN, Recording, Sample, SkipReport
 from babyvlm.media import iter_lazy_frames, probe_video
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
 from babyvlm.plugins.pretraining_set.frames import RoutedFrame, route_frames, storage_pixels
-from babyvlm.plugins.pretraining_set.stores import skip_report_from_dict, write_build_config
+from babyvlm.plugins.pretraining_set.stores import write_build_config
 
 Log = Callable[[str], None]
 
@@ -35,21 +41,42 @@ def shard_of(recording_id: str, shard_count: int) -> int:
     return int.from_bytes(hashlib.sha1(recording_id.encode()).digest()[:8], "big") % shard_count
 
 
+def recording_fingerprint(recording: Recording) -> str:
+    """A hash of what a recording's samples are made from, besides the build settings: its utterances,
+    the video file's size and mtime, and the recording fields copied into sample meta."""
+    video = Path(recording.video_path)
+    try:
+        stat = video.stat()
+        size, mtime = stat.st_size, stat.st_mtime_ns
+    except OSError:  # the build reports the unreadable video; the fingerprint just has to differ
+        size, mtime = None, None
+    inputs = {"utterances": [[u.start, u.end, u.text, u.speaker] for u in recording.utterances],
+              "video": video.name, "size": size, "mtime_ns": mtime, "rotation": recording.rotation,
+              "source": recording.source, "child": recording.child, "date": recording.date,
+              "age_months": recording.age_months}
+    return "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass
 class BuildResult:
     manifest: dict[str, Any]
     report: SkipReport
     built: int = 0
     resumed: int = 0
+    rebuilt: int = 0  # done before, redone (built or failed) because their inputs changed
     failed: int = 0
     other_shards: int = 0
+    removed_leftovers: int = 0  # samples of interrupted recordings the source no longer yields
     seconds: float = 0.0
 
     def summary(self) -> str:
         counts = self.manifest["counts"]
         formats = ", ".join(f"{k} {v}" for k, v in counts["by_format"].items()) or "none"
+        notes = [f"{self.rebuilt} redone because their inputs changed"] if self.rebuilt else []
+        notes += [f"{self.removed_leftovers} leftover samples removed"] if self.removed_leftovers else []
         return (f"{counts['total']} samples ({formats}); recordings: {self.built} built, {self.resumed} already "
-                f"done, {self.failed} unreadable, {self.other_shards} in other shards; {self.seconds:.1f} s")
+                f"done, {self.failed} unreadable, {self.other_shards} in other shards; "
+                + "".join(f"{note}; " for note in notes) + f"{self.seconds:.1f} s")
 
 
 @dataclass
@@ -182,6 +209,7 @@ def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
     started = time.monotonic()
     shard_index, shard_count = plan.shard
     source = babyvlm.build("source", dict(type=plan.source, root=str(plan.root), **plan.source_options))
+    recordings = _first_checked(_recordings(source), source, plan)  # before anything is written
     scorer = babyvlm.build("scorer", dict(type=plan.scorer, **plan.scorer_options))
     store = babyvlm.build("store", plan.store, path=str(plan.out))
     content = plan.content_settings()
@@ -191,41 +219,65 @@ def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
                                   "commit_every": plan.commit_every, "strict": plan.strict})
     result = BuildResult(manifest={}, report=SkipReport())
     try:
-        seen, mine = _build_shard(source, plan, scorer, writer, result, log)
+        seen, mine = _build_shard(recordings, plan, scorer, writer, result, log)
         provenance = {"name": plan.source, "root": str(plan.root), "options": plan.source_options,
                       "recordings_total": len(seen), "recordings_digest": _digest(seen),
                       "report": source_skip_report(source).to_dict()}
         build = {**content, "shard": f"{shard_index}/{shard_count}"}
         result.manifest = writer.finalize(build=build, source=provenance, expected_groups=mine)
+        _log_leftovers(getattr(writer, "removed_leftovers", {}), result, log)
     finally:
         writer.close()
-    result.report = skip_report_from_dict(result.manifest["skips"])
+    result.report = SkipReport.from_dict(result.manifest["skips"])
     result.seconds = time.monotonic() - started
     return result
 
 
-def _build_shard(source: Any, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult,
+def _first_checked(recordings: Iterator[Recording], source: Any, plan: BuildPlan) -> Iterator[Recording]:
+    """``recordings`` unchanged, after checking there is at least one (an empty build is a mistake)."""
+    first = next(recordings, None)
+    if first is None:
+        raise DataError(f"{plan.root}: the {plan.source!r} source found no recordings, so nothing was built "
+                        f"({source_skip_report(source).summary()})")
+    return itertools.chain([first], recordings)
+
+
+def _build_shard(recordings: Iterable[Recording], plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult,
                  log: Log) -> tuple[dict[str, Path], set[str]]:
-    """Build this shard's recordings that are not done yet; returns every recording seen and this shard's."""
+    """Build this shard's recordings that are not done (or changed); returns every recording seen and this shard's."""
     shard_index, shard_count = plan.shard
-    done = writer.done_groups()
+    done = writer.done_fingerprints()
     seen: dict[str, Path] = {}
     mine: set[str] = set()
-    for recording in _recordings(source):
+    for recording in recordings:
         _check_unique(recording, seen)
-        if shard_of(recording.recording_id, shard_count) != shard_index:
+        rid = recording.recording_id
+        if shard_of(rid, shard_count) != shard_index:
             result.other_shards += 1
-        elif recording.recording_id in done:
-            mine.add(recording.recording_id)
+            continue
+        mine.add(rid)
+        fingerprint = recording_fingerprint(recording)
+        if rid in done and done[rid] == fingerprint:
             result.resumed += 1
-        else:
-            mine.add(recording.recording_id)
-            _build_one(recording, plan, scorer, writer, result, log)
+            continue
+        if rid in done:
+            result.rebuilt += 1
+            log(f"rebuilding {rid}: its transcript, video or metadata changed since it was built")
+        _build_one(recording, fingerprint, plan, scorer, writer, result, log)
     return seen, mine
 
 
-def _build_one(recording: Recording, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult, log: Log) -> None:
-    writer.begin_group(recording.recording_id)
+def _log_leftovers(removed: Mapping[str, int], result: BuildResult, log: Log) -> None:
+    result.removed_leftovers = sum(removed.values())
+    if removed:
+        names = ", ".join(sorted(removed)[:3]) + (" ..." if len(removed) > 3 else "")
+        log(f"removed {result.removed_leftovers} leftover samples of {len(removed)} interrupted recording(s) "
+            f"the source no longer yields: {names}")
+
+
+def _build_one(recording: Recording, fingerprint: str, plan: BuildPlan, scorer: Any, writer: Any,
+               result: BuildResult, log: Log) -> None:
+    writer.begin_group(recording.recording_id, fingerprint)
     try:
         report, duration = build_recording(recording, plan.settings, scorer, writer)
     except DataError as exc:
@@ -242,7 +294,7 @@ def _build_one(recording: Recording, plan: BuildPlan, scorer: Any, writer: Any, 
     log(f"built {recording.recording_id} ({report.summary()})")
 
 
-def _recordings(source: Any) -> Iterable[Recording]:
+def _recordings(source: Any) -> Iterator[Recording]:
     recordings = source.recordings() if callable(getattr(source, "recordings", None)) else source
     for recording in recordings:
         if not isinstance(recording, Recording):
@@ -270,4 +322,4 @@ def source_skip_report(source: Any) -> SkipReport:
         report = report()
     if isinstance(report, SkipReport):
         return report
-    return skip_report_from_dict(report if isinstance(report, Mapping) else None)
+    return SkipReport.from_dict(report if isinstance(report, Mapping) else None)

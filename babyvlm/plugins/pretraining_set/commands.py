@@ -5,32 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 import babyvlm
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import parse_key_values
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
 from babyvlm.plugins.pretraining_set.clips import BuildSettings
 from babyvlm.plugins.pretraining_set.llava_io import export_llava, import_llava
 from babyvlm.plugins.pretraining_set.stores import open_store, store_type
 
 DEFAULTS = BuildSettings()
-
-
-def parse_options(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, booleans, lists), else text."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -97,8 +83,8 @@ def build_command(source_name: str, root: str, out: str, source_opt: tuple[str, 
         max_clip_sec=max_clip_sec, video_frames=video_frames, image_fps=image_fps, image_size=image_size,
         jpeg_quality=jpeg_quality, window_min=window_min, window_max=window_max, stride=stride,
         max_gap_sec=max_gap_sec)
-    plan = BuildPlan(source=source_name, root=root, out=out, source_options=parse_options(source_opt, "--source-opt"),
-                     scorer=scorer, scorer_options=parse_options(scorer_opt, "--scorer-opt"), settings=settings,
+    plan = BuildPlan(source=source_name, root=root, out=out, source_options=parse_key_values(source_opt, "--source-opt"),
+                     scorer=scorer, scorer_options=parse_key_values(scorer_opt, "--scorer-opt"), settings=settings,
                      shard=parse_shard(shard), commit_every=commit_every, store=store, strict=strict)
     result = build_pretraining_set(plan, log=lambda line: click.echo(line))
     click.echo(result.summary())

@@ -8,30 +8,16 @@ LMDB handles; only the compact key index (numpy arrays) is built up front and co
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.errors import ConfigError
 from babyvlm.core.records import SAMPLE_FORMATS
+from babyvlm.media import decode_jpeg
 from babyvlm.plugins.pretraining_set.stores import open_store
-
-
-def decode_rgb(data: bytes, where: str) -> np.ndarray:
-    """JPEG bytes -> HxWx3 uint8 (no copy beyond the one numpy needs)."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            return np.asarray(image)
-    except Exception as exc:  # Pillow raises several types for corrupt data
-        raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc
 
 
 class PretrainingDataset(torch.utils.data.Dataset):
@@ -61,7 +47,7 @@ class PretrainingDataset(torch.utils.data.Dataset):
         sample = self.store.get(int(self.shard_ids[index]), key)
         where = f"{self.store.path}:{key.decode(errors='replace')}"
         item = {"sample_id": sample.sample_id, "format": sample.format,
-                "images": [decode_rgb(image, f"{where} image {n}") for n, image in enumerate(sample.images)],
+                "images": [decode_jpeg(image, f"{where} image {n}") for n, image in enumerate(sample.images)],
                 "conversations": sample.conversations, "meta": sample.meta}
         return self.transform(item) if self.transform is not None else item
 

@@ -2,18 +2,22 @@
 
 Export writes ``OUT/data.json`` (a list of ``{"id", "image": [paths], "conversations", "format",
 "meta"}``; each ``<image>`` consumes the next path) and ``OUT/images/NNNNN/*.jpg`` (the stored JPEG
-bytes, unchanged). Import reads such a JSON: image paths are relative to the JSON's folder, and a
+bytes, unchanged); the JSON appears only complete (streamed to a unique temp file that is removed if
+the export fails). Import reads such a JSON: image paths are relative to the JSON's folder, and a
 path that is absolute or leaves that folder is refused, naming the record and the path. Every record
-is checked before anything is written; imports resume like builds (groups of records).
+is checked — every image fully decoded — before the store is created or opened, so bad input leaves
+nothing behind; imports resume like builds (groups of records).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from babyvlm.core.errors import DataError
+from babyvlm.core.io import load_json, path_inside
 from babyvlm.core.records import IMAGE_TOKEN, SAMPLE_FORMATS, Sample, SkipReport
 from babyvlm.media import encode_jpeg
 from babyvlm.plugins.pretraining_set.stores import open_store, write_build_config
@@ -36,11 +41,9 @@ Log = Callable[[str], None]
 def export_llava(store_path: str | os.PathLike, out: str | os.PathLike, log: Log = print) -> Path:
     """Write the store as LLaVA JSON + JPEG files; the JSON appears (atomically) only when complete."""
     store, out = open_store(store_path), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     target = out / EXPORT_JSON
-    tmp = out / f".{EXPORT_JSON}.{os.getpid()}.tmp"
     count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with _streamed_file(target) as handle:
         handle.write("[")
         for count, (_, sample) in enumerate(store.iter_samples(), start=1):
             paths = _write_images(out, count - 1, sample.images)
@@ -48,9 +51,23 @@ def export_llava(store_path: str | os.PathLike, out: str | os.PathLike, log: Log
                       "format": sample.format, "meta": sample.meta}
             handle.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
         handle.write("\n]\n")
-    os.replace(tmp, target)
     log(f"exported {count} samples to {target}")
     return target
+
+
+@contextlib.contextmanager
+def _streamed_file(target: Path) -> Iterator[io.TextIOBase]:
+    """Like ``core.io.atomic_write_text``, for output too large to hold in memory: written to a unique
+    temp file in the target's folder, renamed over the target when complete, removed on any failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            yield stream
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def _write_images(out: Path, ordinal: int, images: list[bytes]) -> list[str]:
@@ -77,10 +94,7 @@ class _Record:
 def read_llava_json(json_path: str | os.PathLike, report: SkipReport) -> list[_Record]:
     """Parse and check every record; DataError names the file, the record and what is wrong."""
     json_path = Path(json_path)
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{json_path}: cannot read LLaVA JSON ({exc})") from exc
+    data = load_json(json_path)
     if not isinstance(data, list):
         raise DataError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
     root = json_path.resolve().parent
@@ -115,27 +129,33 @@ def _check_record(raw: Any, position: int, json_path: Path, root: Path, report: 
     names = [image_field] if isinstance(image_field, str) else image_field
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{where}: 'image' must be a path or a non-empty list of paths")
-    images = [_inside(root, name, where) for name in names]
+    images = [_image_file(root, name, where) for name in names]
     conversations = [{"from": t["from"], "value": t["value"]} for t in turns]
     tokens = sum(t["value"].count(IMAGE_TOKEN) for t in conversations)
     if tokens != len(images):
         raise DataError(f"{where}: {tokens} {IMAGE_TOKEN} tokens but {len(images)} image paths")
+    for name, path in zip(names, images, strict=True):
+        _check_decodes(path, f"{where}: image {name!r}")
     fmt = raw.get("format") if raw.get("format") in SAMPLE_FORMATS else _infer_format(conversations, len(images))
     meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
     return _Record(position, sample_id, fmt, images, conversations, meta)
 
 
-def _inside(root: Path, name: str, where: str) -> Path:
+def _image_file(root: Path, name: str, where: str) -> Path:
     """The image file, refusing absolute paths and paths (or links) that lead out of ``root``."""
-    relative = Path(name)
-    if relative.is_absolute() or not name.strip():
-        raise DataError(f"{where}: image path {name!r} is absolute or empty; paths must be relative to {root}")
-    resolved = (root / relative).resolve()
-    if not resolved.is_relative_to(root):
-        raise DataError(f"{where}: image path {name!r} leaves the JSON's folder {root}; refused")
+    resolved = path_inside(root, name, f"{where}: image")
     if not resolved.is_file():
         raise DataError(f"{where}: image {name!r} not found under {root}")
     return resolved
+
+
+def _check_decodes(path: Path, where: str) -> None:
+    """Decode the whole image (a header check passes truncated or fake files)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as exc:  # Pillow raises several types for unreadable files
+        raise DataError(f"{where} ({path}) does not decode as an image ({type(exc).__name__}: {exc})") from exc
 
 
 def _infer_format(conversations: list[dict[str, str]], image_count: int) -> str:

@@ -1,9 +1,11 @@
 """A resumable, deterministic, DDP-aware sampler and a loader that reports exactly what it consumed.
 
 ``ResumableSampler`` shuffles with a generator seeded by ``(seed, epoch)``, so every rank computes
-the same permutation; rank ``r`` of ``w`` takes positions ``r, r + w, ...`` (disjoint, together
-covering the epoch; ``drop_last`` trims the tail so all ranks get equally many). Its state is
-``{epoch, seed, position}``. A DataLoader with workers pulls indices ahead of what the training loop
+the same permutation; rank ``r`` of ``w`` takes positions ``r, r + w, ...``. Every rank gets equally
+many samples — otherwise the rank with one more step waits forever in its all-reduce: by default the
+permutation is padded by repeating its start (like ``torch.utils.data.DistributedSampler``), so the
+ranks together cover the epoch and a few samples appear twice; ``drop_last`` trims the tail instead
+(disjoint ranks, a few samples left out). Its state is ``{epoch, seed, position}``. A DataLoader with workers pulls indices ahead of what the training loop
 has consumed, so take the state from ``ResumableLoader.state_dict()``, which counts delivered
 samples: restoring it yields exactly the samples not yet delivered, in the same order.
 """
@@ -31,13 +33,15 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
         self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
 
-    def _usable(self) -> int:
-        return self.num_samples - self.num_samples % self.world_size if self.drop_last else self.num_samples
+    def _total(self) -> int:
+        """Samples all ranks draw together: a multiple of the world size (trimmed or padded)."""
+        if self.drop_last:
+            return self.num_samples - self.num_samples % self.world_size
+        return -(-self.num_samples // self.world_size) * self.world_size
 
     def __len__(self) -> int:
-        """Samples this rank draws per epoch."""
-        usable = self._usable()
-        return max(0, (usable - self.rank + self.world_size - 1) // self.world_size)
+        """Samples this rank draws per epoch (the same on every rank)."""
+        return self._total() // self.world_size
 
     def order(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``: the same on every run and every rank's shard of one permutation."""
@@ -46,7 +50,10 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
             permutation = torch.randperm(self.num_samples, generator=generator).tolist()
         else:
             permutation = list(range(self.num_samples))
-        return permutation[: self._usable()][self.rank:: self.world_size]
+        total = self._total()
+        while permutation and len(permutation) < total:  # padding may exceed the data (tiny sets, many ranks)
+            permutation += permutation[: total - len(permutation)]
+        return permutation[:total][self.rank:: self.world_size]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.position = int(epoch), 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import babyvlm
 from babyvlm.core.errors import DataError
-from babyvlm.core.records import SkipReport
+from babyvlm.core.io import atomic_write_text, load_json
 
 MANIFEST_NAME = "manifest.json"
 BUILD_CONFIG_NAME = "build_config.json"
@@ -25,10 +25,7 @@ def store_type(path: str | os.PathLike) -> str:
     for name in (MANIFEST_NAME, BUILD_CONFIG_NAME):
         candidate = folder / name
         if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DataError(f"{candidate}: unreadable ({exc})") from exc
+            data = load_json(candidate)
             if isinstance(data, dict) and isinstance(data.get("store"), str):
                 return data["store"]
     return DEFAULT_STORE
@@ -39,18 +36,6 @@ def open_store(path: str | os.PathLike, store: str | None = None) -> Any:
 
 
 def write_build_config(out: str | os.PathLike, config: Mapping[str, Any]) -> Path:
-    """The resolved build options, next to the store (atomic write)."""
-    target = Path(out) / BUILD_CONFIG_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(dict(config), indent=1, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
-
-
-def skip_report_from_dict(data: Mapping[str, Any] | None) -> SkipReport:
-    report = SkipReport()
-    if data:
-        report.counts.update(data.get("counts", {}))
-        report.examples = {k: list(v) for k, v in data.get("examples", {}).items()}
-    return report
+    """The resolved build options, next to the store (atomic write; values JSON cannot hold become text)."""
+    text = json.dumps(dict(config), indent=1, sort_keys=True, default=str)
+    return atomic_write_text(Path(out) / BUILD_CONFIG_NAME, text)

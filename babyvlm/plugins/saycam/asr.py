@@ -3,11 +3,11 @@ list form, read into per-video utterance candidates. Bad entries are counted as 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from babyvlm.core.errors import DataError
+from babyvlm.core.io import load_json
 from babyvlm.plugins.saycam.names import parse_frame_name, transcript_target, video_reference
 from babyvlm.plugins.saycam.transcripts import Candidate, Skip
 
@@ -17,24 +17,13 @@ ASR_SUFFIX = ".asr.json"
 
 def read_asr(path: Path, where: str, skip: Skip) -> dict[str, list[Candidate]]:
     """``{video stem: candidates sorted by time}``; raises ``DataError`` if the file is unusable."""
-    data = _load_json(path)
+    data = load_json(path, encoding="utf-8-sig")  # a BOM is tolerated
     if isinstance(data, dict):
         stem, candidates = _object_form(data, path, where, skip)
         return {stem: _sorted_unique(candidates)}
     if isinstance(data, list):
         return {stem: _sorted_unique(found) for stem, found in _frame_form(data, where, skip).items()}
     raise DataError(f"{path}: expected a {ASR_SCHEMA} object or a list of frame entries, got {type(data).__name__}")
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8-sig"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 at byte {exc.start}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
 
 
 def _object_form(data: dict, path: Path, where: str, skip: Skip) -> tuple[str, list[Candidate]]:

@@ -8,7 +8,6 @@ on first use; everything not used is counted in ``.report`` by reason. docs/data
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport, Utterance
 from babyvlm.media import probe_video
 from babyvlm.plugins.saycam.asr import ASR_SUFFIX, read_asr
@@ -38,7 +38,6 @@ from babyvlm.plugins.saycam.transcripts import (
     TranscriptFile,
     TranscriptRow,
     check_encoding,
-    fill_missing_ends,
     finalize,
     human_utterances,
     read_transcript_csv,
@@ -99,8 +98,8 @@ class SaycamSource:
     ``encoding`` of the CSVs (UTF-8 with or without BOM by default); ``numeric_times`` "auto" |
     "seconds" | "excel_days" for bare-number time cells; ``children`` e.g. "S" or ("S", "Y");
     ``include_untranscribed`` also yield videos without usable utterances (empty list);
-    ``probe`` read each video's header while iterating (fps/size/duration into ``meta``, utterances
-    clamped to the duration, unreadable videos counted as ``unreadable_video``).
+    ``probe`` read each video's header while iterating (fps/size/duration into ``meta``, given ends
+    clamped to the duration, open ends left ``None``, unreadable videos counted as ``unreadable_video``).
     """
 
     name = SOURCE_NAME
@@ -339,9 +338,7 @@ class SaycamSource:
         where = self._rel(transcript.path)
         if transcript.kind == "human":
             return human_utterances(transcript.rows, where, self._policy)
-        candidates = [dataclasses.replace(c) for c in transcript.candidates]
-        fill_missing_ends(candidates)
-        return finalize(candidates, self._policy)
+        return finalize(transcript.candidates, self._policy)  # ASR ends are real; a missing one stays None
 
     def _recording(self, path: Path, name: VideoName, utterances: list[Utterance], transcript: _Transcript | None,
                    annotations: Path | None) -> Recording:
@@ -373,14 +370,17 @@ class SaycamSource:
         return dataclasses.replace(recording, utterances=utterances, meta=meta)
 
     def _clamp(self, recording: Recording, duration: float) -> list[Utterance]:
+        """Drop utterances starting after the video; clamp given ends. Open ends stay ``None`` (the builder
+        caps them at the next start, ``max_clip_sec`` and the video end: the duration is not their end)."""
         kept = []
         for utterance in recording.utterances:
             if utterance.start >= duration:
                 self.report.skip("utterance_after_video_end", f"{recording.meta['video']} "
                                  f"({format_time(utterance.start)} >= {format_time(duration)})")
                 continue
-            end = duration if utterance.end is None else min(utterance.end, duration)
-            kept.append(dataclasses.replace(utterance, end=end))
+            if utterance.end is not None and utterance.end > duration:
+                utterance = dataclasses.replace(utterance, end=duration)
+            kept.append(utterance)
         return kept
 
     # ---- reporting -----------------------------------------------------------------------
@@ -431,9 +431,7 @@ def _children(value: str | Iterable[str] | None) -> tuple[str, ...]:
 
 def _detail(exc: DataError, path: Path) -> str:
     """The message of a ``DataError`` without its leading file name (the report shows the file)."""
-    message = str(exc)
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return str(exc).removeprefix(f"{path}: ")
 
 
 def _missing_transcript_hint(stem: str, mode: str) -> str:
@@ -445,9 +443,9 @@ def _missing_transcript_hint(stem: str, mode: str) -> str:
 
 def _annotation_problem(path: Path) -> str | None:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        data = load_json(path, encoding="utf-8-sig")
+    except DataError as exc:
+        return _detail(exc, path)
     if not isinstance(data, dict):
         return "expected a JSON object"
     for key in ("images", "annotations", "categories"):

@@ -152,10 +152,12 @@ def _header_columns(record: list[str], path: Path) -> dict[str, int]:
 
 
 def human_utterances(rows: list[TranscriptRow], where: str, policy: RowPolicy) -> list[Utterance]:
-    """Utterances from one video's transcript rows, in order; ``where`` is the file as shown in reports."""
-    candidates = _timed_candidates(rows, where, policy)
-    fill_missing_ends(candidates)
-    return finalize(candidates, policy)
+    """Utterances from one video's transcript rows, in order; ``where`` is the file as shown in reports.
+
+    A row without an explicit end (anything but a ``MM:SS-MM:SS`` range) keeps ``end=None``: the next
+    start is not a real end, and the builder caps open utterances (next start, ``max_clip_sec``, video end).
+    """
+    return finalize(_timed_candidates(rows, where, policy), policy)
 
 
 def _timed_candidates(rows: list[TranscriptRow], where: str, policy: RowPolicy) -> list[Candidate]:
@@ -203,17 +205,6 @@ def _continuation(row: TranscriptRow, at: str, policy: RowPolicy, candidates: li
     candidates[-1].text = f"{candidates[-1].text} {row.text}".strip()
     policy.merged_continuations += 1
     return True
-
-
-def fill_missing_ends(candidates: list[Candidate]) -> None:
-    """An utterance without an end ends where the next later one starts; the last keeps ``None``."""
-    group_start: float | None = None
-    later_start: float | None = None
-    for candidate in reversed(candidates):
-        if group_start is None or candidate.start < group_start:
-            later_start, group_start = group_start, candidate.start
-        if candidate.end is None:
-            candidate.end = later_start
 
 
 def finalize(candidates: list[Candidate], policy: RowPolicy) -> list[Utterance]:

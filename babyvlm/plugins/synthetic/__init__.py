@@ -22,4 +22,5 @@ def register_sources(register):
 
 @hookimpl
 def register_commands(register):
-    register("synth", "babyvlm.plugins.synthetic.commands:synth_group")
+    register("synth", "babyvlm.plugins.synthetic.commands:synth_group",
+             short_help="Write synthetic corpora in the real SAYCam / Ego4D formats (deterministic per seed).")

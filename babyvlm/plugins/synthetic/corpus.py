@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,9 @@ import numpy as np
 
 from babyvlm import __version__
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import atomic_write_text, load_json
 from babyvlm.media import write_video
-from babyvlm.plugins.synthetic.fileio import (
-    sha256_of,
-    write_json_atomic,
-    write_text_atomic,
-)
+from babyvlm.plugins.synthetic.fileio import sha256_of, write_json
 from babyvlm.plugins.synthetic.vocabulary import categories_json
 from babyvlm.plugins.synthetic.world import VideoWorld, Visible
 
@@ -65,12 +63,24 @@ def objects_json(video_name: str, world: VideoWorld, visibility: list[list[Visib
 
 def write_objects(path: Path, data: dict[str, Any]) -> None:
     """Annotation files are large: compact JSON, still one deterministic byte string."""
-    write_text_atomic(path, json.dumps(data, separators=(",", ":")) + "\n")
+    atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
 
 
 def seed_for(seed: int, *keys: int) -> np.random.SeedSequence:
     """Independent, reproducible streams per video (and per purpose within a video)."""
     return np.random.SeedSequence([seed, *keys])
+
+
+def check_video_options(minutes: float, fps: int, size: int, video_minutes: float) -> None:
+    """The options every synthetic corpus shares: its length, frame rate, frame size and video length."""
+    if not minutes > 0:
+        raise ConfigError(f"minutes must be > 0, got {minutes!r}")
+    if not 1 <= fps <= 60:
+        raise ConfigError(f"fps must be 1-60, got {fps!r}")
+    if not 32 <= size <= 1024 or size % 2:
+        raise ConfigError(f"size must be an even number of pixels in 32-1024, got {size!r}")
+    if not video_minutes > 0:
+        raise ConfigError(f"video_minutes must be > 0, got {video_minutes!r}")
 
 
 class ManifestGuard:
@@ -85,12 +95,23 @@ class ManifestGuard:
         if not self.path.exists():
             return None
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{self.path}: unreadable manifest ({exc}); delete it or the folder") from exc
+            data = load_json(self.path)
+        except DataError as exc:
+            raise DataError(f"{exc}; delete it or the folder") from exc
         if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
             raise DataError(f"{self.path}: not a babyvlm synthetic manifest (schema {MANIFEST_SCHEMA!r} expected)")
         return data
+
+    def start(self, progress: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+        """Check the folder; return its manifest if it already holds this corpus (nothing to write), else
+        begin the (re)write and return None."""
+        self.check()
+        if self.up_to_date():
+            if progress:
+                progress(f"{self.out}: already holds this corpus (all files match {self.path.name}); nothing rewritten")
+            return self.previous
+        self.begin()
+        return None
 
     def check(self) -> None:
         """Refuse to mix two different corpora in one folder."""
@@ -131,14 +152,14 @@ class ManifestGuard:
             leftover.unlink(missing_ok=True)
         header = self._header(complete=False)
         header["earlier_files"] = sorted(self._owned_before())
-        write_json_atomic(self.path, header)
+        write_json(self.path, header)
 
     def finish(self, body: dict[str, Any], written: list[str]) -> dict[str, Any]:
         self._remove_stale(set(written))
         manifest = self._header(complete=True)
         manifest["sha256"] = {rel: sha256_of(self.out / rel) for rel in sorted(written)}
         manifest.update(body)
-        write_json_atomic(self.path, manifest)
+        write_json(self.path, manifest)
         return manifest
 
     def _header(self, *, complete: bool) -> dict[str, Any]:

@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from babyvlm.core.errors import ConfigError
 from babyvlm.plugins.synthetic.corpus import (
     ManifestGuard,
+    check_video_options,
     objects_json,
     render_video,
     seed_for,
     write_objects,
 )
-from babyvlm.plugins.synthetic.fileio import write_json_atomic
+from babyvlm.plugins.synthetic.fileio import write_json
 from babyvlm.plugins.synthetic.speech import Narration, narrations, second_pass, summary
 from babyvlm.plugins.synthetic.world import ADULT_WORKPLACE, Behaviour, VideoWorld
 
@@ -49,14 +49,7 @@ class Ego4DOptions:
     video_minutes: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.minutes > 0:
-            raise ConfigError(f"minutes must be > 0, got {self.minutes!r}")
-        if not 1 <= self.fps <= 60:
-            raise ConfigError(f"fps must be 1-60, got {self.fps!r}")
-        if not 32 <= self.size <= 1024 or self.size % 2:
-            raise ConfigError(f"size must be an even number of pixels in 32-1024, got {self.size!r}")
-        if not self.video_minutes > 0:
-            raise ConfigError(f"video_minutes must be > 0, got {self.video_minutes!r}")
+        check_video_options(self.minutes, self.fps, self.size, self.video_minutes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,12 +75,9 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
     """Generate (or verify) the corpus in ``out``; returns the manifest. See ``corpus`` for the rerun policy."""
     out = Path(out)
     guard = ManifestGuard(out, "ego4d", options.to_dict(), overwrite=overwrite)
-    guard.check()
-    if guard.up_to_date():
-        if progress:
-            progress(f"{out}: already holds this corpus (all files match {guard.path.name}); nothing rewritten")
-        return guard.previous
-    guard.begin()
+    existing = guard.start(progress)
+    if existing is not None:
+        return existing
     metadata, narration, truth, written = [], {}, [], []
     for index, num_frames in enumerate(plan_lengths(options)):
         video = _write_video(out, index, num_frames, options)
@@ -97,10 +87,10 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
         written += [f"full_scale/{video['uid']}.mp4", f"annotations/objects/{video['uid']}.objects.json"]
         if progress:
             progress(f"{video['uid']}: {num_frames / options.fps:.1f} s, {len(video['truth']['narrations'])} narrations")
-    write_json_atomic(out / "ego4d.json", {"date": METADATA_DATE, "version": "v1-synthetic",
+    write_json(out / "ego4d.json", {"date": METADATA_DATE, "version": "v1-synthetic",
                                            "description": "babyvlm synthetic Ego4D-format corpus (out-of-domain test data)",
                                            "videos": metadata})
-    write_json_atomic(out / "annotations" / "narration.json", narration)
+    write_json(out / "annotations" / "narration.json", narration)
     written += ["ego4d.json", "annotations/narration.json"]
     frames = sum(t["num_frames"] for t in truth)
     body = {"totals": {"videos": len(truth), "frames": frames, "seconds": round(frames / options.fps, 3),

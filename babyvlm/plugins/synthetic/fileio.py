@@ -1,7 +1,8 @@
 """Deterministic, atomic file output for the synthetic corpora: JSON, CSV text and mp4 video.
 
-Every file is written to a hidden temp name in its folder and moved into place with ``os.replace``, so
-an interrupted run never leaves a half-written file under a name a loader would pick up.
+Every file is written through ``babyvlm.core.io`` (a unique hidden temp name in its folder, moved into
+place with ``os.replace``, removed on failure), so an interrupted run never leaves a half-written file
+under a name a loader would pick up. This module adds the corpora's JSON layout and file hashing.
 
 Videos go through ``babyvlm.media.write_video``, which is byte-reproducible for the same frames
 (its module says how). The choices were found by encoding the same frames many times in one
@@ -18,33 +19,15 @@ process (PyAV 18, FFmpeg 8, x264 core 164):
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
-
-def _temp_for(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+from babyvlm.core.io import atomic_write_json
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_for(target)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    return write_bytes_atomic(path, text.encode(encoding))
-
-
-def write_json_atomic(path: str | os.PathLike, data: object) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+def write_json(path: str | os.PathLike, data: object) -> Path:
+    """The corpora's JSON layout (``indent=1``), written atomically by ``core.io``."""
+    return atomic_write_json(path, data, indent=1)
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import atomic_write_bytes
 from babyvlm.plugins.synthetic.corpus import (
     ManifestGuard,
+    check_video_options,
     objects_json,
     render_video,
     seed_for,
     write_objects,
 )
-from babyvlm.plugins.synthetic.fileio import write_bytes_atomic, write_json_atomic
+from babyvlm.plugins.synthetic.fileio import write_json
 from babyvlm.plugins.synthetic.speech import CaregiverSpeech, SpokenUtterance, asr_line
 from babyvlm.plugins.synthetic.transcript_style import FileStyle, VideoRows, render_csv, video_rows
 from babyvlm.plugins.synthetic.world import INFANT_HOME, Behaviour, VideoWorld
@@ -55,14 +57,7 @@ class SaycamOptions:
     video_minutes: float = 1.0  # typical length of one video segment
 
     def __post_init__(self) -> None:
-        if not self.minutes > 0:
-            raise ConfigError(f"minutes must be > 0, got {self.minutes!r}")
-        if not 1 <= self.fps <= 60:
-            raise ConfigError(f"fps must be 1-60, got {self.fps!r}")
-        if not 32 <= self.size <= 1024 or self.size % 2:
-            raise ConfigError(f"size must be an even number of pixels in 32-1024, got {self.size!r}")
-        if not self.video_minutes > 0:
-            raise ConfigError(f"video_minutes must be > 0, got {self.video_minutes!r}")
+        check_video_options(self.minutes, self.fps, self.size, self.video_minutes)
         bad = [c for c in self.children if c not in CHILDREN] or ([] if self.children else ["(none)"])
         if bad or len(set(self.children)) != len(self.children):
             raise ConfigError(f"children must be distinct letters among {', '.join(CHILDREN)}, got {self.children!r}")
@@ -171,12 +166,9 @@ def write_saycam(out: str | Path, options: SaycamOptions, *, overwrite: bool = F
     """Generate (or verify) the corpus in ``out``; returns the manifest. See ``corpus`` for the rerun policy."""
     out = Path(out)
     guard = ManifestGuard(out, "saycam", options.to_dict(), overwrite=overwrite)
-    guard.check()
-    if guard.up_to_date():
-        if progress:
-            progress(f"{out}: already holds this corpus (all files match {guard.path.name}); nothing rewritten")
-        return guard.previous
-    guard.begin()
+    existing = guard.start(progress)
+    if existing is not None:
+        return existing
     plans = plan_videos(options)
     results, written = [], []
     for plan in plans:
@@ -221,7 +213,7 @@ def _write_video(out: Path, plan: VideoPlan, options: SaycamOptions) -> _VideoRe
     rows = video_rows(style_rng, plan.stem, utterances, style)
     asr_rng = np.random.default_rng(asr_seed)
     asr_texts = [asr_line(asr_rng, u) if u.role != "child" else "" for u in utterances]
-    write_json_atomic(out / "asr" / f"{plan.stem}.asr.json", _asr_json(plan, utterances, asr_texts))
+    write_json(out / "asr" / f"{plan.stem}.asr.json", _asr_json(plan, utterances, asr_texts))
     return _VideoResult(plan, utterances, rows, style, asr_texts, primary)
 
 
@@ -248,14 +240,14 @@ def _write_transcripts(out: Path, results: list[_VideoResult], seed: int) -> dic
                     for m in members]
             for member, member_rows in zip(members, rows, strict=True):
                 member.rows = member_rows
-            write_bytes_atomic(out / name, render_csv(style, rows))
+            atomic_write_bytes(out / name, render_csv(style, rows))
             files[name] = ",".join(m.plan.stem for m in members)
             continue
         for member in members:
             plan = member.plan
             part = rng.random() < 0.25
             name = f"transcripts/{plan.session} part {plan.segment}.csv" if part else f"transcripts/{plan.stem}.csv"
-            write_bytes_atomic(out / name, render_csv(member.style, [member.rows]))
+            atomic_write_bytes(out / name, render_csv(member.style, [member.rows]))
             files[name] = plan.stem
     return files
 

@@ -9,7 +9,6 @@ Everything else (``report``, ``describe()``, ``summary()``, ...) is the real sou
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 from babyvlm.core.compose import build
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport
 
 MANIFEST_NAME = "synthetic.json"
@@ -59,10 +59,10 @@ def ensure_corpus(root: Path, options: dict[str, Any], write: Callable[[Path], d
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable synthetic manifest ({exc})") from exc
+    manifest = load_json(path)
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: not a synthetic corpus manifest (expected a JSON object)")
+    return manifest
 
 
 class _GeneratedSource:

@@ -70,9 +70,10 @@ def default_chunk_size(n_rows: int, hidden_size: int, vocab_size: int) -> int:
 
 class _LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, ignore_index: int, reduction: str, chunk_size: int | None):
+    def forward(ctx, hidden, weight, targets, ignore_index: int, reduction: str, chunk_size: int | None,
+                need_input_grad: bool, need_weight_grad: bool):
+        # the caller decides what needs gradients: ctx.needs_input_grad ignores no_grad/inference_mode
         n_valid, rows = _supervised_rows(targets, ignore_index, weight.shape[0])
-        need_input_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dtype = _compute_dtype(hidden, weight)
         h = (hidden if rows is None else hidden.index_select(0, rows)).to(dtype)
         t = (targets if rows is None else targets.index_select(0, rows)).contiguous()
@@ -101,7 +102,7 @@ class _LinearCrossEntropyFunction(torch.autograd.Function):
         # with grad_output (e.g. a loss scale), so fp16 gradients neither underflow nor overflow early.
         factor = grad_output * ctx.scale
         grads = [saved.pop(0).mul_(factor) if has else None for has in ctx.has_grads]
-        return grads[0], grads[1], None, None, None, None
+        return grads[0], grads[1], None, None, None, None, None, None
 
 
 def _supervised_rows(targets: torch.Tensor, ignore_index: int, vocab: int) -> tuple[int, torch.Tensor | None]:
@@ -159,7 +160,11 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     _check_inputs(hidden, weight, targets, reduction)
     if not kernels_can_run(hidden, weight, targets):
         return linear_cross_entropy_reference(hidden, weight, targets, ignore_index, reduction)
-    return _LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, reduction, chunk_size)
+    # Gradients are computed in the forward, so only when autograd will ask for them: under no_grad or
+    # inference_mode (evaluation) the grad matmuls, buffers and in-place grad pass are skipped entirely.
+    grad_mode = torch.is_grad_enabled()
+    return _LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, reduction, chunk_size,
+                                             grad_mode and hidden.requires_grad, grad_mode and weight.requires_grad)
 
 
 def _check_inputs(hidden, weight, targets, reduction: str) -> None:

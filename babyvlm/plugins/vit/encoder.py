@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from PIL import Image
 from transformers import ViTConfig, ViTModel
+from transformers.activations import ACT2FN
 
 from babyvlm.core.errors import ConfigError, ModelInputError
 from babyvlm.media import decode_jpeg
@@ -29,24 +31,51 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 ImageLike = np.ndarray | Image.Image | bytes | bytearray
+COMPONENT = "encoder 'vit'"
+# square images only: image_size and patch_size are single integers here
+SIZE_FIELDS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+               "intermediate_size", "num_channels")
 
 
 def vit_config(preset: str, overrides: dict[str, Any]) -> ViTConfig:
-    """The ViTConfig for a preset with option overrides; unknown presets or fields raise ``ConfigError``."""
+    """The ViTConfig for a preset with option overrides; unknown presets, fields or bad values raise
+    ``ConfigError`` naming the field."""
     if preset not in PRESETS:
-        raise ConfigError(f"encoder 'vit': unknown preset {preset!r}. Presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"{COMPONENT}: unknown preset {preset!r}. Presets: {', '.join(PRESETS)}")
     known = {f.name for f in dataclasses.fields(ViTConfig)} | set(ViTConfig().to_dict())
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ConfigError(f"encoder 'vit': unknown option(s) {', '.join(unknown)} (not ViTConfig fields)")
+        raise ConfigError(f"{COMPONENT}: unknown option(s) {', '.join(unknown)} (not ViTConfig fields)")
     fields = {**PRESETS[preset], **overrides}
+    _check_shape(fields)
     # LLaVA reads hidden_states[-1]; tying it to last_hidden_state makes that the final-LayerNorm output.
     fields["tie_last_hidden_states"] = True
-    config = ViTConfig(**fields)
-    if config.image_size % config.patch_size:
-        raise ConfigError(f"encoder 'vit': image_size {config.image_size} is not a multiple of "
-                          f"patch_size {config.patch_size}")
-    return config
+    try:
+        return ViTConfig(**fields)
+    except (StrictDataclassError, TypeError, ValueError) as exc:
+        # huggingface_hub's strict-dataclass message (the cause) names the field, expected type and value
+        raise ConfigError(f"{COMPONENT}: invalid option: {exc.__cause__ or exc}") from exc
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_shape(fields: dict[str, Any]) -> None:
+    """Sizes the encoder's shapes are computed from, checked by name before transformers uses them."""
+    for name in SIZE_FIELDS:
+        if name in fields and not _positive_int(fields[name]):
+            raise ConfigError(f"{COMPONENT}: {name} must be a positive integer, got {fields[name]!r}")
+    if fields["image_size"] % fields["patch_size"]:
+        raise ConfigError(f"{COMPONENT}: image_size {fields['image_size']} is not a multiple of "
+                          f"patch_size {fields['patch_size']}")
+    # HF's ViT would silently use heads * (hidden // heads) < hidden attention channels
+    if fields["hidden_size"] % fields["num_attention_heads"]:
+        raise ConfigError(f"{COMPONENT}: hidden_size {fields['hidden_size']} is not a multiple of "
+                          f"num_attention_heads {fields['num_attention_heads']}")
+    activation = fields.get("hidden_act", "gelu")
+    if not isinstance(activation, str) or activation not in ACT2FN:
+        raise ConfigError(f"{COMPONENT}: unknown hidden_act {activation!r}. Known: {', '.join(sorted(ACT2FN))}")
 
 
 class ViTEncoder(torch.nn.Module):

@@ -1,0 +1,67 @@
+"""``babyvlm.Experiment``: one config -> store -> tokenizer -> model -> phases -> held-out evaluation."""
+
+import json
+
+import pytest
+
+from babyvlm import Experiment, registry
+from babyvlm.core.errors import ConfigError
+
+
+def experiment_config(corpus, **data):
+    data = {"source": dict(type="saycam", transcripts="human"), "root": str(corpus),
+            "builder": dict(type="pretraining_set", image_size=64), "heldout_recordings": 1, **data}
+    return {
+        "data": data,
+        "tokenizer": dict(type="bpe", vocab_size=300, min_frequency=1),
+        "model": dict(type="babyllava", encoder=dict(type="vit", preset="tiny"), connector="mlp2x_gelu",
+                      language_model=dict(type="llama", preset="tiny"), template="baby_plain"),
+        "phases": [dict(name="2-joint", formats=["image", "video", "interleaved"],
+                        trainer=dict(type="simple", max_steps=25, lr=3e-3, batch_size=8, log_every=0))],
+    }
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "saycam"
+    registry.get("command", "synth").main(
+        ["saycam", str(root), "--minutes", "1.2", "--seed", "3", "--size", "64", "--video-minutes", "0.3", "--quiet"],
+        standalone_mode=False)
+    return root
+
+
+def test_experiment_runs_all_stages_and_holds_out_whole_recordings(corpus, tmp_path):
+    experiment = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    report = experiment.run()
+    train_ids = {s["meta"]["recording_id"] for s in experiment.dataset()}
+    heldout_ids = {s["meta"]["recording_id"] for s in experiment.dataset(split="heldout")}
+    assert heldout_ids == set(report["heldout_recordings"]) and len(heldout_ids) == 1
+    assert train_ids and not train_ids & heldout_ids
+    assert train_ids | heldout_ids == experiment.builder.recording_ids(experiment.store_dir)
+    assert report["trained"]["heldout_loss"] < report["untrained"]["heldout_loss"]
+    assert report["phases"][0]["steps"] == 25
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["trained"] == report["trained"]
+    assert (tmp_path / "run" / "config.py").exists() and (tmp_path / "run" / "checkpoint" / "babyvlm.json").exists()
+    assert experiment.model.tokenizer.vocab_size <= 300
+
+
+def test_dataset_filters_formats(corpus, tmp_path):
+    experiment = Experiment(experiment_config(corpus, heldout_recordings=0), tmp_path / "run", log=lambda line: None)
+    experiment.build_data()
+    images = experiment.dataset(formats=["image"])
+    assert len(images) and {s["format"] for s in images} == {"image"}
+    assert len(experiment.dataset(split="heldout")) == 0
+
+
+def test_holding_out_every_recording_is_refused(corpus, tmp_path):
+    experiment = Experiment(experiment_config(corpus, heldout_recordings=99), tmp_path / "run", log=lambda line: None)
+    with pytest.raises(ConfigError, match="heldout_recordings=99 leaves nothing to train on"):
+        experiment.build_data()
+
+
+def test_missing_sections_and_unknown_builder_options_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="no 'model' section"):
+        Experiment({"data": {}}, tmp_path)
+    config = experiment_config(tmp_path, builder=dict(type="pretraining_set", max_clip_seconds=3))
+    with pytest.raises(ConfigError, match="max_clip_seconds"):
+        Experiment(config, tmp_path)
