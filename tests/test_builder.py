@@ -19,26 +19,14 @@ from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
 from babyvlm.plugins.pretraining_set.stores import open_store
 
-
-@pytest.fixture(autouse=True)
-def fake_source():
-    support.register_fake_source()
-    yield
-    registry.reset()
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return support.write_corpus(tmp_path_factory.mktemp("corpus"))
+# shared fixtures: the fake source registered for every test (autouse), one corpus per module
+corpus = support.corpus
+fake_source = support.fake_source
 
 
 def _build(root, out, quiet=True, **plan_options):
     plan = BuildPlan(source="fake", root=root, out=out, **plan_options)
     return build_pretraining_set(plan, log=(lambda line: None) if quiet else print)
-
-
-def _contents(store_path) -> dict[str, tuple]:
-    return {s.sample_id: (s.format, s.images, s.conversations, s.meta) for _, s in open_store(store_path).iter_samples()}
 
 
 def _offset(recording_id: str) -> int:
@@ -48,7 +36,7 @@ def _offset(recording_id: str) -> int:
 def test_frames_are_routed_by_time(corpus, tmp_path):
     result = _build(corpus, tmp_path / "s")
     assert result.manifest["counts"]["by_format"] == {"image": 24, "interleaved": 3, "video": 12}
-    for sample_id, (fmt, images, turns, meta) in _contents(tmp_path / "s").items():
+    for sample_id, (fmt, images, turns, meta) in support.store_contents(tmp_path / "s").items():
         offset = _offset(meta["recording_id"])
         times = [meta["frame_time"]] if fmt == "image" else meta["frame_times"]
         assert len(times) == len(images)
@@ -142,7 +130,7 @@ def test_shards_merged_equal_a_single_build(corpus, tmp_path):
     store_class = registry.get("store", "lmdb")
     parts = [tmp_path / "part2", tmp_path / "part1", tmp_path / "part0"]
     merged = store_class.merge(parts, tmp_path / "merged")
-    assert _contents(tmp_path / "merged") == _contents(tmp_path / "single")
+    assert support.store_contents(tmp_path / "merged") == support.store_contents(tmp_path / "single")
     assert merged["counts"] == open_store(tmp_path / "single").manifest()["counts"]
     assert open_store(tmp_path / "merged").verify().ok
 
@@ -165,7 +153,7 @@ def test_interrupted_build_resumes_to_the_same_store(corpus, tmp_path):
     assert interrupted.orphans == 4 and interrupted.missing == 0 and not interrupted.ok
     result = _build(corpus, tmp_path / "s", commit_every=4)
     assert (result.resumed, result.built) == (1, 2)
-    assert _contents(tmp_path / "s") == _contents(tmp_path / "reference")
+    assert support.store_contents(tmp_path / "s") == support.store_contents(tmp_path / "reference")
     assert result.manifest["shards"][0]["checksum"] == open_store(tmp_path / "reference").manifest()["shards"][0]["checksum"]
 
 
@@ -192,7 +180,7 @@ def test_leftovers_of_a_recording_gone_from_the_source_are_removed(tmp_path):
     assert f"removed 4 leftover samples of 1 interrupted recording(s) the source no longer yields: {interrupted}" in lines
     assert "4 leftover samples removed" in result.summary()
     assert open_store(tmp_path / "s").verify().ok
-    assert not any(meta["recording_id"] == interrupted for *_, meta in _contents(tmp_path / "s").values())
+    assert not any(meta["recording_id"] == interrupted for *_, meta in support.store_contents(tmp_path / "s").values())
 
 
 def test_formats_and_window_settings(corpus, tmp_path):

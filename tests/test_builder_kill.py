@@ -12,19 +12,14 @@ import pytest
 import test_builder_support as support
 from click.testing import CliRunner
 
-from babyvlm import registry
 from babyvlm.cli import cli
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
 from babyvlm.plugins.pretraining_set.stores import open_store
 
+# shared fixture: the fake source registered for every test (autouse)
+fake_source = support.fake_source
+
 SUPPORT = Path(support.__file__)
-
-
-@pytest.fixture(autouse=True)
-def fake_source():
-    support.register_fake_source()
-    yield
-    registry.reset()
 
 
 def _cli(*args: str) -> subprocess.Popen:

@@ -3,6 +3,9 @@
 Each video shows one flat colour per second (``PALETTE[(offset + second) % len]``), so a test can
 tell from a stored JPEG which frame was routed where. Also runnable as the ``babyvlm`` CLI with the
 fake source registered (the SIGKILL test runs builds in a subprocess this way).
+
+Fixtures for a test module to import: ``fake_source`` (autouse: the ``fake`` source is registered
+for every test of that module) and ``corpus`` (one ``write_corpus`` folder per module).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from babyvlm import registry
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.core.records import Recording, SkipReport, Utterance
 from babyvlm.media import write_video
+from babyvlm.plugins.pretraining_set.stores import open_store
 
 PALETTE = [(230, 30, 30), (30, 200, 30), (30, 30, 230), (230, 230, 30), (230, 30, 230), (30, 230, 230),
            (240, 240, 240), (20, 20, 20), (140, 70, 20), (20, 110, 140)]
@@ -78,6 +83,23 @@ def register_sources(register):
 def register_fake_source() -> None:
     registry.reset()
     registry.register_plugin(sys.modules[__name__], "fake_source")
+
+
+@pytest.fixture(autouse=True)
+def fake_source():
+    register_fake_source()
+    yield
+    registry.reset()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def store_contents(store_path: Path) -> dict[str, tuple]:
+    """``{sample_id: (format, images, conversations, meta)}`` of every sample in a store."""
+    return {s.sample_id: (s.format, s.images, s.conversations, s.meta) for _, s in open_store(store_path).iter_samples()}
 
 
 if __name__ == "__main__":  # python tests/test_builder_support.py data build --source fake ...

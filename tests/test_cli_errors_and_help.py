@@ -9,15 +9,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import click
 import pytest
+import registry_support
 from click.testing import CliRunner
+from registry_support import plugin_with_commands
 
 from babyvlm import registry
 from babyvlm.cli import cli
-from babyvlm.core.hookspecs import hookimpl
+
+fresh_registry = registry_support.fresh_registry  # shared fixture
 
 HEAVY = ("torch", "transformers", "triton")
 
@@ -31,23 +33,6 @@ except SystemExit:
     pass
 print(json.dumps(sorted({m.partition('.')[0] for m in sys.modules} & set(sys.argv[1:]))))
 """
-
-
-@pytest.fixture
-def fresh_registry(monkeypatch):
-    monkeypatch.setenv("BABYVLM_LOAD_PLUGINS", "")  # bundled plugins only, plus the ones a test adds
-    registry.reset()
-    yield
-    registry.reset()
-
-
-def plugin_with_commands(**commands) -> SimpleNamespace:
-    """An in-process plugin registering ``name=(component, info)`` commands."""
-    def register_commands(register):
-        for name, (component, info) in commands.items():
-            register(name, component, **info)
-
-    return SimpleNamespace(register_commands=hookimpl(register_commands))
 
 
 # ---- OSError -> one line naming the file ---------------------------------------------------

@@ -9,14 +9,17 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import click
 import pytest
+import registry_support
 from click.testing import CliRunner
+from registry_support import command_plugin
 
 from babyvlm import registry
 from babyvlm.cli import cli
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.core.kinds import KINDS
+
+fresh_registry = registry_support.fresh_registry  # shared fixture
 
 GOOD = """
 import click
@@ -160,21 +163,6 @@ def test_broken_plugins_command_fails_with_its_error(site):
     assert ("command 'flaky-cmd' comes from plugin 'cli_flaky', which is broken: " + FLAKY_ERROR) in result.stderr
     assert "Traceback" not in result.stderr
     assert "ran anyway" not in result.stdout
-
-
-@pytest.fixture
-def fresh_registry(monkeypatch):
-    monkeypatch.setenv("BABYVLM_LOAD_PLUGINS", "")  # bundled plugins only, plus the ones a test adds
-    registry.reset()
-    yield
-    registry.reset()
-
-
-def command_plugin(name: str, message: str) -> SimpleNamespace:
-    def register_commands(register):
-        register(name, click.Command(name, callback=lambda: click.echo(message)))
-
-    return SimpleNamespace(register_commands=hookimpl(register_commands))
 
 
 def test_plugin_command_runs(fresh_registry):

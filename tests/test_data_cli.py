@@ -17,17 +17,9 @@ from babyvlm.cli import cli
 from babyvlm.media import encode_jpeg
 from babyvlm.plugins.pretraining_set.stores import open_store
 
-
-@pytest.fixture(autouse=True)
-def fake_source():
-    support.register_fake_source()
-    yield
-    registry.reset()
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return support.write_corpus(tmp_path_factory.mktemp("corpus"))
+# shared fixtures: the fake source registered for every test (autouse), one corpus per module
+corpus = support.corpus
+fake_source = support.fake_source
 
 
 def run(*args: str, ok: bool = True):
@@ -35,10 +27,6 @@ def run(*args: str, ok: bool = True):
     assert (result.exit_code == 0) == ok, result.output
     assert "Traceback" not in result.output
     return result
-
-
-def _contents(path) -> dict:
-    return {s.sample_id: (s.format, s.images, s.conversations, s.meta) for _, s in open_store(path).iter_samples()}
 
 
 def test_build_stats_verify(corpus, tmp_path):
@@ -89,7 +77,7 @@ def test_export_import_round_trip(corpus, tmp_path):
     assert set(first) == {"id", "image", "conversations", "format", "meta"}
     assert all((tmp_path / "llava" / p).is_file() for p in first["image"])
     run("data", "import", "--format", "llava", tmp_path / "llava" / "data.json", "--out", tmp_path / "back")
-    assert _contents(tmp_path / "back") == _contents(tmp_path / "s")
+    assert support.store_contents(tmp_path / "back") == support.store_contents(tmp_path / "s")
     assert run("data", "verify", tmp_path / "back").exit_code == 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import registry_support
 import torch
 from click.testing import CliRunner
 
@@ -25,6 +26,8 @@ KIND_OF_HOOK = {hook: kind for kind, hook in KINDS.items()}
 HOOK_HEADING = re.compile(r"^#{2,4} `(register_\w+)\(register\)`\s*$", re.MULTILINE)
 CODE_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", re.DOTALL)
+
+fresh_registry = registry_support.fresh_registry  # shared fixture
 
 
 def hook_sections() -> dict[str, str]:
@@ -44,14 +47,6 @@ def as_module(source: str, name: str) -> ModuleType:
     module = ModuleType(name)
     exec(compile(source, f"<docs/plugins.md:{name}>", "exec"), module.__dict__)
     return module
-
-
-@pytest.fixture
-def fresh_registry(monkeypatch):
-    monkeypatch.setenv("BABYVLM_LOAD_PLUGINS", "")
-    registry.reset()
-    yield
-    registry.reset()
 
 
 def test_hookspecs_are_found():

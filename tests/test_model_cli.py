@@ -86,6 +86,7 @@ def test_bundled_configs_name_registered_components(preset):
 
 @pytest.mark.parametrize(("setting", "message"), [
     ("model.language_model.hidden_size=abc", "language_model 'llama': hidden_size must be a positive integer, got 'abc'"),
+    ("model.language_model.hidden_size=null", "language_model 'llama': hidden_size must be a positive integer, got None"),
     ("model.language_model.num_attention_heads=3",
      "language_model 'llama': hidden_size 128 is not a multiple of num_attention_heads 3"),
     ("model.language_model.num_key_value_heads=3",

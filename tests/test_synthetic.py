@@ -161,12 +161,18 @@ def test_domains_look_different():
 
 
 # ---- speech -----------------------------------------------------------------------------------
-def test_caregiver_talks_about_visible_objects_more_than_absent_ones():
-    world = _world(22, seed=4, frames=1500, size=48)
+def _speech(rng: np.random.Generator, age: float, seed: int, frames: int,
+            caregivers: tuple[str, str] = ("mother", "father")) -> tuple[list, list]:
+    """An infant world's per-frame visibility (48 px, 5 fps) and what the caregivers say over it."""
+    world = _world(age, seed=seed, frames=frames, size=48)
     visibility = [world.render(i)[1] for i in range(world.num_frames)]
-    speech = CaregiverSpeech(np.random.default_rng(1), visibility=visibility, events=world.events, fps=5,
-                             age_months=22, vocabulary=world.behaviour.vocabulary, caregivers=("mother", "father"))
-    utterances = speech.utterances()
+    utterances = CaregiverSpeech(rng, visibility=visibility, events=world.events, fps=5, age_months=age,
+                                 vocabulary=world.behaviour.vocabulary, caregivers=caregivers).utterances()
+    return visibility, utterances
+
+
+def test_caregiver_talks_about_visible_objects_more_than_absent_ones():
+    visibility, utterances = _speech(np.random.default_rng(1), 22, seed=4, frames=1500)
     assert len(utterances) > 40
     starts = [u.start for u in utterances]
     assert all(b - a >= 1.0 for a, b in zip(starts, starts[1:], strict=False))
@@ -185,10 +191,7 @@ def test_caregiver_talks_about_visible_objects_more_than_absent_ones():
 
 def test_transcriber_and_asr_renderings():
     rng = np.random.default_rng(0)
-    world = _world(30, seed=1, frames=900, size=48)
-    visibility = [world.render(i)[1] for i in range(world.num_frames)]
-    utterances = CaregiverSpeech(rng, visibility=visibility, events=world.events, fps=5, age_months=30,
-                                 vocabulary=world.behaviour.vocabulary, caregivers=("father", "mother")).utterances()
+    _, utterances = _speech(rng, 30, seed=1, frames=900, caregivers=("father", "mother"))
     lines = [transcriber_line(rng, u) for u in utterances]
     assert any(re.search(r"\*\w+\*|\[\w+\]|\(to sibling\)|--", line) for line in lines)
     assert all(line[0].isupper() or line[0] in "*([" for line in lines if line)
@@ -227,10 +230,7 @@ def test_time_cells_use_messy_forms_but_one_digit_seconds_only_for_tens():
 
 def test_csv_has_the_required_columns_and_rows_per_utterance():
     rng = np.random.default_rng(3)
-    world = _world(20, seed=2, frames=300, size=48)
-    visibility = [world.render(i)[1] for i in range(world.num_frames)]
-    utterances = CaregiverSpeech(rng, visibility=visibility, events=world.events, fps=5, age_months=20,
-                                 vocabulary=world.behaviour.vocabulary, caregivers=("mother", "father")).utterances()
+    _, utterances = _speech(rng, 20, seed=2, frames=300)
     style = FileStyle.random(rng)
     rows = video_rows(rng, "S_20141029_2412_02", utterances, style)
     data = render_csv(style, [rows])

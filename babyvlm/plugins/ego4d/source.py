@@ -9,16 +9,19 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import load_json
-from babyvlm.core.records import Recording, SkipReport, Utterance
-from babyvlm.media import probe_video
+from babyvlm.core.records import Recording, Utterance
+from babyvlm.core.sources import ScannedSource
 from babyvlm.plugins.ego4d.narration import DEFAULT_CAMERA_WEARER, clean_narration, is_summary
+
+if TYPE_CHECKING:
+    from babyvlm.media import VideoInfo
 
 SOURCE_NAME = "ego4d"
 METADATA_NAME = "ego4d.json"
@@ -58,8 +61,8 @@ class _Index:
     recordings: list[Recording] = field(default_factory=list)
 
 
-class Ego4DSource:
-    """Ego4D-format root -> ``Recording`` per narrated video.
+class Ego4DSource(ScannedSource[_Index]):
+    """Ego4D-format root -> ``Recording`` per narrated video present on disk, sorted by video_uid.
 
     Options (stable names): ``narration_passes`` which passes to read (default ``("narration_pass_1",)``);
     ``window`` (before, after) seconds around each timestamp (default (1.0, 2.0)), clamped to
@@ -70,57 +73,25 @@ class Ego4DSource:
     """
 
     name = SOURCE_NAME
+    root_label = "Ego4D root"
+    strict_reasons = STRICT_REASONS
 
     def __init__(self, root: str | os.PathLike, *, narration_passes: str | Sequence[str] = DEFAULT_PASSES,
                  window: Sequence[float] = DEFAULT_WINDOW, camera_wearer: str = DEFAULT_CAMERA_WEARER,
                  strict: bool = False, metadata_path: str | os.PathLike | None = None,
                  narration_path: str | os.PathLike | None = None, probe: bool = False) -> None:
-        self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise DataError(f"{self.root}: Ego4D root is not a folder")
+        super().__init__(root, strict=strict, probe=probe)
         self.narration_passes = _passes(narration_passes)
         self.window = _window(window)
         if not isinstance(camera_wearer, str) or not camera_wearer.strip():
             raise ConfigError(f"camera_wearer must be a non-empty phrase, got {camera_wearer!r}")
         self.camera_wearer = camera_wearer.strip()
-        self.strict = bool(strict)
         self.metadata_path = self._locate(METADATA_NAME, metadata_path)
         self.narration_path = self._locate(NARRATION_NAME, narration_path)
-        self.probe = bool(probe)
-        self.report = SkipReport()
-        self._index: _Index | None = None
-        self._probed: dict[str, Recording | None] = {}
 
-    # ---- public API ----------------------------------------------------------------------
-    def recordings(self) -> Iterator[Recording]:
-        """One ``Recording`` per narrated video present on disk, sorted by video_uid."""
-        for recording in self._scan().recordings:
-            if self.probe:
-                recording = self._probe(recording)
-                if recording is None:
-                    continue
-            yield dataclasses.replace(recording, utterances=list(recording.utterances), meta=dict(recording.meta))
-
-    def __iter__(self) -> Iterator[Recording]:
-        return self.recordings()
-
-    def validate(self) -> SkipReport:
-        """The scan's report plus every video on disk that cannot be probed."""
-        index = self._scan()
-        report = SkipReport(max_examples=self.report.max_examples)
-        report.merge(self.report)
-        for path in index.videos.values():
-            try:
-                probe_video(path)
-            except DataError as exc:
-                report.skip("unreadable_video", f"{self._rel(path)} ({_detail(exc, path)})")
-        return report
-
-    def describe(self) -> dict[str, Any]:
-        index = self._scan()
+    # ---- describing ----------------------------------------------------------------------
+    def _describe(self, index: _Index) -> dict[str, Any]:
         return {
-            "source": SOURCE_NAME,
-            "root": str(self.root),
             "metadata": self._rel(self.metadata_path),
             "narrations": self._rel(self.narration_path),
             "options": self.options(),
@@ -130,7 +101,6 @@ class Ego4DSource:
             "recordings": len(index.recordings),
             "utterances": sum(len(r.utterances) for r in index.recordings),
             "scenarios": dict(Counter(s for r in index.recordings for s in r.meta["scenarios"]).most_common(10)),
-            "skipped": self.report.to_dict(),
         }
 
     def summary(self) -> str:
@@ -157,15 +127,16 @@ class Ego4DSource:
         looked = ", ".join(str(Path(folder) / name) for folder in SEARCH_FOLDERS)
         raise DataError(f"{self.root}: no {name} found (looked in {looked})")
 
-    def _scan(self) -> _Index:
-        if self._index is None:
-            index = _Index()
-            index.metadata = self._read_metadata()
-            index.narrated = self._read_narrations()
-            self._find_files(index)
-            self._build(index)
-            self._index = index
-        return self._index
+    def _scan_root(self) -> _Index:
+        index = _Index()
+        index.metadata = self._read_metadata()
+        index.narrated = self._read_narrations()
+        self._find_files(index)
+        self._build(index)
+        return index
+
+    def _video_paths(self, index: _Index) -> Iterable[Path]:
+        return index.videos.values()
 
     def _read_metadata(self) -> dict[str, VideoMeta]:
         path = self.metadata_path
@@ -204,7 +175,7 @@ class Ego4DSource:
     def _add_video(self, index: _Index, path: Path) -> None:
         first = index.videos.setdefault(path.stem, path)
         if first is not path:
-            self._skip("duplicate_video", self._rel(path), f"same uid as {self._rel(first)}")
+            self._skip_file("duplicate_video", path, f"same uid as {self._rel(first)}")
 
     # ---- building records -----------------------------------------------------------------
     def _build(self, index: _Index) -> None:
@@ -218,7 +189,7 @@ class Ego4DSource:
                 self._add_recording(index, uid, entries)
         for uid, path in sorted(index.videos.items()):
             if uid not in index.narrated:
-                self._skip("video_without_narrations", self._rel(path), f"no {', '.join(self.narration_passes)}")
+                self._skip_file("video_without_narrations", path, f"no {', '.join(self.narration_passes)}")
 
     def _add_recording(self, index: _Index, uid: str, entries: list[tuple[str, Any]]) -> None:
         meta = index.metadata[uid]
@@ -264,31 +235,10 @@ class Ego4DSource:
             return None
         return Utterance(start, end, text, SPEAKER)
 
-    def _probe(self, recording: Recording) -> Recording | None:
-        if recording.recording_id not in self._probed:
-            try:
-                info = probe_video(recording.video_path)
-            except DataError as exc:
-                self._skip("unreadable_video", self._rel(recording.video_path), _detail(exc, recording.video_path))
-                self._probed[recording.recording_id] = None
-            else:
-                meta = {**recording.meta, "probed_fps": info.fps, "probed_num_frames": info.num_frames,
-                        "probed_duration_sec": info.duration}
-                self._probed[recording.recording_id] = dataclasses.replace(recording, meta=meta)
-        return self._probed[recording.recording_id]
-
-    # ---- reporting -----------------------------------------------------------------------
-    def _rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
-
-    def _skip(self, reason: str, where: str, detail: str = "") -> None:
-        self.report.skip(reason, f"{where} ({detail})" if detail else where)
-        if self.strict and reason in STRICT_REASONS:
-            explanation = STRICT_REASONS[reason] + (f": {detail}" if detail else "")
-            raise DataError(f"{self.root / where}: {explanation} (strict=True; strict=False counts it and goes on)")
+    def _with_video_info(self, recording: Recording, info: VideoInfo) -> Recording:
+        meta = {**recording.meta, "probed_fps": info.fps, "probed_num_frames": info.num_frames,
+                "probed_duration_sec": info.duration}
+        return dataclasses.replace(recording, meta=meta)
 
 
 def _passes(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -358,7 +308,3 @@ def _narration_problem(entry: Any) -> str | None:
         return f"narration_text: expected a string, got {entry.get('narration_text')!r}"
     return None
 
-
-def _detail(exc: DataError, path: Path) -> str:
-    """The message of a ``DataError`` without its leading file name (the report shows the file)."""
-    return str(exc).removeprefix(f"{path}: ")

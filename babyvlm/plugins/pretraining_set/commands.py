@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -38,6 +39,12 @@ def parse_window(text: str) -> tuple[int, int]:
         raise ConfigError(f"--window expects N or MIN..MAX, got {text!r}") from None
 
 
+def settings_option(flag: str, value_type: type, help: str) -> Callable[[Callable], Callable]:
+    """A ``--flag`` whose default, shown in ``--help``, is the ``BuildSettings`` field of the same name."""
+    default = getattr(DEFAULTS, flag.removeprefix("--").replace("-", "_"))
+    return click.option(flag, type=value_type, default=default, show_default=True, help=help)
+
+
 @click.group("data")
 def data_group() -> None:
     """Pretraining sample stores: build, merge, verify, stats, export, import."""
@@ -53,23 +60,16 @@ def data_group() -> None:
 @click.option("--store", default="lmdb", show_default=True, help="Sample store type.")
 @click.option("--shard", default="0/1", show_default=True, help="Build shard i of N (by recording id hash).")
 @click.option("--formats", default=",".join(DEFAULTS.formats), show_default=True, help="Formats to produce.")
-@click.option("--min-clip-sec", type=float, default=DEFAULTS.min_clip_sec, show_default=True,
-              help="Shorter utterance clips are skipped.")
-@click.option("--max-clip-sec", type=float, default=DEFAULTS.max_clip_sec, show_default=True,
-              help="Longer clips (given end) are skipped; open-ended utterances are capped here.")
-@click.option("--video-frames", type=int, default=DEFAULTS.video_frames, show_default=True,
-              help="Frames per video clip sample (at most).")
-@click.option("--image-fps", type=float, default=DEFAULTS.image_fps, show_default=True,
-              help="Image-utterance pairs per second of clip.")
-@click.option("--image-size", type=int, default=DEFAULTS.image_size, show_default=True,
-              help="Longer side of stored frames in pixels (0 = as decoded).")
-@click.option("--jpeg-quality", type=int, default=DEFAULTS.jpeg_quality, show_default=True,
-              help="JPEG quality of stored frames.")
+@settings_option("--min-clip-sec", float, "Shorter utterance clips are skipped.")
+@settings_option("--max-clip-sec", float, "Longer clips (given end) are skipped; open-ended utterances are capped here.")
+@settings_option("--video-frames", int, "Frames per video clip sample (at most).")
+@settings_option("--image-fps", float, "Image-utterance pairs per second of clip.")
+@settings_option("--image-size", int, "Longer side of stored frames in pixels (0 = as decoded).")
+@settings_option("--jpeg-quality", int, "JPEG quality of stored frames.")
 @click.option("--window", default=f"{DEFAULTS.window_min}..{DEFAULTS.window_max}", show_default=True,
               help="Interleaved window length N or MIN..MAX segments.")
-@click.option("--stride", type=int, default=DEFAULTS.stride, show_default=True, help="Interleaved window stride.")
-@click.option("--max-gap-sec", type=float, default=DEFAULTS.max_gap_sec, show_default=True,
-              help="Interleaved windows do not span silences longer than this.")
+@settings_option("--stride", int, "Interleaved window stride.")
+@settings_option("--max-gap-sec", float, "Interleaved windows do not span silences longer than this.")
 @click.option("--commit-every", type=int, default=256, show_default=True, help="Samples per LMDB transaction.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable video instead of counting it.")
 def build_command(source_name: str, root: str, out: str, source_opt: tuple[str, ...], scorer: str,

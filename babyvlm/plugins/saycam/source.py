@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport, Utterance
-from babyvlm.media import probe_video
+from babyvlm.core.sources import ScannedSource, error_detail
 from babyvlm.plugins.saycam.asr import ASR_SUFFIX, read_asr
 from babyvlm.plugins.saycam.names import (
     CHILDREN,
@@ -42,6 +42,9 @@ from babyvlm.plugins.saycam.transcripts import (
     human_utterances,
     read_transcript_csv,
 )
+
+if TYPE_CHECKING:
+    from babyvlm.media import VideoInfo
 
 SOURCE_NAME = "saycam"
 TRANSCRIPT_MODES = ("auto", "human", "asr")
@@ -88,8 +91,9 @@ class _Index:
     filtered_by_children: int = 0
 
 
-class SaycamSource:
-    """SAYCam-format corpus -> ``Recording`` per video, with utterances from its transcript.
+class SaycamSource(ScannedSource[_Index]):
+    """SAYCam-format corpus -> ``Recording`` per usable video, with utterances from its transcript, sorted
+    by name (child, date, age, segment).
 
     Options (stable names): ``transcripts`` "auto" (human CSV if present, else ASR) | "human" | "asr";
     ``speakers`` "caregivers" (default) | "not_child" | "all" | roles (list or "mother,father");
@@ -103,15 +107,15 @@ class SaycamSource:
     """
 
     name = SOURCE_NAME
+    root_label = "SAYCam root"
+    strict_reasons = STRICT_REASONS
 
     def __init__(self, root: str | os.PathLike, *, transcripts: str = "auto",
                  speakers: str | Iterable[str] = DEFAULT_SPEAKERS, speaker_aliases: Mapping[str, str] | None = None,
                  rotation: int = 0, strict: bool = False, encoding: str = "utf-8", numeric_times: str = "auto",
                  children: str | Iterable[str] | None = None, include_untranscribed: bool = False,
                  probe: bool = False) -> None:
-        self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise DataError(f"{self.root}: SAYCam root is not a folder")
+        super().__init__(root, strict=strict, probe=probe)
         self.transcripts = _choice("transcripts", transcripts, TRANSCRIPT_MODES)
         self.speakers = resolve_speakers(speakers)
         self.speaker_aliases = dict(speaker_aliases or {})
@@ -119,54 +123,24 @@ class SaycamSource:
         if isinstance(rotation, bool) or rotation not in ROTATIONS:
             raise ConfigError(f"rotation must be 0 or 180 (degrees), got {rotation!r}")
         self.rotation = int(rotation)
-        self.strict = bool(strict)
         self.encoding = encoding
         check_encoding(encoding)
         self.numeric_times = _choice("numeric_times", numeric_times, NUMERIC_TIME_MODES)
         self.children = _children(children)
         self.include_untranscribed = bool(include_untranscribed)
-        self.probe = bool(probe)
-        self.report = SkipReport()
         self._policy = RowPolicy(self.speakers, self._speaker_table, self.report.skip, self.numeric_times)
-        self._index: _Index | None = None
-        self._probed: dict[str, Recording | None] = {}
 
-    # ---- public API ----------------------------------------------------------------------
-    def recordings(self) -> Iterator[Recording]:
-        """One ``Recording`` per usable video, sorted by name (child, date, age, segment)."""
-        for recording in self._scan().recordings:
-            if self.probe:
-                recording = self._probe(recording)
-                if recording is None:
-                    continue
-            yield dataclasses.replace(recording, utterances=list(recording.utterances), meta=dict(recording.meta))
-
-    def __iter__(self) -> Iterator[Recording]:
-        return self.recordings()
-
-    def validate(self) -> SkipReport:
-        """The scan's report plus every video that cannot be probed and annotation file that is not JSON."""
-        index = self._scan()
-        report = SkipReport(max_examples=self.report.max_examples)
-        report.merge(self.report)
-        for path, _ in index.videos.values():
-            try:
-                probe_video(path)
-            except DataError as exc:
-                report.skip("unreadable_video", f"{self._rel(path)} ({_detail(exc, path)})")
+    # ---- describing ----------------------------------------------------------------------
+    def _check_files(self, index: _Index, report: SkipReport) -> None:
+        """Every annotation file must be a COCO-style JSON object."""
         for path in index.annotations.values():
             problem = _annotation_problem(path)
             if problem:
                 report.skip("unreadable_annotations", f"{self._rel(path)} ({problem})")
-        return report
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-safe summary of what was found, used and skipped (for ``babyvlm data`` commands)."""
-        index = self._scan()
+    def _describe(self, index: _Index) -> dict[str, Any]:
         ages = [r.age_months for r in index.recordings if r.age_months is not None]
         return {
-            "source": SOURCE_NAME,
-            "root": str(self.root),
             "options": self.options(),
             "videos": len(index.videos),
             "recordings": len(index.recordings),
@@ -178,7 +152,6 @@ class SaycamSource:
             "filtered_by_children": index.filtered_by_children,
             "merged_continuations": self._policy.merged_continuations,
             "unrecognized_speakers": dict(self._policy.unrecognized_speakers.most_common(10)),
-            "skipped": self.report.to_dict(),
         }
 
     def summary(self) -> str:
@@ -209,19 +182,20 @@ class SaycamSource:
         }
 
     # ---- scanning ------------------------------------------------------------------------
-    def _scan(self) -> _Index:
-        if self._index is None:
-            index = _Index()
-            files = self._walk()
-            self._index_videos(files.videos, index)
-            self._index_annotations(files.annotations, index)
-            if self.transcripts != "asr":
-                self._index_human(files.csvs, index)
-            if self.transcripts != "human":
-                self._index_asr(files.asr, index)
-            self._build(index)
-            self._index = index
-        return self._index
+    def _scan_root(self) -> _Index:
+        index = _Index()
+        files = self._walk()
+        self._index_videos(files.videos, index)
+        self._index_annotations(files.annotations, index)
+        if self.transcripts != "asr":
+            self._index_human(files.csvs, index)
+        if self.transcripts != "human":
+            self._index_asr(files.asr, index)
+        self._build(index)
+        return index
+
+    def _video_paths(self, index: _Index) -> Iterable[Path]:
+        return (path for path, _ in index.videos.values())
 
     def _walk(self) -> _Files:
         found = [Path(folder) / name for folder, _, names in os.walk(self.root, followlinks=False) for name in names]
@@ -264,7 +238,7 @@ class SaycamSource:
             try:
                 transcript = read_transcript_csv(path, self.encoding)
             except DataError as exc:
-                self._skip_file("unreadable_transcript", path, _detail(exc, path))
+                self._skip_file("unreadable_transcript", path, error_detail(exc, path))
                 continue
             for stem, rows in self._route(transcript).items():
                 self._add_transcript(index.human, stem, _Transcript("human", path, rows=rows))
@@ -300,7 +274,7 @@ class SaycamSource:
             try:
                 found = read_asr(path, self._rel(path), self.report.skip)
             except DataError as exc:
-                self._skip_file("unreadable_asr", path, _detail(exc, path))
+                self._skip_file("unreadable_asr", path, error_detail(exc, path))
                 continue
             for stem, candidates in found.items():
                 if self._wanted(stem):
@@ -350,17 +324,7 @@ class SaycamSource:
             annotations_path=annotations, meta=meta,
         )
 
-    def _probe(self, recording: Recording) -> Recording | None:
-        if recording.recording_id not in self._probed:
-            self._probed[recording.recording_id] = self._with_video_info(recording)
-        return self._probed[recording.recording_id]
-
-    def _with_video_info(self, recording: Recording) -> Recording | None:
-        try:
-            info = probe_video(recording.video_path)
-        except DataError as exc:
-            self._skip_file("unreadable_video", recording.video_path, _detail(exc, recording.video_path))
-            return None
+    def _with_video_info(self, recording: Recording, info: VideoInfo) -> Recording:
         duration = info.duration
         meta = {**recording.meta, "fps": info.fps, "num_frames": info.num_frames, "width": info.width,
                 "height": info.height, "duration_sec": duration}
@@ -382,20 +346,6 @@ class SaycamSource:
                 utterance = dataclasses.replace(utterance, end=duration)
             kept.append(utterance)
         return kept
-
-    # ---- reporting -----------------------------------------------------------------------
-    def _rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
-
-    def _skip_file(self, reason: str, path: Path, detail: str = "") -> None:
-        rel = self._rel(path)
-        self.report.skip(reason, f"{rel} ({detail})" if detail else rel)
-        if self.strict and reason in STRICT_REASONS:
-            explanation = STRICT_REASONS[reason] + (f": {detail}" if detail else "")
-            raise DataError(f"{path}: {explanation} (strict=True; strict=False counts it and goes on)")
 
 
 def _classify(path: Path, files: _Files) -> None:
@@ -429,10 +379,6 @@ def _children(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(letter for letter in CHILDREN if letter in letters)
 
 
-def _detail(exc: DataError, path: Path) -> str:
-    """The message of a ``DataError`` without its leading file name (the report shows the file)."""
-    return str(exc).removeprefix(f"{path}: ")
-
 
 def _missing_transcript_hint(stem: str, mode: str) -> str:
     human = f"no {stem}.csv, '… part N.csv' or Video Name rows"
@@ -445,7 +391,7 @@ def _annotation_problem(path: Path) -> str | None:
     try:
         data = load_json(path, encoding="utf-8-sig")
     except DataError as exc:
-        return _detail(exc, path)
+        return error_detail(exc, path)
     if not isinstance(data, dict):
         return "expected a JSON object"
     for key in ("images", "annotations", "categories"):

@@ -1,4 +1,5 @@
-"""What both corpus writers share: rendering a world to mp4 + COCO objects, and the ground-truth manifest.
+"""What both corpus writers share: splitting the length into videos, rendering a world to mp4 + COCO
+objects, and writing a corpus folder under its ground-truth manifest.
 
 Rerun policy (documented for users in ``babyvlm synth --help``): ``OUT/synthetic.json`` is written first
 (``"complete": false``) and last (``"complete": true``, with every file's sha256).
@@ -32,6 +33,34 @@ from babyvlm.plugins.synthetic.world import VideoWorld, Visible
 MANIFEST_NAME = "synthetic.json"
 MANIFEST_SCHEMA = "babyvlm.synthetic/1"
 GENERATOR = f"babyvlm {__version__} synthetic/1"
+MIN_VIDEO_SECONDS = 4.0
+
+
+def write_corpus(out: Path, corpus_format: str, options: dict[str, Any],
+                 write_files: Callable[[Path], tuple[dict[str, Any], list[str]]], *, overwrite: bool,
+                 progress: Callable[[str], None] | None) -> dict[str, Any]:
+    """Generate (or verify) a corpus in ``out`` under the rerun policy above; returns the manifest.
+
+    ``write_files(out)`` writes every file and returns the manifest's body and the files it wrote
+    (relative to ``out``); it is not called when the folder already holds this corpus.
+    """
+    guard = ManifestGuard(out, corpus_format, options, overwrite=overwrite)
+    existing = guard.start(progress)
+    if existing is not None:
+        return existing
+    body, written = write_files(out)
+    return guard.finish(body, written)
+
+
+def split_frames(rng: np.random.Generator, minutes: float, fps: int, wanted: int) -> np.ndarray:
+    """Frame counts of ``wanted`` videos (fewer where they would be under ``MIN_VIDEO_SECONDS``) summing
+    to ``minutes`` of video, each within about 30 % of the mean length."""
+    total = max(1, round(minutes * 60 * fps))
+    count = max(1, min(wanted, int(total // (MIN_VIDEO_SECONDS * fps))))
+    weights = rng.uniform(0.7, 1.3, count)
+    frames = np.floor(weights / weights.sum() * total).astype(int)
+    frames[: total - int(frames.sum())] += 1
+    return frames
 
 
 def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
@@ -44,6 +73,14 @@ def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
             yield frame
 
     write_video(path, frames(), int(world.fps))
+    return visibility
+
+
+def render_annotated(world: VideoWorld, video: Path, objects: Path) -> list[list[Visible]]:
+    """Write ``world`` as the mp4 ``video`` and its object annotations as ``objects``; return what was visible
+    in each frame."""
+    visibility = render_video(world, video)
+    write_objects(objects, objects_json(video.name, world, visibility))
     return visibility
 
 

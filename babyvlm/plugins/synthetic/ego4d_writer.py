@@ -24,19 +24,17 @@ from typing import Any
 import numpy as np
 
 from babyvlm.plugins.synthetic.corpus import (
-    ManifestGuard,
     check_video_options,
-    objects_json,
-    render_video,
+    render_annotated,
     seed_for,
-    write_objects,
+    split_frames,
+    write_corpus,
 )
 from babyvlm.plugins.synthetic.fileio import write_json
 from babyvlm.plugins.synthetic.speech import Narration, narrations, second_pass, summary
 from babyvlm.plugins.synthetic.world import ADULT_WORKPLACE, Behaviour, VideoWorld
 
 SCENARIOS = {"kitchen": "Cooking", "workshop": "Carpenter", "garden": "Gardening"}
-MIN_VIDEO_SECONDS = 4.0
 METADATA_DATE = "2022-02-01"
 
 
@@ -62,22 +60,19 @@ def _uid(rng: np.random.Generator) -> str:
 def plan_lengths(options: Ego4DOptions) -> list[int]:
     """Frame counts per video, summing to ``minutes`` of video."""
     rng = np.random.default_rng(seed_for(options.seed, 10))
-    total = max(1, round(options.minutes * 60 * options.fps))
-    count = max(1, min(round(options.minutes / options.video_minutes), int(total // (MIN_VIDEO_SECONDS * options.fps))))
-    weights = rng.uniform(0.7, 1.3, count)
-    frames = np.floor(weights / weights.sum() * total).astype(int)
-    frames[: total - int(frames.sum())] += 1
+    frames = split_frames(rng, options.minutes, options.fps, round(options.minutes / options.video_minutes))
     return [int(f) for f in frames]
 
 
 def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = False,
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate (or verify) the corpus in ``out``; returns the manifest. See ``corpus`` for the rerun policy."""
-    out = Path(out)
-    guard = ManifestGuard(out, "ego4d", options.to_dict(), overwrite=overwrite)
-    existing = guard.start(progress)
-    if existing is not None:
-        return existing
+    return write_corpus(Path(out), "ego4d", options.to_dict(), lambda root: _write_files(root, options, progress),
+                        overwrite=overwrite, progress=progress)
+
+
+def _write_files(out: Path, options: Ego4DOptions,
+                 progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     metadata, narration, truth, written = [], {}, [], []
     for index, num_frames in enumerate(plan_lengths(options)):
         video = _write_video(out, index, num_frames, options)
@@ -96,7 +91,7 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
     body = {"totals": {"videos": len(truth), "frames": frames, "seconds": round(frames / options.fps, 3),
                        "narrations": sum(len(t["narrations"]) for t in truth)},
             "videos": truth}
-    return guard.finish(body, written)
+    return body, written
 
 
 def _video_seeds(index: int, options: Ego4DOptions) -> list[np.random.SeedSequence]:
@@ -113,8 +108,8 @@ def _write_video(out: Path, index: int, num_frames: int, options: Ego4DOptions) 
     _, text_seed, uid_seed = _video_seeds(index, options)
     uid = _uid(np.random.default_rng(uid_seed))
     world = build_world(index, num_frames, options)
-    visibility = render_video(world, out / "full_scale" / f"{uid}.mp4")
-    write_objects(out / "annotations" / "objects" / f"{uid}.objects.json", objects_json(f"{uid}.mp4", world, visibility))
+    visibility = render_annotated(world, out / "full_scale" / f"{uid}.mp4",
+                                  out / "annotations" / "objects" / f"{uid}.objects.json")
     fps = options.fps
     settings = [(s.start_frame / fps, s.end_frame / fps, s.setting) for s in world.scenes]
     rng = np.random.default_rng(text_seed)

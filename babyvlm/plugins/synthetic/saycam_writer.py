@@ -27,12 +27,11 @@ import numpy as np
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes
 from babyvlm.plugins.synthetic.corpus import (
-    ManifestGuard,
     check_video_options,
-    objects_json,
-    render_video,
+    render_annotated,
     seed_for,
-    write_objects,
+    split_frames,
+    write_corpus,
 )
 from babyvlm.plugins.synthetic.fileio import write_json
 from babyvlm.plugins.synthetic.speech import CaregiverSpeech, SpokenUtterance, asr_line
@@ -43,7 +42,6 @@ CHILDREN = ("S", "A", "Y")
 # S's date matches the format's example name S_20141029_2412_02 (24 months 12 days on 2014-10-29).
 BIRTH_DATES = {"S": dt.date(2012, 10, 17), "A": dt.date(2013, 6, 2), "Y": dt.date(2014, 1, 21)}
 FIRST_MONTH, LAST_MONTH = 6, 32
-MIN_VIDEO_SECONDS = 4.0
 DAYS_PER_MONTH = 30.4375
 
 
@@ -110,12 +108,9 @@ def calendar_age(birth: dt.date, when: dt.date) -> tuple[int, int]:
 def plan_videos(options: SaycamOptions) -> list[VideoPlan]:
     """Videos with lengths summing to ``minutes``, spread over children, sessions and ages."""
     rng = np.random.default_rng(seed_for(options.seed, 0))
-    total = max(1, round(options.minutes * 60 * options.fps))
     wanted = max(len(options.children), round(options.minutes / options.video_minutes))
-    count = max(1, min(wanted, int(total // (MIN_VIDEO_SECONDS * options.fps))))
-    weights = rng.uniform(0.7, 1.3, count)
-    frames = np.floor(weights / weights.sum() * total).astype(int)
-    frames[: total - int(frames.sum())] += 1
+    frames = split_frames(rng, options.minutes, options.fps, wanted)
+    count = len(frames)
     owners = [options.children[k % len(options.children)] for k in range(count)]
     plans: list[VideoPlan] = []
     for child in options.children:
@@ -164,11 +159,12 @@ class _VideoResult:
 def write_saycam(out: str | Path, options: SaycamOptions, *, overwrite: bool = False,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate (or verify) the corpus in ``out``; returns the manifest. See ``corpus`` for the rerun policy."""
-    out = Path(out)
-    guard = ManifestGuard(out, "saycam", options.to_dict(), overwrite=overwrite)
-    existing = guard.start(progress)
-    if existing is not None:
-        return existing
+    return write_corpus(Path(out), "saycam", options.to_dict(), lambda root: _write_files(root, options, progress),
+                        overwrite=overwrite, progress=progress)
+
+
+def _write_files(out: Path, options: SaycamOptions,
+                 progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     plans = plan_videos(options)
     results, written = [], []
     for plan in plans:
@@ -183,7 +179,7 @@ def write_saycam(out: str | Path, options: SaycamOptions, *, overwrite: bool = F
             "vocabulary": [c.name for c in Behaviour.infant(LAST_MONTH).vocabulary],
             "totals": _totals(results, options.fps),
             "videos": [_video_entry(r, options, transcripts) for r in results]}
-    return guard.finish(body, written)
+    return body, written
 
 
 def _video_seeds(plan: VideoPlan, options: SaycamOptions) -> list[np.random.SeedSequence]:
@@ -200,8 +196,8 @@ def _write_video(out: Path, plan: VideoPlan, options: SaycamOptions) -> _VideoRe
     _, speech_seed, style_seed, asr_seed = _video_seeds(plan, options)
     behaviour = Behaviour.infant(plan.age_months)
     world = build_world(plan, options)
-    visibility = render_video(world, out / "videos" / f"{plan.stem}.mp4")
-    write_objects(out / "annotations" / f"{plan.stem}.objects.json", objects_json(f"{plan.stem}.mp4", world, visibility))
+    visibility = render_annotated(world, out / "videos" / f"{plan.stem}.mp4",
+                                  out / "annotations" / f"{plan.stem}.objects.json")
     speech_rng = np.random.default_rng(speech_seed)
     primary = "mother" if speech_rng.random() < 0.75 else "father"
     secondary = "father" if primary == "mother" else "mother"

@@ -6,18 +6,23 @@ Presets and options are described in the plugin's package docstring (``babyvlm/p
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub.errors import StrictDataclassError
 from PIL import Image
 from transformers import ViTConfig, ViTModel
-from transformers.activations import ACT2FN
 
-from babyvlm.core.errors import ConfigError, ModelInputError
+from babyvlm.core.errors import ModelInputError
 from babyvlm.media import decode_jpeg
+from babyvlm.plugins.hf_config import (
+    check_activation,
+    check_known_fields,
+    check_multiple,
+    check_positive_ints,
+    make_config,
+    preset_fields,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,42 +45,22 @@ SIZE_FIELDS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "
 def vit_config(preset: str, overrides: dict[str, Any]) -> ViTConfig:
     """The ViTConfig for a preset with option overrides; unknown presets, fields or bad values raise
     ``ConfigError`` naming the field."""
-    if preset not in PRESETS:
-        raise ConfigError(f"{COMPONENT}: unknown preset {preset!r}. Presets: {', '.join(PRESETS)}")
-    known = {f.name for f in dataclasses.fields(ViTConfig)} | set(ViTConfig().to_dict())
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"{COMPONENT}: unknown option(s) {', '.join(unknown)} (not ViTConfig fields)")
-    fields = {**PRESETS[preset], **overrides}
+    preset_values = preset_fields(COMPONENT, PRESETS, preset)
+    check_known_fields(COMPONENT, ViTConfig, overrides)
+    fields = {**preset_values, **overrides}
     _check_shape(fields)
     # LLaVA reads hidden_states[-1]; tying it to last_hidden_state makes that the final-LayerNorm output.
     fields["tie_last_hidden_states"] = True
-    try:
-        return ViTConfig(**fields)
-    except (StrictDataclassError, TypeError, ValueError) as exc:
-        # huggingface_hub's strict-dataclass message (the cause) names the field, expected type and value
-        raise ConfigError(f"{COMPONENT}: invalid option: {exc.__cause__ or exc}") from exc
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return make_config(COMPONENT, ViTConfig, fields)
 
 
 def _check_shape(fields: dict[str, Any]) -> None:
     """Sizes the encoder's shapes are computed from, checked by name before transformers uses them."""
-    for name in SIZE_FIELDS:
-        if name in fields and not _positive_int(fields[name]):
-            raise ConfigError(f"{COMPONENT}: {name} must be a positive integer, got {fields[name]!r}")
-    if fields["image_size"] % fields["patch_size"]:
-        raise ConfigError(f"{COMPONENT}: image_size {fields['image_size']} is not a multiple of "
-                          f"patch_size {fields['patch_size']}")
+    check_positive_ints(COMPONENT, fields, SIZE_FIELDS)
+    check_multiple(COMPONENT, fields, "image_size", "patch_size")
     # HF's ViT would silently use heads * (hidden // heads) < hidden attention channels
-    if fields["hidden_size"] % fields["num_attention_heads"]:
-        raise ConfigError(f"{COMPONENT}: hidden_size {fields['hidden_size']} is not a multiple of "
-                          f"num_attention_heads {fields['num_attention_heads']}")
-    activation = fields.get("hidden_act", "gelu")
-    if not isinstance(activation, str) or activation not in ACT2FN:
-        raise ConfigError(f"{COMPONENT}: unknown hidden_act {activation!r}. Known: {', '.join(sorted(ACT2FN))}")
+    check_multiple(COMPONENT, fields, "hidden_size", "num_attention_heads")
+    check_activation(COMPONENT, fields.get("hidden_act", "gelu"))
 
 
 class ViTEncoder(torch.nn.Module):
