@@ -65,3 +65,51 @@ def test_missing_sections_and_unknown_builder_options_are_clear(tmp_path):
     config = experiment_config(tmp_path, builder=dict(type="pretraining_set", max_clip_seconds=3))
     with pytest.raises(ConfigError, match="max_clip_seconds"):
         Experiment(config, tmp_path)
+
+
+def test_heldout_split_survives_a_new_process_and_stages_need_their_inputs(corpus, tmp_path):
+    first = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    with pytest.raises(ConfigError, match="call build_data\\(\\) first"):
+        first.dataset()
+    first.build_data()
+    later = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    assert later.heldout == first.heldout and len(later.heldout) == 1
+    assert len(later.dataset()) == len(first.dataset())
+    with pytest.raises(ConfigError, match="call build_model\\(\\) first"):
+        later.train()
+
+
+def test_tokenizer_corpus_counts_each_utterance_once(corpus, tmp_path):
+    experiment = Experiment(experiment_config(corpus, heldout_recordings=0), tmp_path / "run", log=lambda line: None)
+    experiment.build_data()
+    answers = [turn["value"] for sample in experiment.dataset() for turn in sample["conversations"]
+               if turn["from"] == "gpt"]
+    video_clips = experiment.dataset(formats=["video"])
+    texts = experiment.builder.texts(experiment.store_dir)
+    assert set(texts) == set(answers)
+    assert len(texts) == len(video_clips) < len(answers)  # one per utterance, not one per sample
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["data"].pop("source"), "data.source is required"),
+    (lambda c: c["phases"][0].pop("formats"), r"phases\[0\] needs formats"),
+    (lambda c: c["data"].update(builder=dict(name="x")), "data.builder: expected a registered name"),
+    (lambda c: c["data"].update(heldout_recordings=-1), "heldout_recordings must be a whole number >= 0"),
+    (lambda c: c["data"].update(builder=dict(type="pretraining_set", strict="no")), "strict must be true or false"),
+])
+def test_bad_experiment_configs_fail_before_any_work(tmp_path, change, message):
+    config = experiment_config(tmp_path / "corpus")
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        Experiment(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_tokenizer_may_be_named_by_string(corpus, tmp_path):
+    config = experiment_config(corpus, heldout_recordings=0)
+    config["tokenizer"] = "bpe"
+    experiment = Experiment(config, tmp_path / "run", log=lambda line: None)
+    experiment.build_data()
+    with pytest.warns(UserWarning, match="corpus too small"):  # default vocab 6000 from a tiny corpus
+        tokenizer = experiment.build_tokenizer()
+    assert tokenizer.vocab_size > 261

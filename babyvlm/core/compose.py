@@ -16,7 +16,7 @@ for people to read; load it explicitly by its file path only if you trust it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from mmengine.config import Config
 
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_text, load_json, path_inside
+from babyvlm.core.io import atomic_write_text, load_json, parse_key_values, path_inside
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 RESOLVED_CONFIG_NAME = "config.py"
@@ -90,6 +90,42 @@ def _resolve_folder_path(model: dict[str, Any], dotted: Any, directory: Path, me
         raise ConfigError(f"{meta_path}: folder_paths entry {dotted!r} does not name a key of 'model'")
     where = f"{meta_path} (model.{dotted})"
     node[parts[-1]] = str(path_inside(directory, node[parts[-1]], where))
+
+
+def apply_overrides(cfg: Config, pairs: Iterable[str], flag: str = "--set") -> Config:
+    """Apply ``KEY=VALUE`` overrides (dotted keys, list indices, JSON values) to ``cfg`` in place.
+
+    A key whose parent does not exist is refused rather than silently added (``language_model.x``
+    where ``model.language_model.x`` was meant), and so is replacing a section with a scalar.
+    """
+    for key, value in parse_key_values(pairs, flag).items():
+        *parents, leaf = key.split(".")
+        node: Any = cfg
+        for depth, part in enumerate(parents):
+            node = _child(node, part, ".".join(parents[: depth + 1]), flag, key)
+        current = _child(node, leaf, key, flag, key, missing_ok=True)
+        if isinstance(current, Mapping) and not isinstance(value, Mapping):
+            raise ConfigError(f"{flag} {key}={value!r}: {key!r} is a section; set one of its fields "
+                              f"({', '.join(current)}) instead")
+        if isinstance(node, list):
+            node[int(leaf)] = value
+        else:
+            node[leaf] = value
+    return cfg
+
+
+def _child(node: Any, part: str, path: str, flag: str, key: str, missing_ok: bool = False) -> Any:
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise ConfigError(f"{flag} {key}: {path!r} is not an index of a list of {len(node)}")
+        return node[int(part)]
+    if isinstance(node, (Mapping, Config)):
+        if part in node:
+            return node[part]
+        if missing_ok:
+            return None
+        raise ConfigError(f"{flag} {key}: the config has no {path!r} (there: {', '.join(node.keys())})")
+    raise ConfigError(f"{flag} {key}: {path.rsplit('.', 1)[0]!r} is a value, not a section")
 
 
 def build(kind: str, spec: str | Mapping[str, Any], **options: Any) -> Any:

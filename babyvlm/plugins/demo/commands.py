@@ -14,9 +14,10 @@ import click
 import torch
 
 from babyvlm import registry
-from babyvlm.core.compose import load_config
+from babyvlm.core.compose import apply_overrides, load_config
+from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment
-from babyvlm.core.io import atomic_write_json, parse_key_values
+from babyvlm.core.io import atomic_write_json
 
 
 def run_command(name: str, *args: str) -> None:
@@ -38,14 +39,16 @@ def demo_command(out: Path, config_path: str, overrides: tuple[str, ...]) -> Non
     """Run the end-to-end demo on the embedded synthetic infant world."""
     started = time.perf_counter()
     cfg = load_config(config_path)
-    cfg.merge_from_dict(parse_key_values(overrides, "--set"))
+    apply_overrides(cfg, overrides, "--set")
     torch.manual_seed(0)
+    if "corpus" not in cfg or "data" not in cfg:
+        raise ConfigError(f"demo config {config_path!r} needs 'corpus' (what to synthesise) and 'data' sections")
+    cfg.data.root = str(out / "corpus")
+    experiment = Experiment(cfg, out, log=click.echo)  # checks the config before anything is written
     c = cfg.corpus
     run_command("synth", c.kind, str(out / "corpus"), "--minutes", str(c.minutes), "--seed", str(c.seed),
                 "--fps", str(c.fps), "--size", str(c.size), "--video-minutes", str(c.video_minutes), "--quiet")
-    cfg.data.root = str(out / "corpus")
-    experiment = Experiment(cfg, out, log=click.echo)
-    heading(f"data: {cfg.data.source['type']} source -> {cfg.data.builder['type']} builder")
+    heading(f"data: {experiment.data['source']['type']} source -> {experiment.data['builder']['type']} builder")
     store = experiment.build_data()
     run_command("data", "verify", str(store))
     run_command("data", "stats", str(store))
@@ -67,10 +70,11 @@ def train_and_evaluate(experiment: Experiment) -> dict[str, Any]:
                    f"in {phase['seconds']} s")
     experiment.results["trained"] = experiment.evaluate()
     heldout = experiment.dataset(formats=["image"], split="heldout")
-    example = heldout[0]
-    prompt = dict(example, conversations=example["conversations"][:1])
-    experiment.results["example"] = {"reference": example["conversations"][-1]["value"],
-                                     "generated": model.generate(prompt, max_new_tokens=12, return_text=True)}
+    if len(heldout):
+        example = heldout[0]
+        prompt = dict(example, conversations=example["conversations"][:1])
+        experiment.results["example"] = {"reference": example["conversations"][-1]["value"],
+                                         "generated": model.generate(prompt, max_new_tokens=12, return_text=True)}
     experiment.results.update(checkpoint=str(experiment.work_dir / "checkpoint"), threads=torch.get_num_threads(),
                               cpu_count=os.cpu_count())
     return experiment.results

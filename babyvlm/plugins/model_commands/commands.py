@@ -16,9 +16,8 @@ import click
 import torch
 from mmengine.config import Config
 
-from babyvlm.core.compose import build_model, load_config
+from babyvlm.core.compose import apply_overrides, build_model, load_config
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import parse_key_values
 
 
 def resolve_config(config: str, settings: tuple[str, ...] = (), tokenizer: str | None = None,
@@ -30,7 +29,7 @@ def resolve_config(config: str, settings: tuple[str, ...] = (), tokenizer: str |
         raise ConfigError(f"config {config!r} has no 'model' section")
     if tokenizer is not None:
         cfg.model.tokenizer = dict(type=tokenizer_type, path=str(Path(tokenizer).resolve()))
-    cfg.merge_from_dict(parse_key_values(settings, "--set"))
+    apply_overrides(cfg, settings, "--set")
     return cfg
 
 
