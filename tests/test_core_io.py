@@ -1,6 +1,8 @@
 """Shared I/O helpers: atomic writes, located JSON errors, root-confined paths, KEY=VALUE parsing."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -35,6 +37,49 @@ def test_atomic_write_failure_keeps_old_file_and_removes_temp(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
+def test_atomic_write_mode_follows_the_umask_in_force_at_write_time(tmp_path):
+    previous = os.umask(0o077)  # set after the module was imported: a mode read at import would miss it
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        (tmp_path / "plain.bin").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == (tmp_path / "plain.bin").stat().st_mode & 0o777 == 0o600
+
+
+def test_importing_io_leaves_the_process_umask_alone():
+    probe = ("import os\ncalls = []\nreal = os.umask\n"
+             "os.umask = lambda mask: (calls.append(mask), real(mask))[1]\n"
+             "import babyvlm.core.io\nprint(calls)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_atomic_write_fsyncs_the_temp_file_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", str(src))), real_replace(src, dst))[1])
+    atomic_write_bytes(tmp_path / "a.bin", b"data")
+    assert [kind for kind, _ in events] == ["fsync", "replace"]
+    assert events[0][1] == events[1][1]  # the file fsynced is the one renamed into place
+
+
+def test_a_failed_fsync_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch):
+    target = tmp_path / "a.bin"
+    atomic_write_bytes(target, b"old")
+
+    def io_error(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", io_error)
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
 def test_load_json_names_file_line_and_column(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{\n  "a": 1,\n  "b": }\n')
@@ -52,6 +97,14 @@ def test_load_json_names_file_line_and_column(tmp_path):
 def test_path_inside_refuses_escapes(tmp_path, relative):
     with pytest.raises(DataError, match="record 7"):
         path_inside(tmp_path, relative, "record 7")
+
+
+def test_path_inside_names_where_an_impossible_path_came_from(tmp_path):
+    with pytest.raises(DataError, match=r"record 7: invalid path 'a\\x00b\.jpg'"):
+        path_inside(tmp_path, "a\0b.jpg", "record 7")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(DataError, match=r"record 8: invalid path 'loop/x\.jpg'"):
+        path_inside(tmp_path, "loop/x.jpg", "record 8")
 
 
 def test_path_inside_refuses_symlink_out_and_accepts_nested(tmp_path):

@@ -124,6 +124,15 @@ def test_validate_adds_unprobeable_videos_and_file_checks_without_touching_the_r
     assert source.report.counts == {"video_without_text": 1}
 
 
+def test_validate_after_probing_counts_an_unreadable_video_once(root):
+    source = FolderSource(root, probe=True)
+    list(source)  # the probe counts b.mp4 in source.report, which validate() merges
+    report = source.validate()
+    assert report.counts == {"video_without_text": 1, "unreadable_video": 1, "text_without_video": 1}
+    assert len(report.examples["unreadable_video"]) == 1 and report.examples["unreadable_video"][0].startswith("b.mp4 (")
+    assert source.report.counts == {"video_without_text": 1, "unreadable_video": 1}
+
+
 def test_describe_frames_the_subclass_counts(root):
     info = FolderSource(root).describe()
     assert list(info) == ["source", "root", "recordings", "skipped"]

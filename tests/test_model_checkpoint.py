@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def edit_meta(folder: Path, **changes) -> None:
     meta = json.loads((folder / "babyvlm.json").read_text())
     meta.update(changes)
     (folder / "babyvlm.json").write_text(json.dumps(meta))
+
+
+def save_without_the_layout_note(model: BabyLLaVA, folder: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "saved in babyvlm's format only", UserWarning)
+        model.save_pretrained(folder)
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -182,3 +189,127 @@ def test_a_folder_that_is_not_a_checkpoint_is_not_replaced(tmp_path):
     (tmp_path / "empty").mkdir()
     save_quietly(tiny_model(), tmp_path / "empty")  # an empty folder is fine
     assert (tmp_path / "empty" / "babyvlm.json").is_file()
+
+
+def test_saving_through_a_symlink_updates_the_folder_it_points_to(tmp_path):
+    real = tmp_path / "store" / "ckpt"
+    save_quietly(tiny_model(), real)
+    link = tmp_path / "latest"
+    link.symlink_to(real, target_is_directory=True)
+    linear = tiny_model(connector="linear")
+    save_quietly(linear, link)
+    assert link.is_symlink() and os.readlink(link) == str(real)  # the link is kept, still pointing at real
+    assert json.loads((real / "babyvlm.json").read_text())["layout"] == "babyvlm"
+    assert leftovers(tmp_path) == [] and leftovers(real.parent) == []  # no stray temp, old folder or old link
+    torch.testing.assert_close(BabyLLaVA.from_pretrained(link).connector.proj.weight, linear.connector.proj.weight)
+
+
+def test_a_previous_copy_that_cannot_be_deleted_is_reported_not_ignored(tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+
+    def permission_denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(hf_export.shutil, "rmtree", permission_denied)
+    with pytest.warns(UserWarning, match=r"saved, but its previous copy .*\.ckpt\.[0-9a-f]{12}\.tmp could not be "
+                                         r"deleted \(\[Errno 13\] Permission denied"):
+        save_without_the_layout_note(tiny_model(connector="linear"), folder)
+    assert json.loads((folder / "babyvlm.json").read_text())["layout"] == "babyvlm"
+
+
+# ---- the swap is atomic; an interrupted two-rename swap is restored --------------------------------
+def layout_of(folder: Path) -> str:
+    return json.loads((folder / "babyvlm.json").read_text())["layout"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux-only")
+def test_on_linux_the_new_checkpoint_is_exchanged_in_with_no_moment_without_one(tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+    renames: list[tuple[Path, Path]] = []
+    for name in ("replace", "rename"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda src, dst, real=real, **kw: (renames.append((Path(src), Path(dst))),
+                                                                        real(src, dst, **kw))[1])
+    real_exchange, exchanged = hf_export.exchange_paths, []
+
+    def watched_exchange(first: Path, second: Path) -> bool:
+        assert second == folder and (layout_of(first), layout_of(second)) == ("babyvlm", "hf_llava")
+        assert real_exchange(first, second), "this filesystem should support RENAME_EXCHANGE"
+        assert (layout_of(first), layout_of(second)) == ("hf_llava", "babyvlm")  # one step, both complete
+        exchanged.append(first.name)
+        return True
+
+    monkeypatch.setattr(hf_export, "exchange_paths", watched_exchange)
+    save_quietly(tiny_model(connector="linear"), folder)
+    assert len(exchanged) == 1
+    assert not [pair for pair in renames if folder in pair]  # the checkpoint folder itself was never moved away
+    assert layout_of(folder) == "babyvlm" and leftovers(tmp_path) == []
+
+
+def test_exchange_paths_swaps_two_folders(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "from_a").write_text("a")
+    (tmp_path / "b").mkdir()
+    if not hf_export.exchange_paths(tmp_path / "a", tmp_path / "b"):
+        assert not sys.platform.startswith("linux"), "renameat2 should be found on Linux"
+        pytest.skip("no renameat2 here")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["from_a"] and not any((tmp_path / "a").iterdir())
+
+
+def test_without_renameat2_the_two_rename_swap_replaces_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(hf_export, "_renameat2", lambda: None)
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+    save_quietly(tiny_model(connector="linear"), folder)
+    assert layout_of(folder) == "babyvlm" and leftovers(tmp_path) == []
+
+
+def crash_between_the_two_renames(folder: Path) -> Path:
+    """What a kill after ``os.replace(target, old)`` and before ``os.replace(stage, target)`` leaves."""
+    old = folder.parent / f".{folder.name}.0123456789ab.old"
+    os.replace(folder, old)
+    return old
+
+
+def test_a_save_killed_between_its_two_renames_is_restored_by_load_and_by_save(tmp_path):
+    folder = tmp_path / "ckpt"
+    first = tiny_model()
+    save_quietly(first, folder)
+    (tmp_path / ".ckpt.v2.0123456789ab.old").mkdir()  # another folder's copy ("ckpt.v2") is left alone
+    crash_between_the_two_renames(folder)
+    with pytest.warns(UserWarning, match=r"ckpt: a save was interrupted .* from \.ckpt\.0123456789ab\.old"):
+        loaded = BabyLLaVA.from_pretrained(folder)
+    torch.testing.assert_close(loaded.connector.linear_1.weight, first.connector.linear_1.weight)
+    assert leftovers(tmp_path) == [".ckpt.v2.0123456789ab.old"]
+
+    crash_between_the_two_renames(folder)
+    with pytest.warns(UserWarning, match="a save was interrupted"):
+        save_without_the_layout_note(tiny_model(connector="linear"), folder)
+    assert layout_of(folder) == "babyvlm" and leftovers(tmp_path) == [".ckpt.v2.0123456789ab.old"]
+
+
+def test_several_previous_copies_are_not_guessed_between(tmp_path):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+    crash_between_the_two_renames(folder)
+    (tmp_path / ".ckpt.ba9876543210.old").mkdir()
+    with pytest.warns(UserWarning, match="2 previous copies"), pytest.raises(DataError, match="not a babyvlm checkpoint"):
+        BabyLLaVA.from_pretrained(folder)
+    assert len(leftovers(tmp_path)) == 2
+
+
+# ---- weights and babyvlm.json must agree ----------------------------------------------------------
+@pytest.mark.parametrize("connector", ["mlp2x_gelu", "linear"])  # the LLaVA layout and babyvlm's own
+def test_weights_that_do_not_fit_babyvlm_json_name_both_files(tmp_path, connector):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(connector=connector), folder)
+    meta = json.loads((folder / "babyvlm.json").read_text())
+    meta["model"]["language_model"]["num_hidden_layers"] = 2
+    (folder / "babyvlm.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError) as caught:
+        BabyLLaVA.from_pretrained(folder)
+    message = str(caught.value)
+    assert str(folder / "model.safetensors") in message and str(folder / "babyvlm.json") in message
+    assert "Missing key(s)" in message and "layers.1." in message and len(message) < 1500

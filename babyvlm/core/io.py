@@ -5,33 +5,34 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from babyvlm.core.errors import ConfigError, DataError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
 
-    The temp file has a unique name in the target's folder (same filesystem, so ``os.replace`` is
-    atomic; concurrent writers never share a temp name) and is removed if anything fails.
+    The temp file has a unique random name in the target's folder (same filesystem, so ``os.replace``
+    is atomic; concurrent writers never share a temp name), is created like a plain ``open()`` would
+    (so its mode follows the umask), is fsynced before the rename (so a power loss cannot leave the
+    new name on unwritten data), and is removed if anything fails.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    handle = open(tmp, "xb")  # "x": never write into (or clean up below) a file someone else made
     try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode a plain open() would
-        with os.fdopen(handle, "wb") as tmp:
-            tmp.write(data)
-        os.replace(tmp_name, target)
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 
@@ -63,13 +64,17 @@ def load_json(path: str | os.PathLike, encoding: str = "utf-8") -> Any:
 
 def path_inside(root: str | os.PathLike, relative: str, where: str) -> Path:
     """Resolve ``relative`` under ``root``; refuse absolute paths and any that leave the root (``..``,
-    symlinks). ``where`` names the file/record the path came from, for the error message."""
-    base = Path(root).resolve()
+    symlinks) or cannot be a path at all (a NUL byte, a symlink loop). ``where`` names the file/record
+    the path came from, for the error message."""
     if not isinstance(relative, str) or not relative:
         raise DataError(f"{where}: expected a relative path, got {relative!r}")
+    try:
+        base = Path(root).resolve()
+        resolved = (base / relative).resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL byte; name too long; symlink loop
+        raise DataError(f"{where}: invalid path {relative!r} ({exc})") from exc
     if os.path.isabs(relative):
         raise DataError(f"{where}: absolute path {relative!r} refused; paths must be relative to {base}")
-    resolved = (base / relative).resolve()
     if not resolved.is_relative_to(base):
         raise DataError(f"{where}: path {relative!r} leaves its root {base}; refused")
     return resolved

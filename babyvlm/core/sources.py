@@ -55,6 +55,7 @@ class ScannedSource(Generic[IndexT]):
         self.report = SkipReport()
         self._index: IndexT | None = None
         self._probed: dict[str, Recording | None] = {}
+        self._unreadable: set[Path] = set()  # videos ``_probe`` already counted in ``self.report``
 
     # ---- what a subclass provides ----------------------------------------------------------
     def _scan_root(self) -> IndexT:
@@ -98,6 +99,8 @@ class ScannedSource(Generic[IndexT]):
         report = SkipReport(max_examples=self.report.max_examples)
         report.merge(self.report)
         for path in self._video_paths(index):
+            if path in self._unreadable:
+                continue  # merged above from self.report: counting it again would double it
             try:
                 probe_video(path)
             except DataError as exc:
@@ -126,6 +129,7 @@ class ScannedSource(Generic[IndexT]):
             try:
                 info = probe_video(path)
             except DataError as exc:
+                self._unreadable.add(path)  # before counting: a strict source raises there
                 self._skip_file("unreadable_video", path, error_detail(exc, path))
                 self._probed[recording.recording_id] = None
             else:

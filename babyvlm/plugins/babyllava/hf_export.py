@@ -10,7 +10,8 @@ Layout::
     DIR/babyvlm.json             format, key layout of the safetensors, weights file and the model spec as
                                  plain JSON: loading reads only JSON, safetensors and tokenizer files
 
-The folder is written as a whole (temp sibling folder, then swapped into place).
+The folder is written as a whole: every file goes into a temp sibling folder, which is fsynced and then
+swapped into place (``replaced_folder`` says exactly what a crash can leave).
 
 Export works when the encoder offers ``llava_vision_config``/``llava_vision_state_dict``, the connector
 ``llava_projector_config``/``llava_projector_state_dict`` (``vit`` and ``mlp2x_gelu`` do), and the language
@@ -21,12 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import errno
+import functools
 import json
 import os
+import re
 import shutil
+import sys
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,9 @@ META_NAME = CHECKPOINT_META_NAME
 CHECKPOINT_FORMAT = "babyvlm-checkpoint/2"
 TOKENIZER_PATH_KEY = "tokenizer.path"  # the model spec's folder-relative path (the tokenizer files sit in the folder)
 HF_LAYOUT, BABYVLM_LAYOUT = "hf_llava", "babyvlm"
+AT_FDCWD, RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+# the kernel or filesystem cannot exchange: fall back to two renames
+_NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 VISION, PROJECTOR, TEXT = "model.vision_tower.", "model.multi_modal_projector.", "model.language_model."
 
 
@@ -121,8 +130,8 @@ def from_llava_state_dict(model: Any, state: dict[str, torch.Tensor]) -> None:
 
 # ---- save / load -----------------------------------------------------------------------------
 def save_checkpoint(model: Any, out: Path, config: Any = None) -> CheckpointInfo:
-    """Write the whole checkpoint into a temp sibling folder, then swap it in place of ``out``: a crash
-    leaves the previous checkpoint or the new one, and no file of an older layout survives."""
+    """Write the whole checkpoint into a temp sibling folder, then swap it in place of ``out`` (see
+    ``replaced_folder`` for what a crash can leave); no file of an older layout survives."""
     spec = checkpoint_model_spec(model)
     blocker = export_blocker(model)
     layout = HF_LAYOUT if blocker is None else BABYVLM_LAYOUT
@@ -183,10 +192,24 @@ def _full_config(config: Any, spec: dict[str, Any], out: Path) -> Config:
 
 @contextlib.contextmanager
 def replaced_folder(target: Path) -> Iterator[Path]:
-    """Yield a fresh temp folder next to ``target``; when the block succeeds it replaces ``target`` as a
-    whole (the old folder is renamed aside, then removed), when it fails it is deleted and ``target``
-    is untouched. Only an empty folder or a babyvlm checkpoint is ever replaced."""
-    target = Path(os.path.abspath(target))  # "." or "a/.." have no usable name/parent; symlinks are kept
+    """Yield a fresh temp folder ``.NAME.<hex>.tmp`` next to ``target``; when the block succeeds its files
+    are fsynced and it replaces ``target`` as a whole, when it fails it is deleted and ``target`` is
+    untouched. Only an empty folder or a babyvlm checkpoint is ever replaced. A symlinked ``target`` is
+    followed: the folder it points to is replaced and the link kept.
+
+    What a crash (a kill, or a power loss on a filesystem that keeps fsynced data) can leave:
+
+    * Linux with ``renameat2(RENAME_EXCHANGE)`` (glibc >= 2.28; ext4, xfs, btrfs, tmpfs...): the swap is
+      one atomic exchange, so ``target`` always holds the complete previous checkpoint or the complete
+      new one. At most a ``.NAME.<hex>.tmp`` sibling is left over (an unfinished save, or the previous
+      copy not yet deleted); it is never read and is safe to delete.
+    * Elsewhere: two renames (``target`` to ``.NAME.<hex>.old``, then the temp folder to ``target``). A
+      crash between them leaves no ``target``, only the previous checkpoint in ``.NAME.<hex>.old``;
+      ``load_checkpoint`` and the next save to ``target`` rename it back (with a warning) when it is the
+      only such copy. This assumes no other process is saving to ``target`` at that moment.
+    """
+    target = Path(os.path.realpath(target))  # "." or "a/.." have no usable name/parent; a link keeps pointing here
+    restore_interrupted_save(target)
     _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
@@ -196,10 +219,34 @@ def replaced_folder(target: Path) -> Iterator[Path]:
         raise OSError(exc.errno, f"{exc.strerror} (creating its temp folder {stage.name})", str(target)) from exc
     try:
         yield stage
-        _swap_into_place(stage, target)
+        _fsync_tree(stage)
+        previous = _swap_into_place(stage, target)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)  # our own temp folder; the error that got here is the news
         raise
+    if previous is not None:
+        _remove_previous_copy(previous, target)
+
+
+def restore_interrupted_save(target: Path) -> bool:
+    """Undo a save killed between its two renames (the non-Linux swap): when ``target`` is missing and
+    exactly one ``.NAME.<hex>.old`` sibling holds its previous checkpoint, rename that back and warn.
+    Returns whether it restored one."""
+    target = Path(os.path.realpath(target))
+    if target.exists() or target.is_symlink() or not target.parent.is_dir():
+        return False
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.old")
+    copies = sorted(path for path in target.parent.iterdir() if pattern.fullmatch(path.name))
+    if len(copies) > 1:
+        warnings.warn(f"{target}: missing, and {len(copies)} previous copies ({', '.join(p.name for p in copies)}) "
+                      f"were left by interrupted saves; restore the right one by renaming it to {target.name}",
+                      UserWarning, stacklevel=3)
+    if len(copies) != 1:
+        return False
+    os.replace(copies[0], target)
+    warnings.warn(f"{target}: a save was interrupted before the new checkpoint was in place; restored the "
+                  f"previous checkpoint from {copies[0].name}", UserWarning, stacklevel=3)
+    return True
 
 
 def _check_replaceable(target: Path) -> None:
@@ -215,31 +262,111 @@ def _check_replaceable(target: Path) -> None:
                           f"choose a new or empty folder")
 
 
-def _swap_into_place(stage: Path, target: Path) -> None:
+def _swap_into_place(stage: Path, target: Path) -> Path | None:
+    """Put ``stage`` at ``target``; returns where the previous ``target`` now is (None when there was none)."""
     if not target.exists() and not target.is_symlink():
         os.replace(stage, target)
-        return
-    old = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
-    os.replace(target, old)
+        _fsync_folder(target.parent)
+        return None
+    if exchange_paths(stage, target):
+        previous = stage  # the temp name now holds the previous checkpoint
+    else:
+        previous = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
+        os.replace(target, previous)
+        try:
+            os.replace(stage, target)
+        except BaseException:
+            os.replace(previous, target)  # put the previous checkpoint back
+            raise
+    _fsync_folder(target.parent)
+    return previous
+
+
+def _remove_previous_copy(previous: Path, target: Path) -> None:
+    """Delete the replaced checkpoint; the new one is already in place, so a failure only warns."""
     try:
-        os.replace(stage, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous checkpoint back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        if previous.is_symlink():
+            previous.unlink()
+        else:
+            shutil.rmtree(previous)
+    except OSError as exc:
+        warnings.warn(f"{target}: saved, but its previous copy {previous} could not be deleted ({exc}); "
+                      f"delete it by hand", UserWarning, stacklevel=4)
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """libc's ``renameat2``, or None where there is none (not Linux, or a C library without it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap what the two existing names point to in one atomic step; False (nothing changed) where the
+    C library, kernel or filesystem cannot, so the caller falls back to renames."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to disk, so the swap never exposes unwritten data."""
+    for here, _, files in os.walk(folder):
+        for name in files:
+            descriptor = os.open(os.path.join(here, name), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        _fsync_folder(Path(here))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the folder's entries (new names, renames) durable; Windows cannot open a folder to do it."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load_checkpoint(directory: Path, **overrides: Any) -> Any:
     """Rebuild from the JSON model spec and load the weights; nothing in the folder is executed."""
+    restore_interrupted_save(directory)
     meta = read_meta(directory)
     weights = path_inside(directory, meta.get("weights", WEIGHTS_NAME), f"{directory / META_NAME} ('weights')")
     model = build_model(load_config(directory), **overrides)
     state = _read_weights(weights)
-    if meta.get("layout") == HF_LAYOUT:
-        from_llava_state_dict(model, state)
-    else:
-        model.load_state_dict(state, strict=True)
+    try:
+        if meta.get("layout") == HF_LAYOUT:
+            from_llava_state_dict(model, state)
+        else:
+            model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # torch's "Error(s) in loading state_dict": missing/unexpected keys, shapes
+        raise DataError(f"{weights}: the weights do not fit the model that {directory / META_NAME} describes "
+                        f"(was one of them edited or copied from another checkpoint?): {_first_lines(exc)}") from exc
     return model
+
+
+def _first_lines(exc: Exception, lines: int = 3, width: int = 300) -> str:
+    """The first few lines of a (possibly huge) load_state_dict error, each cut to ``width`` characters."""
+    kept = [line.strip() for line in str(exc).splitlines() if line.strip()][:lines]
+    return " ".join(line if len(line) <= width else line[:width] + "..." for line in kept)  # torch ends each with ":"/"."
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
