@@ -11,7 +11,7 @@ data = dict(
     builder=dict(type="pretraining_set", store="lmdb", scorer="none", image_size=64),
     heldout_recordings=2,
 )
-tokenizer = dict(type="bpe", vocab_size=500, min_frequency=2)  # the demo corpus is small
+tokenizer = dict(type="bpe", vocab_size=400, min_frequency=2)  # the demo corpus has ~120 distinct utterances
 model = dict(
     type="babyllava",
     encoder=dict(type="vit", preset="tiny"),
