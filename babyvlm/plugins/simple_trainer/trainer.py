@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,18 @@ class TrainResult:
                 "seconds": round(self.seconds, 2), "samples": self.samples, "losses": self.losses}
 
 
+def _check(name: str, value: object, *, whole: bool = False, low: float, high: float | None = None,
+           strict: bool = False) -> None:
+    """Refuse a bad hyperparameter by name (a string lr would otherwise fail deep inside torch)."""
+    kinds = (int,) if whole else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"trainer 'simple': {name} must be {kind} {bound}, got {value!r}")
+
+
 def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
     """Learning-rate multiplier: linear warmup, then cosine decay to zero."""
     if warmup and step < warmup:
@@ -50,8 +62,12 @@ class SimpleTrainer:
     def __init__(self, max_steps: int = 100, lr: float = 1e-3, batch_size: int = 8, weight_decay: float = 0.0,
                  betas: Sequence[float] = (0.9, 0.95), warmup_ratio: float = 0.03, grad_clip: float = 1.0,
                  train: Sequence[str] | None = None, log_every: int = 10, seed: int = 0, num_workers: int = 0):
-        if max_steps < 1 or batch_size < 1:
-            raise ConfigError(f"trainer 'simple': max_steps and batch_size must be >= 1 (got {max_steps}, {batch_size})")
+        _check("max_steps", max_steps, whole=True, low=1)
+        _check("batch_size", batch_size, whole=True, low=1)
+        _check("lr", lr, low=0.0, strict=True)
+        _check("weight_decay", weight_decay, low=0.0)
+        _check("warmup_ratio", warmup_ratio, low=0.0, high=1.0)
+        _check("grad_clip", grad_clip, low=0.0)
         self.max_steps, self.lr, self.batch_size = max_steps, lr, batch_size
         self.weight_decay, self.betas = weight_decay, tuple(betas)
         self.warmup = int(round(warmup_ratio * max_steps))
@@ -69,8 +85,10 @@ class SimpleTrainer:
             getattr(model, part).requires_grad_(True)
         return [p for p in model.parameters() if p.requires_grad]
 
-    def fit(self, model: torch.nn.Module, dataset: Iterable | torch.utils.data.Dataset,
+    def fit(self, model: torch.nn.Module, dataset: Sized,
             collate: Callable[[list], dict] | None = None, log: Callable[[str], None] = print) -> TrainResult:
+        if len(dataset) == 0:  # checked here: DataLoader's shuffling sampler fails obscurely on it
+            raise ConfigError("trainer 'simple': the dataset is empty")
         params = self.select_trainable(model)
         if not params:
             raise ConfigError("trainer 'simple': nothing to train (all parameters frozen)")
@@ -108,12 +126,8 @@ class SimpleTrainer:
             loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=False,
                                                  collate_fn=collate, generator=generator,
                                                  num_workers=self.num_workers)
-            empty = True
             for batch in loader:
-                empty = False
                 drawn += 1
                 yield batch
                 if drawn >= self.max_steps:
                     return
-            if empty:
-                raise ConfigError("trainer 'simple': the dataset is empty")
