@@ -1,8 +1,28 @@
-"""Test-wide setup. Triton kernels run in the CPU interpreter when no GPU is present; the variable must
-be set before anything imports triton."""
+"""Test-wide setup and the fixtures tests share.
+
+Triton kernels run in the CPU interpreter when no GPU is present; the variable must be set before
+anything imports triton. Tests are in two tiers: the default (``make test``) and ``@pytest.mark.slow``
+(``make test-all``, which CI runs).
+"""
 
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# tiny test models gain nothing from threads, and several test processes share the machine's cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+from babyvlm import registry  # noqa: E402
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """A registry rediscovered for this test and forgotten after it: bundled plugins, plus whatever the
+    test adds with ``registry.register_plugin`` (installed third-party plugins are not loaded)."""
+    monkeypatch.setenv("BABYVLM_LOAD_PLUGINS", "")
+    registry.reset()
+    yield registry
+    registry.reset()

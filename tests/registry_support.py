@@ -1,23 +1,13 @@
-"""Shared helpers for tests that add in-process plugins: a fresh registry per test and plugin objects
-that register CLI commands. Importable from any test (``import registry_support``)."""
+"""Shared helpers for tests that add in-process plugins: plugin objects that register CLI commands.
+Importable from any test (``import registry_support``); the ``fresh_registry`` fixture is in conftest."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import click
-import pytest
 
-from babyvlm import registry
 from babyvlm.core.hookspecs import hookimpl
-
-
-@pytest.fixture
-def fresh_registry(monkeypatch):
-    monkeypatch.setenv("BABYVLM_LOAD_PLUGINS", "")  # bundled plugins only, plus the ones a test adds
-    registry.reset()
-    yield
-    registry.reset()
 
 
 def plugin_with_commands(**commands) -> SimpleNamespace:

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import registry_support
 from click.testing import CliRunner
 from registry_support import command_plugin
 
@@ -18,8 +17,6 @@ from babyvlm import registry
 from babyvlm.cli import cli
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.core.kinds import KINDS
-
-fresh_registry = registry_support.fresh_registry  # shared fixture
 
 GOOD = """
 import click

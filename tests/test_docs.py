@@ -9,7 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import registry_support
 import torch
 from click.testing import CliRunner
 
@@ -27,7 +26,6 @@ HOOK_HEADING = re.compile(r"^#{2,4} `(register_\w+)\(register\)`\s*$", re.MULTIL
 CODE_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", re.DOTALL)
 
-fresh_registry = registry_support.fresh_registry  # shared fixture
 
 
 def hook_sections() -> dict[str, str]:

@@ -14,6 +14,7 @@ from babyvlm import registry
 from babyvlm.core.errors import (
     BrokenPluginError,
     ComponentError,
+    ConfigError,
     DuplicateComponentError,
     UnknownComponentError,
 )
@@ -27,6 +28,9 @@ class ToyLinear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
+
+    def output_tokens(self, input_tokens: int) -> int:
+        return input_tokens
 
 
 def plugin(**hooks) -> SimpleNamespace:
@@ -55,11 +59,9 @@ def write_distribution(root: Path, dist: str, version: str, entry_points: dict[s
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch):
+def every_plugin(fresh_registry, monkeypatch):
+    """These tests set BABYVLM_LOAD_PLUGINS themselves: start from it unset (every plugin loads)."""
     monkeypatch.delenv("BABYVLM_LOAD_PLUGINS", raising=False)
-    registry.reset()
-    yield
-    registry.reset()
 
 
 @pytest.fixture
@@ -130,7 +132,7 @@ def test_unknown_kind_lists_kinds():
 
 
 def test_spec_without_type_is_refused():
-    with pytest.raises(ComponentError, match="must be a registered name or a dict with a 'type' name"):
+    with pytest.raises(ConfigError, match=r"a connector spec: expected a registered name or dict\(type=name"):
         babyvlm.build("connector", dict(in_features=1))
 
 
@@ -202,9 +204,13 @@ GOOD_MODULE = """
 import torch
 from babyvlm.core.hookspecs import hookimpl
 
+class Identity(torch.nn.Identity):
+    def output_tokens(self, input_tokens):
+        return input_tokens
+
 @hookimpl
 def register_connectors(register):
-    register("ep_identity", torch.nn.Identity)
+    register("ep_identity", Identity)
 """
 
 
@@ -248,9 +254,15 @@ LAZY_SOURCE = """
 import torch
 
 class LazyLinear(torch.nn.Linear):
+    def output_tokens(self, input_tokens):
+        return input_tokens
+
     class Doubled(torch.nn.Module):
         def forward(self, x):
             return 2 * x
+
+        def output_tokens(self, input_tokens):
+            return input_tokens
 """
 
 

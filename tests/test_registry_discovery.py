@@ -18,12 +18,11 @@ def register_connectors(register):
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch, tmp_path):
+def installed_plugins_visible(fresh_registry, monkeypatch, tmp_path):
+    """Every plugin loads (the variable unset) and distributions written to tmp_path are importable."""
     monkeypatch.delenv("BABYVLM_LOAD_PLUGINS", raising=False)
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry.reset()
     yield
-    registry.reset()
     for module in ("clash_a_mod", "clash_b_mod", "vit_impostor_mod"):
         sys.modules.pop(module, None)
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import click
-import pytest
 import test_builder_support as support
 
 from babyvlm import registry
@@ -46,13 +45,6 @@ print(json.dumps({"blame": blame, "heavy": sorted(heavy_loaded()), "broken": bro
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "BABYVLM_LOAD_PLUGINS": ""}  # bundled plugins only: third-party ones may be heavy
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
-
-
-@pytest.fixture
-def fresh_registry():
-    registry.reset()
-    yield
-    registry.reset()
 
 
 def test_loading_the_bundled_plugins_imports_no_heavy_dependency():

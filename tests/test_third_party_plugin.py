@@ -41,6 +41,9 @@ class GatedLinearConnector(torch.nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.proj(features) * torch.sigmoid(self.gate(features))
 
+    def output_tokens(self, input_tokens: int) -> int:
+        return input_tokens
+
 
 @hookimpl
 def register_connectors(register):

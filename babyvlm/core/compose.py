@@ -16,6 +16,7 @@ for people to read; load it explicitly by its file path only if you trust it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ from typing import Any
 from mmengine.config import Config
 
 from babyvlm import registry
-from babyvlm.core.errors import ConfigError
+from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import atomic_write_text, load_json, parse_key_values, path_inside
+from babyvlm.core.specs import plain as _plain
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# option names that hold paths: in a checkpoint's spec they must be folder-relative and listed
+PATH_OPTION = re.compile(r"^(path|root|corpus_files|.+_(path|paths|dir|file|files))$")
 RESOLVED_CONFIG_NAME = "config.py"
 CHECKPOINT_META_NAME = "babyvlm.json"
 
@@ -72,12 +76,32 @@ def load_checkpoint_config(directory: str | os.PathLike) -> Config:
     if not isinstance(model, dict) or not isinstance(model.get("type"), str):
         raise ConfigError(f"{meta_path}: no 'model' object with a 'type' (checkpoints from before babyvlm "
                           f"stored the model spec as JSON must be saved again)")
-    folder_paths = meta.get("folder_paths", [])
-    if not isinstance(folder_paths, list):
-        raise ConfigError(f"{meta_path}: 'folder_paths' must be a list of dotted keys, got {folder_paths!r}")
-    for dotted in folder_paths:
+    check_spec_paths(meta, meta_path)
+    for dotted in meta.get("folder_paths", []):
         _resolve_folder_path(model, dotted, directory, meta_path)
     return Config({"model": model})
+
+
+def check_spec_paths(meta: dict[str, Any], meta_path: Path) -> None:
+    """Every path-like option of the model spec must be listed in ``folder_paths`` (and so be resolved
+    against the folder and kept inside it); an unlisted one would be read relative to the working folder."""
+    listed = meta.get("folder_paths", [])
+    if not isinstance(listed, list) or not all(isinstance(key, str) for key in listed):
+        raise DataError(f"{meta_path}: 'folder_paths' must be a list of dotted keys of 'model', got {listed!r}")
+    for dotted, value in _spec_items(meta.get("model"), ""):
+        if PATH_OPTION.match(dotted.rsplit(".", 1)[-1]) and value is not None and dotted not in listed:
+            raise DataError(f"{meta_path}: model.{dotted} = {value!r} is a path not listed in 'folder_paths'; a "
+                            f"checkpoint's paths are folder-relative and listed there, never resolved against "
+                            f"the working folder")
+
+
+def _spec_items(node: Any, prefix: str):
+    """``(dotted key, value)`` for every leaf of a JSON spec (lists are leaves)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _spec_items(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
+    elif prefix:
+        yield prefix, node
 
 
 def _resolve_folder_path(model: dict[str, Any], dotted: Any, directory: Path, meta_path: Path) -> None:
@@ -152,10 +176,3 @@ def write_resolved_config(config: Config | Mapping[str, Any], out_dir: str | os.
     return atomic_write_text(Path(out_dir) / RESOLVED_CONFIG_NAME, load_config(config).pretty_text)
 
 
-def _plain(value: Any) -> Any:
-    """mmengine ConfigDicts -> plain dicts/lists, so components receive ordinary Python values."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    return value

@@ -12,7 +12,8 @@ class ComponentError(BabyVLMError):
 
 
 class UnknownComponentError(ComponentError, KeyError):
-    def __init__(self, kind: str, name: str, available: list[str], close: list[str], broken: dict[str, str]):
+    def __init__(self, kind: str, name: str, available: list[str], close: list[str], broken: dict[str, str],
+                 allowlist: set[str] | None = None):
         self.kind, self.name, self.available, self.close = kind, name, available, close
         listing = ", ".join(available) if available else "(none registered)"
         message = f"unknown {kind} {name!r}. Available {kind}s: {listing}."
@@ -20,6 +21,10 @@ class UnknownComponentError(ComponentError, KeyError):
             message += f" Did you mean {close[0]!r}?"
         for plugin, error in sorted(broken.items()):
             message += f" Note: plugin {plugin!r} is broken ({error}) and may have provided it."
+        if allowlist is not None:
+            allowed = ", ".join(sorted(allowlist)) or "none"
+            message += (f" Note: BABYVLM_LOAD_PLUGINS is set, so only these external plugins load: {allowed}; "
+                        f"the plugin providing it may be excluded.")
         super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -78,7 +78,17 @@ def register_tasks(register):
 
 @hookspec
 def register_eval_adapters(register):
-    """Evaluation model adapters (e.g. lmms-eval) wrapping a model for an external harness."""
+    """Evaluation adapters: a model (checkpoint, HF folder, API, baseline) answering task ``Request``s."""
+
+
+@hookspec
+def register_evaluators(register):
+    """Evaluation engines: run tasks through an adapter and write scored results."""
+
+
+@hookspec
+def register_reporters(register):
+    """Reporters: turn a run's results into documents (report.md, report.html, plots)."""
 
 
 @hookspec

@@ -15,5 +15,7 @@ KINDS: dict[str, str] = {
     "trainer": "register_trainers",
     "task": "register_tasks",
     "eval_adapter": "register_eval_adapters",
+    "evaluator": "register_evaluators",
+    "reporter": "register_reporters",
     "command": "register_commands",
 }

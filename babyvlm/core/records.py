@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from babyvlm.core.constants import IMAGE_TOKEN
+
 SampleFormat = Literal["image", "video", "interleaved"]
 SAMPLE_FORMATS: tuple[str, ...] = ("image", "video", "interleaved")
-IMAGE_TOKEN = "<image>"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,30 @@ class TaskItem:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+RequestKind = Literal["generate", "choice", "multi_round"]
+
+
+@dataclass
+class Request:
+    """One call an evaluation adapter answers for a task item (see ``contracts.EvalAdapter``).
+
+    ``conversations`` is the prompt in LLaVA form (human/gpt turns, no final answer); each ``<image>``
+    consumes the next of ``images``. ``kind="choice"``: every string in ``continuations`` is scored as the
+    answer after that shared prefix. ``kind="multi_round"``: ``rounds`` holds the human text of each
+    round (its ``<image>`` tokens consume ``images`` in order, across rounds); the adapter answers each
+    round with the previous rounds and its own previous answers in the conversation.
+    """
+
+    kind: RequestKind
+    item_id: str
+    task: str
+    images: list[bytes]
+    conversations: list[dict[str, str]] = field(default_factory=list)
+    continuations: list[str] = field(default_factory=list)
+    rounds: list[str] = field(default_factory=list)
+    max_new_tokens: int = 16
+
+
 @dataclass
 class Prediction:
     """A model's answer to a ``TaskItem``, raw and parsed."""
@@ -100,6 +125,7 @@ class Prediction:
     parsed: str | None
     correct: bool | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # task-specific detail (e.g. per-round answers, ties)
 
 
 @dataclass

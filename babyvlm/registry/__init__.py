@@ -11,8 +11,13 @@ A component may be registered as an import string ``"package.module:Name"``: it 
 first use, so listing plugins or running one command never imports every plugin's heavy
 dependencies (torch, transformers).
 
+Every built component is checked against its kind's contract (``babyvlm.core.contracts``): one that
+lacks a required method or attribute is refused with a ``ComponentError`` naming the plugin and what is
+missing. A plugin whose hook implementation matches no hook (a typo such as ``register_conectors``) is
+marked broken with a did-you-mean.
+
 Environment: ``BABYVLM_LOAD_PLUGINS=a,b`` loads only those external (non-bundled) plugins;
-an empty value loads none.
+an empty value loads none. Naming a plugin that is not installed warns, listing the installed ones.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import inspect
 import os
 import re
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -33,6 +39,7 @@ import pluggy
 from mmengine.registry import Registry
 
 from babyvlm.core import hookspecs
+from babyvlm.core.contracts import missing_members
 from babyvlm.core.errors import (
     BrokenPluginError,
     ComponentError,
@@ -41,11 +48,13 @@ from babyvlm.core.errors import (
     UnknownComponentError,
 )
 from babyvlm.core.kinds import KINDS
+from babyvlm.core.specs import parse_spec
 
 ENTRY_POINT_GROUP = "babyvlm"
 BUNDLED_PACKAGE = "babyvlm"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+ALLOWLIST_VARIABLE = "BABYVLM_LOAD_PLUGINS"
 
 
 @dataclass
@@ -128,11 +137,12 @@ class ComponentRegistry:
                 self._add(module, info)
 
     def _discover(self):
-        allowed = os.environ.get("BABYVLM_LOAD_PLUGINS")
-        allow = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+        allow = allowlist()
         seen: dict[str, str] = {}
         found = [(ep, ep.dist.metadata["Name"] if ep.dist is not None else "unknown")
                  for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        if allow:
+            _warn_unknown_allowed(allow, {ep.name for ep, package in found if package.lower() != BUNDLED_PACKAGE})
         # on an entry-point name clash the bundled plugin wins, then the first package by name
         found.sort(key=lambda item: (item[0].name, item[1].lower() != BUNDLED_PACKAGE, item[1].lower()))
         for ep, package in found:
@@ -166,6 +176,9 @@ class ComponentRegistry:
         except Exception as exc:
             info.status, info.error = "broken", _describe(exc)
             return info
+        unknown = _unknown_hooks(self._pm, info.name)
+        if unknown:
+            info.status, info.error = "broken", unknown
         for kind, hook_name in KINDS.items():
             for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name != info.name:
@@ -219,7 +232,7 @@ class ComponentRegistry:
             available = self.names(kind)
             close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
             broken = {p.name: p.error or "" for p in self.plugins.values() if p.status == "broken"}
-            raise UnknownComponentError(kind, name, available, close, broken)
+            raise UnknownComponentError(kind, name, available, close, broken, allowlist())
         plugin = self.plugins[owner]
         if plugin.status == "broken":
             raise BrokenPluginError(owner, plugin.error or "", kind, name)
@@ -256,18 +269,23 @@ class ComponentRegistry:
         return self._owners[(kind, name)]
 
     def build(self, kind: str, spec: str | Mapping[str, Any], **options: Any) -> Any:
-        """Build a component from a name or a ``dict(type=name, **options)`` config."""
-        if isinstance(spec, str):
-            cfg: dict[str, Any] = {"type": spec}
-        elif isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
-            cfg = dict(spec)
-        else:
-            raise ComponentError(f"a {kind} spec must be a registered name or a dict with a 'type' name, got {spec!r}")
+        """Build a component from a name or a ``dict(type=name, **options)`` config, checked against its
+        kind's contract."""
+        name, cfg = parse_spec(spec, f"a {kind} spec")
         cfg.update(options)
-        name = cfg.pop("type")
         component = self.get(kind, name)
         _check_options(kind, name, component, cfg)
-        return component(**cfg)
+        built = component(**cfg)
+        self.check_contract(kind, name, built)
+        return built
+
+    def check_contract(self, kind: str, name: str, component: Any) -> None:
+        """Refuse a component lacking what its kind's protocol requires, naming plugin and members."""
+        missing = missing_members(kind, component)
+        if missing:
+            owner = self._owners.get((kind, name), "?")
+            raise ComponentError(f"{kind} {name!r} from plugin {owner!r} does not implement the {kind} contract "
+                                 f"(babyvlm.core.contracts): missing {', '.join(missing)}")
 
     def components(self, kind: str | None = None) -> dict[str, dict[str, str]]:
         """``{kind: {name: plugin}}`` for every registered component (or one kind)."""
@@ -288,6 +306,36 @@ class ComponentRegistry:
             self._reset_tables()
 
 
+def allowlist() -> set[str] | None:
+    """The external plugins ``BABYVLM_LOAD_PLUGINS`` allows (None: the variable is unset, all load)."""
+    allowed = os.environ.get(ALLOWLIST_VARIABLE)
+    return None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+
+
+def _warn_unknown_allowed(allow: set[str], installed: set[str]) -> None:
+    for name in sorted(allow - installed):
+        close = difflib.get_close_matches(name, sorted(installed), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        warnings.warn(f"{ALLOWLIST_VARIABLE} names plugin {name!r}, which is not installed. Installed external "
+                      f"plugins: {', '.join(sorted(installed)) or '(none)'}.{hint}", UserWarning, stacklevel=4)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin_name: str) -> str | None:
+    """A message for the plugin's hook implementations that match no hookspec (typos), else None."""
+    plugin = pm.get_plugin(plugin_name)
+    known = sorted(KINDS.values())
+    problems = []
+    for attribute in dir(plugin):
+        if attribute.startswith("_"):
+            continue
+        function = getattr(plugin, attribute, None)
+        if function is None or pm.parse_hookimpl_opts(plugin, attribute) is None or attribute in known:
+            continue
+        close = difflib.get_close_matches(attribute, known, n=1, cutoff=0.6)
+        problems.append(f"{attribute!r} matches no hook" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return "hook implementation " + "; ".join(problems) if problems else None
+
+
 REGISTRY = ComponentRegistry()
 get = REGISTRY.get
 owner = REGISTRY.owner
@@ -296,6 +344,7 @@ build = REGISTRY.build
 names = REGISTRY.names
 components = REGISTRY.components
 register_plugin = REGISTRY.register_plugin
+check_contract = REGISTRY.check_contract
 
 
 def plugins() -> list[PluginInfo]:
@@ -312,7 +361,9 @@ __all__ = [
     "REGISTRY",
     "ComponentRegistry",
     "PluginInfo",
+    "allowlist",
     "build",
+    "check_contract",
     "components",
     "get",
     "info",
