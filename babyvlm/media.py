@@ -1,15 +1,17 @@
 """Video and image I/O shared by plugins: mp4 encode/decode with PyAV, JPEG bytes with Pillow.
 
 Decoding is sequential (one pass per video); corrupt or truncated files raise ``DataError`` naming
-the file instead of a traceback from inside FFmpeg. ``iter_frames`` yields every frame as an RGB
-array; ``iter_lazy_frames`` is the same pass yielding ``LazyFrame``s that are converted (and
-scaled) only when used, for passes that keep few of the frames they decode.
+the file instead of a traceback from inside FFmpeg, and a FIFO or device is refused before FFmpeg
+opens it. ``iter_frames`` yields every frame as an RGB array; ``iter_lazy_frames`` is the same pass
+yielding ``LazyFrame``s that are converted (and scaled) only when used, for passes that keep few of
+the frames they decode.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from babyvlm.core.errors import DataError
+from babyvlm.core.io import atomic_output, regular_file
 
 
 @dataclass(frozen=True)
@@ -44,28 +47,22 @@ X264_OPTIONS = {"crf": "23", "preset": "veryfast", "threads": "1", "x264-params"
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int) -> Path:
     """Encode HxWx3 uint8 RGB frames (even sizes) to an H.264 mp4, reproducibly and atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = None
-            for frame in frames:
-                if stream is None:
-                    height, width = frame.shape[:2]
-                    stream = container.add_stream("libx264", rate=fps)
-                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                    stream.options = dict(X264_OPTIONS)
-                    stream.codec_context.thread_count = 1
-                video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
-                for packet in stream.encode(video_frame):
-                    container.mux(packet)
+    with atomic_output(target) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = None
+        for frame in frames:
             if stream is None:
-                raise ValueError(f"no frames to write to {target}")
-            for packet in stream.encode():
+                height, width = frame.shape[:2]
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.options = dict(X264_OPTIONS)
+                stream.codec_context.thread_count = 1
+            video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+            for packet in stream.encode(video_frame):
                 container.mux(packet)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if stream is None:
+            raise ValueError(f"no frames to write to {target}")
+        for packet in stream.encode():
+            container.mux(packet)
     return target
 
 
@@ -87,6 +84,8 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
 
 
 def _open(path: Path):
+    if os.path.exists(path):  # (a missing file is FFmpeg's "cannot open video" below)
+        regular_file(path)  # FFmpeg would block forever on a FIFO and read a device without end
     try:
         return av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
@@ -101,6 +100,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise DataError(f"{path}: no video stream")
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if not math.isfinite(fps) or fps < 0:
+            raise DataError(f"{path}: unusable frame rate {fps!r} in the video header")
         frames = stream.frames
         if not frames and stream.duration and stream.time_base:
             frames = round(float(stream.duration * stream.time_base) * fps)
@@ -187,3 +188,17 @@ def decode_jpeg(data: bytes, where: str = "image") -> np.ndarray:
             return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except Exception as exc:  # Pillow raises several types for corrupt data
         raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc
+
+
+def blank_image(rgb: np.ndarray) -> np.ndarray:
+    """An image of the same size filled with ``rgb``'s mean colour: what a blind baseline (a model's
+    blind twin in training, the ``blind`` adapter in evaluation) sees instead of the picture."""
+    colour = np.round(rgb.reshape(-1, rgb.shape[-1]).mean(axis=0)).astype(np.uint8)
+    canvas = np.empty_like(rgb)
+    canvas[:] = colour
+    return canvas
+
+
+def blank_images(item: dict) -> dict:
+    """A dataset item (``{"images": [arrays], ...}``) with every image blanked (see ``blank_image``)."""
+    return dict(item, images=[blank_image(image) for image in item["images"]])

@@ -59,13 +59,23 @@ def write_corpus(root: Path, recordings: int = 3, seconds: int = 6, utterance_ev
 
 
 class FakeSource:
-    """Reads ROOT/fake.json; counts its ``bad_rows`` in ``report`` like a real source would."""
+    """Reads ROOT/fake.json; counts its ``bad_rows`` in ``report`` like a real source would.
+    Satisfies ``babyvlm.core.contracts.Source``."""
 
     def __init__(self, root: str, rotation: int = 0):
         self.root, self.rotation = Path(root), rotation
         self.report = SkipReport()
 
     def __iter__(self):
+        return self.recordings()
+
+    def validate(self) -> SkipReport:
+        return self.report
+
+    def describe(self) -> dict:
+        return {"source": "fake", "root": str(self.root), "skipped": self.report.to_dict()}
+
+    def recordings(self):
         spec = json.loads((self.root / "fake.json").read_text())
         for row in range(spec.get("bad_rows", 0)):
             self.report.skip("bad_transcript_row", f"fake.json row {row}")
@@ -78,6 +88,7 @@ class FakeSource:
 @hookimpl
 def register_sources(register):
     register("fake", FakeSource)
+    register("fake_twin", FakeSource)  # the same reader under another name: a resume with another source
 
 
 def register_fake_source() -> None:

@@ -132,3 +132,96 @@ def test_skip_report_round_trips_through_dict():
     again = SkipReport.from_dict(report.to_dict())
     assert again.counts == report.counts and again.examples == report.examples
     assert SkipReport.from_dict(None).total == 0
+
+
+# ---- writer locks, folder swaps, full disks, special files ------------------------------------------
+def test_writer_lock_refuses_a_second_writer_and_frees_on_release(tmp_path):
+    import socket
+
+    from babyvlm.core.io import LockedError, WriterLock
+
+    first = WriterLock(tmp_path / "store", "building").acquire()
+    with pytest.raises(LockedError, match=f"pid {os.getpid()} on host {socket.gethostname()}, building since"):
+        WriterLock(tmp_path / "store", "merging").acquire()
+    first.release()
+    with WriterLock(tmp_path / "store", "merging") as second:
+        assert second.stale is None  # a released lock is empty, not stale
+    assert (tmp_path / "store" / ".babyvlm.lock").read_text() == ""
+
+
+def test_writer_lock_left_by_a_killed_process_is_stale_and_taken_over(tmp_path):
+    from babyvlm.core.io import WriterLock
+
+    code = ("import os, sys; from babyvlm.core.io import WriterLock; "
+            "lock = WriterLock(sys.argv[1], 'exporting', beside=True).acquire(); os._exit(0)")  # no release
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], check=True)
+    with WriterLock(tmp_path / "out", "exporting", beside=True) as lock:
+        assert lock.path == tmp_path / ".out.lock" and not (tmp_path / "out").exists()
+        assert lock.stale["operation"] == "exporting"
+        assert lock.stale_note().startswith(f"{tmp_path / 'out'}: took over a stale writer lock (pid ")
+
+
+def test_replaced_folder_swaps_whole_and_refuses_foreign_folders(tmp_path):
+    from babyvlm.core.io import replaced_folder
+
+    target = tmp_path / "export"
+    with replaced_folder(target, marker="export.json") as stage:
+        (stage / "export.json").write_text("{}")
+        (stage / "old.txt").write_text("old")
+    with replaced_folder(target, marker="export.json") as stage:
+        (stage / "export.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == ["export.json"]  # nothing of the older copy mixed in
+    with pytest.raises(RuntimeError), replaced_folder(target, marker="export.json") as stage:
+        (stage / "half.txt").write_text("x")
+        raise RuntimeError("failed half way")
+    assert sorted(p.name for p in target.iterdir()) == ["export.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # the temp folder is gone
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="refusing to replace a folder that is not a folder \\(no export.json\\)"):
+        with replaced_folder(tmp_path / "mine", marker="export.json"):
+            pass
+
+
+def test_no_space_errors_name_the_device_and_the_path(tmp_path):
+    import errno
+
+    from babyvlm.core.errors import BabyVLMError
+    from babyvlm.core.io import disk_errors, no_space_error
+
+    full = no_space_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "store")
+    assert str(full).startswith("no space left on device ") and f"(writing {tmp_path / 'store'})" in str(full)
+    assert no_space_error(OSError(errno.EACCES, "Permission denied"), tmp_path) is None
+    with pytest.raises(BabyVLMError, match="no space left on device .*nothing was merged"):
+        with disk_errors(tmp_path / "out", then="nothing was merged"):
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    with pytest.raises(KeyError), disk_errors(tmp_path):
+        raise KeyError("not a disk problem")
+
+
+def test_regular_file_and_link_problem_refuse_special_files_and_escapes(tmp_path):
+    from babyvlm.core.io import link_problem, regular_file
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(DataError, match=r"pipe: not a regular file \(a FIFO\); refused"):
+        regular_file(tmp_path / "pipe")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    os.symlink(tmp_path / "outside.txt", tmp_path / "root" / "link.txt")
+    os.symlink(tmp_path / "missing", tmp_path / "root" / "dangling")
+    assert link_problem(tmp_path / "pipe", tmp_path)[0] == "not_regular_file"
+    assert link_problem(tmp_path / "root" / "link.txt", tmp_path / "root")[0] == "symlink_outside_root"
+    assert link_problem(tmp_path / "root" / "link.txt", tmp_path / "root", follow_symlinks=True) is None
+    assert link_problem(tmp_path / "root" / "dangling", tmp_path / "root", follow_symlinks=True)[0] == "unreadable_file"
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path):
+    from babyvlm.core.io import atomic_output
+
+    target = tmp_path / "video.mp4"
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(b"first")
+    with pytest.raises(ValueError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise ValueError("encoder failed")
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["video.mp4"]

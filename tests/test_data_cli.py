@@ -74,7 +74,11 @@ def test_export_import_round_trip(corpus, tmp_path):
     assert len(records) == 39
     first = records[0]
     assert set(first) == {"id", "image", "conversations", "format", "meta"}
-    assert all((tmp_path / "llava" / p).is_file() for p in first["image"])
+    for record in records:  # one image: a path string (LLaVA-1.5's form); several: a list
+        paths = [record["image"]] if record["format"] == "image" else record["image"]
+        assert isinstance(record["image"], str) == (record["format"] == "image")
+        assert all((tmp_path / "llava" / p).is_file() for p in paths)
+    assert json.loads((tmp_path / "llava" / "export.json").read_text())["samples"] == 39
     run("data", "import", "--format", "llava", tmp_path / "llava" / "data.json", "--out", tmp_path / "back")
     assert support.store_contents(tmp_path / "back") == support.store_contents(tmp_path / "s")
     assert run("data", "verify", tmp_path / "back").exit_code == 0

@@ -2,6 +2,7 @@
 
 import pytest
 
+from babyvlm.core.constants import DAYS_PER_MONTH
 from babyvlm.core.errors import ConfigError
 from babyvlm.plugins.saycam.names import (
     format_video_stem,
@@ -25,10 +26,10 @@ from babyvlm.plugins.saycam.times import TimeFormatError, parse_time
 def test_video_stem_gives_child_date_age_and_segment():
     name = parse_video_stem("S_20141029_2412_02")
     assert (name.child, name.date, name.segment, name.filename) == ("S", "2014-10-29", 2, "S_20141029_2412_02.mp4")
-    assert name.age_months == 24 + 12 / 30.44
+    assert name.age_months == 24 + 12 / DAYS_PER_MONTH == 24 + 12 / 30.4375  # the one shared constant
 
 
-@pytest.mark.parametrize("stem, months", [("A_20150101_0600_01", 6.0), ("Y_20160229_3230_10", 32 + 30 / 30.44)])
+@pytest.mark.parametrize("stem, months", [("A_20150101_0600_01", 6.0), ("Y_20160229_3230_10", 32 + 30 / DAYS_PER_MONTH)])
 def test_age_is_months_plus_days(stem, months):
     assert parse_video_stem(stem).age_months == months
 

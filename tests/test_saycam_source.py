@@ -6,6 +6,7 @@ import pytest
 from fixtures_media import tiny_video, truncate_file, write_asr, write_asr_frames, write_csv, write_json
 
 import babyvlm
+from babyvlm.core.constants import DAYS_PER_MONTH
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.records import Utterance
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
@@ -43,7 +44,7 @@ def test_human_transcript_end_to_end(tmp_path):
     assert recording.recording_id == STEM
     assert recording.video_path == tmp_path / "videos" / f"{STEM}.mp4"
     assert (recording.source, recording.child, recording.date, recording.segment) == ("saycam", "S", "2014-10-29", 2)
-    assert recording.age_months == 24 + 12 / 30.44
+    assert recording.age_months == 24 + 12 / DAYS_PER_MONTH
     assert recording.rotation == 0 and recording.annotations_path is None
     assert recording.meta == {"video": f"videos/{STEM}.mp4", "transcript": "human",
                               "transcript_path": f"transcripts/{STEM}.csv"}

@@ -17,6 +17,7 @@ import pytest
 
 import babyvlm
 from babyvlm import registry
+from babyvlm.core.constants import DAYS_PER_MONTH
 from babyvlm.core.errors import ConfigError
 from babyvlm.media import iter_frames, probe_video
 from babyvlm.plugins.synthetic import saycam_writer
@@ -74,7 +75,7 @@ def test_layout_names_and_ages(corpus):
         birth = BIRTH_DATES[match["child"]]
         date = dt.datetime.strptime(match["date"], "%Y%m%d").date()
         assert calendar_age(birth, date) == (int(match["months"]), int(match["days"]))  # name agrees with birth date
-        assert 6 <= int(match["months"]) + int(match["days"]) / 30.44 < 32
+        assert 6 <= int(match["months"]) + int(match["days"]) / DAYS_PER_MONTH < 32
         assert (out / "asr" / f"{path.stem}.asr.json").is_file()
         assert (out / "annotations" / f"{path.stem}.objects.json").is_file()
     for entry in manifest["videos"]:

@@ -5,17 +5,26 @@ It holds what such a source needs whatever its format: the root check, one scan 
 ``describe()``, and skip counting with ``strict`` handling. A subclass reads its own format in
 ``_scan_root()``; docs/plugins.md (``register_sources``) shows how. PyAV is imported only when a video
 is probed, so importing this module stays light.
+
+It also holds the corpus hardening every source shares: ``_walk_files()`` lists the regular files
+under the root, counting (never reading) FIFOs, sockets and devices (``not_regular_file``), symlinks
+whose target leaves the root (``symlink_outside_root``, unless ``follow_symlinks``) and folders that
+cannot be read (``unreadable_folder``; an unreadable root is a ``DataError``, not "no recordings");
+``text_problem``/``time_problem`` refuse values that are not data (NUL bytes, utterances over
+``max_utterance_chars``, NaN/inf/negative times). With ``strict`` these reasons raise.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from babyvlm.core.errors import DataError
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import link_problem
 from babyvlm.core.records import Recording, SkipReport
 
 if TYPE_CHECKING:
@@ -29,6 +38,38 @@ class ScanIndex(Protocol):
 
 
 IndexT = TypeVar("IndexT", bound=ScanIndex)
+
+DEFAULT_MAX_UTTERANCE_CHARS = 2000  # a real utterance is a sentence or two; more is a broken cell or a dump
+# Reasons every source counts, raised as errors under ``strict``.
+HOSTILE_REASONS: dict[str, str] = {
+    "not_regular_file": "special file",
+    "symlink_outside_root": "symlink out of the corpus root",
+    "unreadable_folder": "folder cannot be read",
+    "unreadable_file": "file cannot be read",
+    "nul_byte": "text contains a NUL byte",
+    "utterance_too_long": "utterance is longer than max_utterance_chars",
+    "bad_time": "time is not a finite number >= 0",
+}
+
+
+def text_problem(text: str, max_chars: int) -> tuple[str, str] | None:
+    """``(reason, detail)`` for utterance text that is not data (a NUL byte, over ``max_chars``), else None."""
+    if "\x00" in text:
+        return "nul_byte", f"NUL byte at character {text.index(chr(0))}"
+    if len(text) > max_chars:
+        return "utterance_too_long", f"{len(text)} characters, over max_utterance_chars={max_chars}"
+    return None
+
+
+def time_problem(value: float | None, name: str) -> tuple[str, str] | None:
+    """``("bad_time", detail)`` for a time that is NaN, infinite or negative (None passes), else None."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        return "bad_time", f"{name} {value!r} is not a finite number"
+    if value < 0:
+        return "bad_time", f"{name} {value!r} is negative"
+    return None
 
 
 class ScannedSource(Generic[IndexT]):
@@ -46,12 +87,19 @@ class ScannedSource(Generic[IndexT]):
     root_label: ClassVar[str] = "source root"
     strict_reasons: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, root: str | os.PathLike, *, strict: bool = False, probe: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike, *, strict: bool = False, probe: bool = False,
+                 follow_symlinks: bool = False, max_utterance_chars: int = DEFAULT_MAX_UTTERANCE_CHARS) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataError(f"{self.root}: {self.root_label} is not a folder")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise DataError(f"{self.root}: {self.root_label} is unreadable (permission denied); nothing can be found")
         self.strict = bool(strict)
         self.probe = bool(probe)
+        self.follow_symlinks = bool(follow_symlinks)
+        if isinstance(max_utterance_chars, bool) or not isinstance(max_utterance_chars, int) or max_utterance_chars < 1:
+            raise ConfigError(f"max_utterance_chars must be a whole number >= 1, got {max_utterance_chars!r}")
+        self.max_utterance_chars = max_utterance_chars
         self.report = SkipReport()
         self._index: IndexT | None = None
         self._probed: dict[str, Recording | None] = {}
@@ -115,6 +163,48 @@ class ScannedSource(Generic[IndexT]):
                 "skipped": self.report.to_dict()}
 
     # ---- for subclasses ------------------------------------------------------------------
+    def _walk_files(self) -> list[Path]:
+        """Every regular file under the root, sorted (sorted path order decides which duplicate wins).
+
+        Never opens a file. Counted instead of listed: special files, symlinks leading out of the root
+        (files, and folders, which are then not entered) unless ``follow_symlinks``, unreadable files
+        and folders. Symlinked folders inside the root are not entered (what they hold is reached
+        anyway); with ``follow_symlinks`` every folder link is entered once (loops are cut).
+        """
+        found: list[Path] = []
+        visited: set[str] = {os.path.realpath(self.root)}
+
+        def unreadable(exc: OSError) -> None:
+            folder = Path(exc.filename) if exc.filename else self.root
+            if folder == self.root:
+                raise DataError(f"{self.root}: {self.root_label} is unreadable ({exc.strerror or exc})") from exc
+            self._skip_file("unreadable_folder", folder, exc.strerror or str(exc))
+
+        for folder, dirs, names in os.walk(self.root, onerror=unreadable, followlinks=self.follow_symlinks):
+            here = Path(folder)
+            for name in list(dirs):
+                sub = here / name
+                if not sub.is_symlink():
+                    continue
+                problem = link_problem(sub, self.root, self.follow_symlinks)
+                real = os.path.realpath(sub)
+                if problem is not None:
+                    self._skip_file(problem[0], sub, problem[1])
+                if problem is not None or real in visited:
+                    dirs.remove(name)
+                visited.add(real)
+            for name in names:
+                path = here / name
+                problem = link_problem(path, self.root, self.follow_symlinks)
+                if problem is None:
+                    found.append(path)
+                else:
+                    self._skip_file(problem[0], path, problem[1])
+        return sorted(found)
+
+    def _text_problem(self, text: str) -> tuple[str, str] | None:
+        return text_problem(text, self.max_utterance_chars)
+
     def _scan(self) -> IndexT:
         if self._index is None:
             self._index = self._scan_root()
@@ -153,8 +243,8 @@ class ScannedSource(Generic[IndexT]):
 
     def _count(self, reason: str, where: str, detail: str, path: Path) -> None:
         self.report.skip(reason, f"{where} ({detail})" if detail else where)
-        if self.strict and reason in self.strict_reasons:
-            explanation = self.strict_reasons[reason] + (f": {detail}" if detail else "")
+        if self.strict and (reason in self.strict_reasons or reason in HOSTILE_REASONS):
+            explanation = {**HOSTILE_REASONS, **self.strict_reasons}[reason] + (f": {detail}" if detail else "")
             raise DataError(f"{path}: {explanation} (strict=True; strict=False counts it and goes on)")
 
 

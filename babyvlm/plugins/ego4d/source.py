@@ -7,6 +7,7 @@ file and the key inside it. docs/data-formats.md has the rules.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, Utterance
-from babyvlm.core.sources import ScannedSource
+from babyvlm.core.sources import DEFAULT_MAX_UTTERANCE_CHARS, ScannedSource, time_problem
 from babyvlm.plugins.ego4d.narration import DEFAULT_CAMERA_WEARER, clean_narration, is_summary
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ STRICT_REASONS: dict[str, str] = {
     "duplicate_video": "a video with the same uid was found earlier",
     "bad_narration": "malformed narration",
     "unreadable_video": "video cannot be probed (truncated or corrupt)",
+    "duplicate_video_uid": "ego4d.json lists the same video_uid twice",
+    "bad_duration": "a video's duration (or fps) is NaN, infinite, zero or negative",
+    "bad_video_uid": "a video_uid that cannot name a recording (NUL byte or '/')",
 }
 
 
@@ -59,6 +63,7 @@ class _Index:
     videos: dict[str, Path] = field(default_factory=dict)
     annotations: dict[str, Path] = field(default_factory=dict)
     recordings: list[Recording] = field(default_factory=list)
+    unusable: set[str] = field(default_factory=set)  # uids whose metadata was counted as unusable
 
 
 class Ego4DSource(ScannedSource[_Index]):
@@ -69,7 +74,9 @@ class Ego4DSource(ScannedSource[_Index]):
     [0, duration]; ``camera_wearer`` the phrase replacing the subject ``C`` (default "the person");
     ``strict`` raise ``DataError`` on missing/unknown videos and malformed narrations instead of counting;
     ``metadata_path`` / ``narration_path`` explicit files (relative to the root) instead of searching
-    root, root/annotations, root/v1/annotations, ...; ``probe`` read each video header while iterating.
+    root, root/annotations, root/v1/annotations, ...; ``probe`` read each video header while iterating;
+    ``follow_symlinks`` read files whose symlinks lead out of the root (default: counted); ``max_utterance_chars``
+    longer narrations are counted as ``utterance_too_long``.
     """
 
     name = SOURCE_NAME
@@ -79,8 +86,10 @@ class Ego4DSource(ScannedSource[_Index]):
     def __init__(self, root: str | os.PathLike, *, narration_passes: str | Sequence[str] = DEFAULT_PASSES,
                  window: Sequence[float] = DEFAULT_WINDOW, camera_wearer: str = DEFAULT_CAMERA_WEARER,
                  strict: bool = False, metadata_path: str | os.PathLike | None = None,
-                 narration_path: str | os.PathLike | None = None, probe: bool = False) -> None:
-        super().__init__(root, strict=strict, probe=probe)
+                 narration_path: str | os.PathLike | None = None, probe: bool = False,
+                 follow_symlinks: bool = False, max_utterance_chars: int = DEFAULT_MAX_UTTERANCE_CHARS) -> None:
+        super().__init__(root, strict=strict, probe=probe, follow_symlinks=follow_symlinks,
+                         max_utterance_chars=max_utterance_chars)
         self.narration_passes = _passes(narration_passes)
         self.window = _window(window)
         if not isinstance(camera_wearer, str) or not camera_wearer.strip():
@@ -111,25 +120,26 @@ class Ego4DSource(ScannedSource[_Index]):
 
     def options(self) -> dict[str, Any]:
         return {"narration_passes": list(self.narration_passes), "window": list(self.window),
-                "camera_wearer": self.camera_wearer, "strict": self.strict, "probe": self.probe}
+                "camera_wearer": self.camera_wearer, "strict": self.strict, "probe": self.probe,
+                "follow_symlinks": self.follow_symlinks, "max_utterance_chars": self.max_utterance_chars}
 
     # ---- scanning ------------------------------------------------------------------------
     def _locate(self, name: str, explicit: str | os.PathLike | None) -> Path:
         if explicit is not None:
             path = self.root / explicit
-            if not path.is_file():
+            if not path.exists():
                 raise DataError(f"{path}: {name} not found")
             return path
         for folder in SEARCH_FOLDERS:
             path = self.root / folder / name if folder != "." else self.root / name
-            if path.is_file():
+            if path.exists() and not path.is_dir():  # a FIFO or device found here is refused when read
                 return path
         looked = ", ".join(str(Path(folder) / name) for folder in SEARCH_FOLDERS)
         raise DataError(f"{self.root}: no {name} found (looked in {looked})")
 
     def _scan_root(self) -> _Index:
         index = _Index()
-        index.metadata = self._read_metadata()
+        index.metadata = self._read_metadata(index)
         index.narrated = self._read_narrations()
         self._find_files(index)
         self._build(index)
@@ -138,16 +148,25 @@ class Ego4DSource(ScannedSource[_Index]):
     def _video_paths(self, index: _Index) -> Iterable[Path]:
         return index.videos.values()
 
-    def _read_metadata(self) -> dict[str, VideoMeta]:
+    def _read_metadata(self, index: _Index) -> dict[str, VideoMeta]:
         path = self.metadata_path
         data = load_json(path, encoding="utf-8-sig")
         videos = data.get("videos") if isinstance(data, dict) else None
         if not isinstance(videos, list):
             raise DataError(f"{path}: key 'videos': expected a list of video entries")
+        where = self._rel(path)
         metadata: dict[str, VideoMeta] = {}
-        for index, entry in enumerate(videos):
-            meta = _video_meta(entry, path, f"videos[{index}]")
-            metadata.setdefault(meta.uid, meta)
+        for position, entry in enumerate(videos):
+            meta = _video_meta(entry, path, f"videos[{position}]")
+            at = f"{where}:videos[{position}]"
+            problem = _uid_problem(meta.uid) or _duration_problem(meta)
+            if meta.uid in metadata or meta.uid in index.unusable:
+                self._skip("duplicate_video_uid", at, f"video_uid {meta.uid!r} is listed earlier; the first entry is used")
+            elif problem:
+                self._skip(problem[0], at, problem[1])
+                index.unusable.add(meta.uid)
+            else:
+                metadata[meta.uid] = meta
         return metadata
 
     def _read_narrations(self) -> dict[str, list[tuple[str, Any]]]:
@@ -165,8 +184,7 @@ class Ego4DSource(ScannedSource[_Index]):
         return narrated
 
     def _find_files(self, index: _Index) -> None:
-        found = [Path(folder) / name for folder, _, names in os.walk(self.root, followlinks=False) for name in names]
-        for path in sorted(found):  # sorted path order decides which duplicate wins
+        for path in self._walk_files():  # regular files, sorted: sorted path order decides which duplicate wins
             if path.name.lower().endswith(ANNOTATIONS_SUFFIX):
                 index.annotations.setdefault(path.name[: -len(ANNOTATIONS_SUFFIX)], path)
             elif path.suffix.lower() == ".mp4":
@@ -181,6 +199,8 @@ class Ego4DSource(ScannedSource[_Index]):
     def _build(self, index: _Index) -> None:
         where = self._rel(self.narration_path)
         for uid, entries in sorted(index.narrated.items()):
+            if uid in index.unusable:
+                continue  # counted once, where its metadata was read
             if uid not in index.metadata:
                 self._skip("unknown_video_uid", f"{where}:{uid}", f"not listed in {self._rel(self.metadata_path)}")
             elif uid not in index.videos:
@@ -215,6 +235,11 @@ class Ego4DSource(ScannedSource[_Index]):
             self._skip("bad_narration", at, problem)
             return None
         timestamp, raw = float(entry["timestamp_sec"]), entry["narration_text"]
+        problem = time_problem(timestamp, "timestamp_sec") if not math.isfinite(timestamp) else None
+        problem = problem or self._text_problem(raw)
+        if problem:
+            self._skip(problem[0], at, problem[1])
+            return None
         if is_summary(raw):
             self.report.skip("summary_narration", f"{at} ({raw!r})")
             return None
@@ -285,6 +310,21 @@ def _video_meta(entry: Any, path: Path, key: str) -> VideoMeta:
     return VideoMeta(uid, None if duration is None else float(duration), fps,
                      video_metadata.get("display_resolution_width"), video_metadata.get("display_resolution_height"),
                      tuple(str(s) for s in scenarios))
+
+
+def _uid_problem(uid: str) -> tuple[str, str] | None:
+    """A uid becomes a recording id (a store key prefix), so NUL bytes and '/' are refused."""
+    if "\x00" in uid or "/" in uid:
+        return "bad_video_uid", f"video_uid {uid!r} contains a NUL byte or '/'"
+    return None
+
+
+def _duration_problem(meta: VideoMeta) -> tuple[str, str] | None:
+    """NaN/inf/zero/negative durations or frame rates are not data: the video's narrations cannot be placed."""
+    for name, value in (("duration_sec", meta.duration), ("video_metadata.fps", meta.fps)):
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            return "bad_duration", f"{name} is {value!r}; expected a finite number > 0"
+    return None
 
 
 def _pass_entries(passes: dict, uid: str, name: str, path: Path) -> Iterable[tuple[str, Any]]:

@@ -13,8 +13,9 @@ from typing import Any
 
 import msgpack
 
+from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.core.errors import DataError
-from babyvlm.core.records import IMAGE_TOKEN, SAMPLE_FORMATS, Sample
+from babyvlm.core.records import SAMPLE_FORMATS, Sample
 
 MAX_KEY_BYTES = 500  # LMDB's default limit is 511
 _GROUP_FORBIDDEN = ("/", "\x00")

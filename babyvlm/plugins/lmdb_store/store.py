@@ -7,36 +7,42 @@ Layout::
     STORE/shards/00000-of-00002/data.mdb # named DBs: samples, progress, meta
 
 Readers open each shard lazily, once per process (so each DataLoader worker gets its own handle),
-``readonly=True, lock=False``; opening checks the manifest's record counts against the shards. An
-LMDB error while reading (a corrupted page, ...) becomes a ``DataError`` naming the store, the shard
+``readonly=True, lock=False``; opening checks the manifest's record counts against the shards, and
+each ``data.mdb``'s size against its LMDB header (a truncated file is a ``DataError``, never a SIGBUS).
+An LMDB error while reading (a corrupted page, ...) becomes a ``DataError`` naming the store, the shard
 and, when known, the key.
+
+Options: ``verify_on_read`` checks every record read against the content digest committed with it
+(a flipped byte fails the read that meets it, naming the record); ``follow_symlinks`` allows shard
+folders that are symlinks leading out of the store (refused by default).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import numpy as np
 
-from babyvlm.core.errors import DataError
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import WriterLock, disk_errors, replaced_folder
 from babyvlm.core.records import Sample
-from babyvlm.plugins.lmdb_store.codec import decode_sample, parse_key
-from babyvlm.plugins.lmdb_store.envs import reader, release_reader
+from babyvlm.plugins.lmdb_store.codec import decode_sample, digest, parse_key
+from babyvlm.plugins.lmdb_store.envs import reader, release_reader, shard_folder
 from babyvlm.plugins.lmdb_store.manifest import (
     MANIFEST_NAME,
     SHARDS_DIR,
+    Tally,
     merge_manifests,
     read_manifest,
     write_manifest,
 )
 from babyvlm.plugins.lmdb_store.verify import VerifyReport, verify_store
-from babyvlm.plugins.lmdb_store.writer import SAMPLES_DB, ShardWriter
+from babyvlm.plugins.lmdb_store.writer import DONE, PROGRESS_DB, SAMPLES_DB, ShardWriter, unpack
 
 STORE_NAME = "lmdb"
 
@@ -44,10 +50,16 @@ STORE_NAME = "lmdb"
 class LMDBStore:
     """Handle on one store folder. Cheap to create and to pickle: nothing is opened until used."""
 
-    def __init__(self, path: str | os.PathLike, map_size: int = 1 << 28):
+    def __init__(self, path: str | os.PathLike, map_size: int = 1 << 28, verify_on_read: bool = False,
+                 follow_symlinks: bool = False):
+        for name, value in (("verify_on_read", verify_on_read), ("follow_symlinks", follow_symlinks)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"store 'lmdb': {name} must be true or false, got {value!r}")
         self.path = Path(path)
         self.map_size = int(map_size)
+        self.verify_on_read, self.follow_symlinks = verify_on_read, follow_symlinks
         self._manifest: dict[str, Any] | None = None
+        self._digests: dict[tuple[int, bytes], dict[bytes, str]] = {}  # (shard, group) -> key -> digest
 
     def __repr__(self) -> str:
         return f"LMDBStore({str(self.path)!r})"
@@ -64,7 +76,7 @@ class LMDBStore:
         if self._manifest is None:
             manifest = read_manifest(self.path)
             for shard in manifest["shards"]:
-                env, db = reader(self.path / shard["path"], SAMPLES_DB)
+                env, db = reader(self._folder(shard), SAMPLES_DB)
                 with _read_errors(f"{self.path}: shard {shard['name']}"), env.begin() as txn:
                     present = txn.stat(db)["entries"]
                 if present != shard["records"]:
@@ -73,24 +85,36 @@ class LMDBStore:
             self._manifest = manifest
         return self._manifest
 
-    def _handle(self, index: int) -> tuple[lmdb.Environment, Any]:
+    def _folder(self, shard: dict[str, Any]) -> Path:
+        return shard_folder(self.path, shard["path"], self.follow_symlinks)
+
+    def _handle(self, index: int, db_name: bytes = SAMPLES_DB) -> tuple[lmdb.Environment, Any]:
         """This process's handle on shard ``index`` (opened on first use, per process)."""
-        return reader(self.path / self.manifest()["shards"][index]["path"], SAMPLES_DB)
+        return reader(self._folder(self.manifest()["shards"][index]), db_name)
 
     def __len__(self) -> int:
         return sum(shard["records"] for shard in self.manifest()["shards"])
 
-    def list_keys(self, formats: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(shard_index[int32], key[bytes])`` arrays of every record (of ``formats``), in store order."""
+    def list_keys(self, formats: Sequence[str] | None = None, groups: Iterable[str] | None = None,
+                  exclude_groups: Iterable[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(shard_index[int32], key[bytes])`` arrays of every record (of ``formats``; of the groups
+        ``groups`` — recordings, for built stores — and not of ``exclude_groups``), in store order."""
         wanted = {f.encode() for f in formats} if formats else None
+        keep = None if groups is None else {g.encode() for g in groups}
+        drop = {g.encode() for g in exclude_groups or ()}
         shard_ids: list[int] = []
         keys: list[bytes] = []
         for index in range(len(self.manifest()["shards"])):
-            found = self._shard_keys(index, wanted)
+            found = [k for k in self._shard_keys(index, wanted)
+                     if (keep is None or k.split(b"/", 1)[0] in keep) and k.split(b"/", 1)[0] not in drop]
             keys += found
             shard_ids += [index] * len(found)
         width = max((len(k) for k in keys), default=1)
         return np.asarray(shard_ids, dtype=np.int32), np.asarray(keys, dtype=f"S{width}")
+
+    def recording_ids(self) -> set[str]:
+        """The groups (recordings, for built stores) whose samples are complete in the store."""
+        return {group for shard in self.manifest()["shards"] for group in shard["groups"]}
 
     def _shard_keys(self, index: int, wanted: set[bytes] | None) -> list[bytes]:
         keys: list[bytes] = []
@@ -110,7 +134,33 @@ class LMDBStore:
             raw = txn.get(key, db=db)
         if raw is None:
             raise DataError(f"{self.path}: shard {name} has no record {key.decode(errors='replace')!r}")
+        if self.verify_on_read:
+            self._check_digest(shard, key, raw)
         return raw
+
+    def _check_digest(self, shard: int, key: bytes, raw: bytes) -> None:
+        """``verify_on_read``: the record must equal what its group's progress record committed."""
+        group = key.split(b"/", 1)[0]
+        expected = self._digests.get((shard, group))
+        if expected is None:
+            expected = self._digests[(shard, group)] = self._group_digests(shard, group)
+        name = self.manifest()["shards"][shard]["name"]
+        where = f"{self.path}: shard {name} record {key.decode(errors='replace')!r}"
+        if key not in expected:
+            raise DataError(f"{where}: not listed by a completed group (verify_on_read); run `babyvlm data verify`")
+        if digest(raw) != expected[key]:
+            raise DataError(f"{where}: content differs from the checksum committed with it (verify_on_read); "
+                            "the shard is damaged: run `babyvlm data verify`, then rebuild or restore the shard")
+
+    def _group_digests(self, shard: int, group: bytes) -> dict[bytes, str]:
+        env, db = self._handle(shard, PROGRESS_DB)
+        with _read_errors(f"{self.path}: shard {self.manifest()['shards'][shard]['name']} progress"), \
+                env.begin(buffers=False) as txn:
+            raw = txn.get(group, db=db)
+        record = unpack(raw) if raw is not None else {}
+        if record.get("status") != DONE:
+            return {}
+        return {bytes(k): d for k, d in record["entries"]}
 
     def get(self, shard: int, key: bytes) -> Sample:
         raw = self.get_raw(shard, key)
@@ -133,18 +183,45 @@ class LMDBStore:
             for key, raw in txn.cursor(db=db):
                 last[:] = [key]
                 if wanted is None or parse_key(key)[1] in wanted:
+                    if self.verify_on_read:
+                        self._check_digest(index, bytes(key), bytes(raw))
                     yield key, decode_sample(raw, f"{self.path}:{name}:{key.decode(errors='replace')}")
 
     def stats(self) -> dict[str, Any]:
+        """Counts per format/child/age month taken from the shards' own progress records (committed with
+        the samples), compared with the manifest's: ``manifest_verified`` says whether they agree, and
+        ``problems`` what differs (an edited or stale manifest). ``verify()`` re-reads every record."""
         manifest = self.manifest()
+        tally, problems = Tally(), []
+        for index, shard in enumerate(manifest["shards"]):
+            shard_tally = self._shard_tally(index)
+            if shard_tally.counts_only() != Tally.from_dict(shard["tally"]).counts_only():
+                problems.append(f"shard {shard['name']}: counts in the manifest differ from the shard's")
+            tally.merge(shard_tally)
+        counts = tally.counts_only()
+        if counts != manifest["counts"]:
+            problems.append(f"{self.path / MANIFEST_NAME}: counts {manifest['counts']} differ from the shards' "
+                            f"{counts} (the manifest was edited or is stale; `babyvlm data verify` checks every record)")
         return {"store": str(self.path), "type": manifest["store"], "shards": len(manifest["shards"]),
-                "shard_count": manifest["shard_count"], "counts": manifest["counts"],
-                "hours_of_video": round(manifest["video_seconds"] / 3600, 4),
-                "hours_in_video_clips": round(manifest["video_clip_seconds"] / 3600, 4),
+                "shard_count": manifest["shard_count"], "counts": counts,
+                "manifest_verified": not problems, "problems": problems,
+                "hours_of_video": round(tally.video_seconds / 3600, 4),
+                "hours_in_video_clips": round(tally.video_clip_seconds / 3600, 4),
                 "skips": manifest["skips"], "source": manifest["source"].get("name")}
 
+    def _shard_tally(self, index: int) -> Tally:
+        tally = Tally()
+        env, db = self._handle(index, PROGRESS_DB)
+        with _read_errors(f"{self.path}: shard {self.manifest()['shards'][index]['name']} progress"), \
+                env.begin() as txn:
+            for _, raw in txn.cursor(db=db):
+                record = unpack(raw)
+                if record.get("status") == DONE:
+                    tally.merge(Tally.from_dict(record["tally"]))
+        return tally
+
     def verify(self, decode_images: bool = True) -> VerifyReport:
-        return verify_store(self.path, decode_images=decode_images)
+        return verify_store(self.path, decode_images=decode_images, follow_symlinks=self.follow_symlinks)
 
     def close(self) -> None:
         """Release this process's handles on the store's shards (other handles on them reopen lazily)."""
@@ -152,30 +229,43 @@ class LMDBStore:
             for shard in read_manifest(self.path)["shards"]:
                 release_reader(self.path / shard["path"])
         self._manifest = None
+        self._digests.clear()
 
     # ---- merging --------------------------------------------------------------------------
     @classmethod
-    def merge(cls, inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Any]:
-        """Join finished shard builds into one store at ``out`` (copies the shard files)."""
+    def merge(cls, inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
+              log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        """Join finished shard builds into one store at ``out`` (a new or empty folder).
+
+        Every input shard must pass ``verify`` (digests, keys, counts; JPEGs are not decoded) before
+        anything is copied. The copy is built in a temp folder beside ``out`` and swapped in when
+        complete (``core.io.replaced_folder``), under a writer lock beside ``out``.
+        """
         out = Path(out)
-        if out.exists() and any(out.iterdir()):
-            raise DataError(f"merge: output {out} exists and is not empty")
-        manifests = [(Path(p), cls(p).manifest()) for p in inputs]
-        merged, pairs = merge_manifests(manifests)
-        staging = out.with_name(f".{out.name}.merging")
-        shutil.rmtree(staging, ignore_errors=True)
-        for src_dir, shard in pairs:
-            target = staging / SHARDS_DIR / shard["name"]
-            target.mkdir(parents=True)
-            env, _ = reader(src_dir / shard["path"], SAMPLES_DB)
-            with _read_errors(f"{src_dir}: shard {shard['name']} (copying it)"):
-                env.copy(str(target), compact=True)
-        for shard in merged["shards"]:
-            shard["path"] = f"{SHARDS_DIR}/{shard['name']}"
-        write_manifest(staging, merged)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
+        with WriterLock(out, "merging into it", beside=True) as lock:
+            if lock.stale_note():
+                log(lock.stale_note())
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise DataError(f"merge: output {out} exists and is not empty")
+            manifests = [(Path(p), cls(p).manifest()) for p in inputs]
+            merged, pairs = merge_manifests(manifests)
+            for src_dir, _ in manifests:
+                report = verify_store(src_dir, decode_images=False)
+                if not report.ok:
+                    first = (report.problems + report.corrupted + report.missing_keys + ["records missing, "
+                             "duplicated or orphaned"])[0]
+                    raise DataError(f"merge: {src_dir} fails verify ({first}); nothing was merged: "
+                                    f"run `babyvlm data verify {src_dir}`, rebuild or restore it")
+            with disk_errors(out, then="nothing was merged"), replaced_folder(out, what="merged store") as stage:
+                for src_dir, shard in pairs:
+                    target = stage / SHARDS_DIR / shard["name"]
+                    target.mkdir(parents=True)
+                    env, _ = reader(shard_folder(src_dir, shard["path"]), SAMPLES_DB)
+                    with _read_errors(f"{src_dir}: shard {shard['name']} (copying it)"):
+                        env.copy(str(target), compact=True)
+                for shard in merged["shards"]:
+                    shard["path"] = f"{SHARDS_DIR}/{shard['name']}"
+                write_manifest(stage, merged)
         return cls(out).manifest()
 
 

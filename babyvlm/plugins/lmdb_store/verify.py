@@ -19,7 +19,7 @@ import lmdb
 from babyvlm.core.errors import DataError
 from babyvlm.media import decode_jpeg
 from babyvlm.plugins.lmdb_store.codec import decode_sample, digest, parse_key
-from babyvlm.plugins.lmdb_store.envs import reader
+from babyvlm.plugins.lmdb_store.envs import reader, shard_folder
 from babyvlm.plugins.lmdb_store.manifest import MANIFEST_NAME, SHARDS_DIR, Tally, read_manifest
 from babyvlm.plugins.lmdb_store.writer import (
     DONE,
@@ -67,7 +67,7 @@ class VerifyReport:
         return out
 
 
-def verify_store(store_dir: Path, *, decode_images: bool = True) -> VerifyReport:
+def verify_store(store_dir: Path, *, decode_images: bool = True, follow_symlinks: bool = False) -> VerifyReport:
     store_dir = Path(store_dir)
     report = VerifyReport(str(store_dir))
     try:
@@ -79,7 +79,7 @@ def verify_store(store_dir: Path, *, decode_images: bool = True) -> VerifyReport
     seen_ids: set[bytes] = set()
     total = Tally()
     for entry in shard_entries:
-        tally = _verify_shard(store_dir, entry, seen_ids, report, decode_images)
+        tally = _verify_shard(store_dir, entry, seen_ids, report, decode_images, follow_symlinks)
         if tally is not None:
             total.merge(tally)
     if manifest is not None and total.counts_only() != manifest["counts"]:
@@ -100,9 +100,9 @@ def _shards_to_check(store_dir: Path, manifest: dict | None, report: VerifyRepor
 
 
 def _verify_shard(store_dir: Path, entry: dict[str, Any], seen_ids: set[bytes], report: VerifyReport,
-                  decode_images: bool) -> Tally | None:
-    path = store_dir / entry["path"]
+                  decode_images: bool, follow_symlinks: bool) -> Tally | None:
     try:
+        path = shard_folder(store_dir, entry["path"], follow_symlinks)
         env, samples = reader(path, SAMPLES_DB)
         _, progress = reader(path, PROGRESS_DB)
     except DataError as exc:

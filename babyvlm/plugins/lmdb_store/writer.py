@@ -9,6 +9,11 @@ first new samples, so a kill at any point leaves either the old group or a group
 record, which the next run redoes. Keys are deterministic, so a build killed at any point and rerun
 ends with no duplicate and no missing sample. ``finalize`` deletes the samples of groups that have no
 progress record (interrupted, and no longer in the source) and writes the manifest atomically.
+
+One writer per store: the writer holds ``STORE/.babyvlm.lock`` (``core.io.WriterLock``) from its creation
+to ``close()``, so a second build, import or resume into the same store is refused, naming the holder;
+the lock of a killed writer is taken over. A full disk during a commit becomes "no space left on
+device ..." and aborts only that transaction, so the store stays resumable.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import lmdb
 import msgpack
 
 from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import WriterLock, disk_errors
 from babyvlm.core.records import Sample, SkipReport
 from babyvlm.plugins.lmdb_store.codec import check_group_id, digest, encode_sample, make_key
 from babyvlm.plugins.lmdb_store.envs import open_writer_env
@@ -33,6 +39,8 @@ PROGRESS_DB = b"progress"
 META_DB = b"meta"
 SETTINGS_KEY = b"settings"
 DONE, FAILED = "done", "failed"
+# settings a store may lack because it was started before they were recorded: not a difference
+LATER_SETTINGS = ("root",)
 
 
 def pack(value: Any) -> bytes:
@@ -82,13 +90,22 @@ class ShardWriter:
         self.shard_index, self.shard_count = shard_index, shard_count
         self.name = shard_name(shard_index, shard_count)
         self.commit_every, self.on_commit = commit_every, on_commit
-        self._check_no_other_shards()
-        self.env = open_writer_env(self.store_dir / SHARDS_DIR / self.name, map_size)
-        self.samples = self.env.open_db(SAMPLES_DB)
-        self.progress = self.env.open_db(PROGRESS_DB)
-        self.meta = self.env.open_db(META_DB)
-        self._check_settings(settings)
-        self.committed = self._count_samples()
+        self.path = self.store_dir / SHARDS_DIR / self.name
+        self.lock = WriterLock(self.store_dir, "writing the store").acquire()
+        self.notes = [note] if (note := self.lock.stale_note()) else []  # for the caller to log
+        self.env: lmdb.Environment | None = None
+        try:
+            self._check_no_other_shards()
+            with disk_errors(self.path):
+                self.env = open_writer_env(self.path, map_size)
+                self.samples = self.env.open_db(SAMPLES_DB)
+                self.progress = self.env.open_db(PROGRESS_DB)
+                self.meta = self.env.open_db(META_DB)
+                self._check_settings(settings)
+            self.committed = self._count_samples()
+        except BaseException:
+            self.close()
+            raise
         self._group: str | None = None
         self._fingerprint: str | None = None
         self._replacing: str | None = None  # a group whose old keys the next commit deletes
@@ -115,11 +132,13 @@ class ShardWriter:
                 txn.put(SETTINGS_KEY, pack(settings), db=self.meta)
                 return
         previous = unpack(stored)
-        differing = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        differing = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k)
+                           and not (k in LATER_SETTINGS and k not in previous))
         if differing:
             details = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in differing[:5])
-            raise ConfigError(f"{self.store_dir} was started with different settings ({details}); "
-                              "rerun with the original options or use a new --out")
+            raise ConfigError(f"{self.store_dir} was started with different settings ({details}); nothing was "
+                              "written: rerun with the original options (same --source, --root and settings) "
+                              "or use a new --out")
 
     def _count_samples(self) -> int:
         with self.env.begin() as txn:
@@ -209,7 +228,7 @@ class ShardWriter:
         """Run ``write`` in one write transaction, growing the map (and retrying) when it is full."""
         while True:
             try:
-                with self.env.begin(write=True) as txn:
+                with disk_errors(self.path), self.env.begin(write=True) as txn:
                     return write(txn)
             except lmdb.MapFullError:
                 self._grow()
@@ -229,7 +248,8 @@ class ShardWriter:
         if expected_groups is not None:
             self._check_groups(set(shard["groups"]) | set(shard["failed_groups"]), expected_groups)
         manifest = assemble([shard], store=self.store_name, build=build, source=source)
-        write_manifest(self.store_dir, manifest)
+        with disk_errors(self.store_dir):
+            write_manifest(self.store_dir, manifest)
         return manifest
 
     def _delete_leftovers(self, txn: lmdb.Transaction) -> dict[str, int]:
@@ -280,7 +300,13 @@ class ShardWriter:
                 "errors": errors, "checksum": checksum.hexdigest(), "tally": tally.to_dict(), "skips": skips.to_dict()}
 
     def close(self) -> None:
-        self.env.close()
+        """Close the shard and release the store's writer lock (safe to call twice)."""
+        try:
+            if self.env is not None:
+                self.env.close()
+                self.env = None
+        finally:
+            self.lock.release()
 
 
 def _delete_group(txn: lmdb.Transaction, samples: Any, group: str) -> None:

@@ -9,8 +9,10 @@ frame when the scorer has no opinion). ``--shard i/N`` keeps the recordings whos
 falls in shard i. Builds resume: completed recordings are skipped unless their inputs changed — each
 progress record keeps a fingerprint of the recording (utterances, video size and mtime, the fields
 copied into samples), and a recording whose fingerprint differs is rebuilt; the build settings are
-guarded by the store (see ``lmdb_store.writer``). A source that yields no recording is an error, and
-nothing is written.
+guarded by the store (see ``lmdb_store.writer``), and so are the source and the corpus root: resuming
+with another ``--root`` or source is refused before anything is written, saying what differs. The
+store's writer lock refuses a second build into the same store. A source that yields no recording is
+an error, and nothing is written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import babyvlm
+from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.core.errors import DataError
-from babyvlm.core.records import IMAGE_TOKEN, Recording, Sample, SkipReport
+from babyvlm.core.io import disk_errors
+from babyvlm.core.records import Recording, Sample, SkipReport
 from babyvlm.media import iter_lazy_frames, probe_video
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
 from babyvlm.plugins.pretraining_set.frames import RoutedFrame, route_frames, storage_pixels
@@ -108,6 +113,9 @@ class RecordingSamples:
     def add_clip(self, clip: PlannedClip, frames: Mapping[float, RoutedFrame]) -> None:
         video = [frames[t] for t in clip.video_times]
         video_score = self.scorer.score_video([f.pixels for f in video], clip.text)
+        if video_score is not None and not math.isfinite(video_score):  # NaN passes every threshold test
+            self.report.skip("non_finite_score", f"{self._where(clip)} (video score {video_score!r})")
+            return
         if video_score is not None and video_score < self.scorer.video_threshold:
             self.report.skip("low_video_text_similarity", self._where(clip))
             return
@@ -119,7 +127,9 @@ class RecordingSamples:
         scores = self.scorer.score_images([f.pixels for f in images], [clip.text] * len(images))
         for number, frame in enumerate(images):
             score = None if scores is None else float(scores[number])
-            if score is not None and score < self.scorer.image_threshold:
+            if score is not None and not math.isfinite(score):
+                self.report.skip("non_finite_score", f"{self._where(clip)} frame {frame.time}s (image score {score!r})")
+            elif score is not None and score < self.scorer.image_threshold:
                 self.report.skip("low_image_text_similarity", f"{self._where(clip)} frame {frame.time}s")
             elif "image" in self.settings.formats:
                 self._add("image", f"{clip.index:06d}.{number:03d}", [frame], [clip.text],
@@ -128,8 +138,10 @@ class RecordingSamples:
         if scores is None:
             self.segments.append(_Segment(clip, frames[clip.middle_time], None))
         else:
-            best = max(range(len(images)), key=lambda i: scores[i])
-            self.segments.append(_Segment(clip, images[best], float(scores[best])))
+            finite = [i for i in range(len(images)) if math.isfinite(scores[i])]
+            if finite:
+                best = max(finite, key=lambda i: scores[i])
+                self.segments.append(_Segment(clip, images[best], float(scores[best])))
 
     def add_windows(self) -> None:
         if "interleaved" not in self.settings.formats:
@@ -197,11 +209,15 @@ class BuildPlan:
     commit_every: int = 256
     store: str = "lmdb"
     strict: bool = False
+    max_age_months: float | None = None  # keep only recordings of children up to this age (a developmental sweep)
 
     def content_settings(self) -> dict[str, Any]:
         """The settings a resumed build must share with the first attempt (and shards with each other)."""
-        return {"source": self.source, "source_options": self.source_options, "scorer": self.scorer,
-                "scorer_options": self.scorer_options, "store": self.store, **self.settings.to_dict()}
+        content = {"source": self.source, "source_options": self.source_options, "scorer": self.scorer,
+                   "scorer_options": self.scorer_options, "store": self.store, **self.settings.to_dict()}
+        if self.max_age_months is not None:  # absent otherwise, so stores built before it still resume
+            content["max_age_months"] = self.max_age_months
+        return content
 
 
 def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
@@ -209,20 +225,34 @@ def build_pretraining_set(plan: BuildPlan, log: Log = print) -> BuildResult:
     started = time.monotonic()
     shard_index, shard_count = plan.shard
     source = babyvlm.build("source", dict(type=plan.source, root=str(plan.root), **plan.source_options))
-    recordings = _first_checked(_recordings(source), source, plan)  # before anything is written
+    age_report = SkipReport()
+    recordings = _first_checked(_up_to_age(_recordings(source), plan.max_age_months, age_report), source, plan)
     scorer = babyvlm.build("scorer", dict(type=plan.scorer, **plan.scorer_options))
     store = babyvlm.build("store", plan.store, path=str(plan.out))
     content = plan.content_settings()
-    writer = store.writer(settings=content, shard_index=shard_index, shard_count=shard_count,
+    # the root is guarded on resume (another corpus must not be written into this store) but not
+    # compared between shards, which may be built on machines that mount the corpus elsewhere
+    root = os.path.realpath(plan.root)
+    writer = store.writer(settings={**content, "root": root}, shard_index=shard_index, shard_count=shard_count,
                           commit_every=plan.commit_every, on_commit=lambda n: log(f"commit: {n} samples in shard"))
-    write_build_config(plan.out, {**content, "root": str(plan.root), "shard": f"{shard_index}/{shard_count}",
-                                  "commit_every": plan.commit_every, "strict": plan.strict})
+    for note in getattr(writer, "notes", ()):
+        log(note)
+    try:
+        with disk_errors(plan.out):
+            write_build_config(plan.out, {**content, "root": root, "shard": f"{shard_index}/{shard_count}",
+                                          "commit_every": plan.commit_every, "strict": plan.strict})
+    except BaseException:
+        writer.close()
+        raise
     result = BuildResult(manifest={}, report=SkipReport())
     try:
         seen, mine = _build_shard(recordings, plan, scorer, writer, result, log)
         provenance = {"name": plan.source, "root": str(plan.root), "options": plan.source_options,
                       "recordings_total": len(seen), "recordings_digest": _digest(seen),
                       "report": source_skip_report(source).to_dict()}
+        if plan.max_age_months is not None:
+            provenance["age_filter"] = {"max_age_months": plan.max_age_months, **age_report.to_dict()}
+            log(f"age filter <= {plan.max_age_months} months: {age_report.summary()}")
         build = {**content, "shard": f"{shard_index}/{shard_count}"}
         result.manifest = writer.finalize(build=build, source=provenance, expected_groups=mine)
         _log_leftovers(getattr(writer, "removed_leftovers", {}), result, log)
@@ -300,6 +330,19 @@ def _recordings(source: Any) -> Iterator[Recording]:
         if not isinstance(recording, Recording):
             raise DataError(f"source yielded a {type(recording).__name__}, not a Recording")
         yield recording
+
+
+def _up_to_age(recordings: Iterator[Recording], max_age: float | None, report: SkipReport) -> Iterator[Recording]:
+    """The recordings of children up to ``max_age`` months; older ones and ones without an age are counted."""
+    for recording in recordings:
+        if max_age is None:
+            yield recording
+        elif recording.age_months is None:
+            report.skip("no_age", recording.recording_id)
+        elif recording.age_months > max_age:
+            report.skip("older_than_max_age", f"{recording.recording_id} ({recording.age_months:.1f} months)")
+        else:
+            yield recording
 
 
 def _check_unique(recording: Recording, seen: dict[str, Path]) -> None:

@@ -15,7 +15,7 @@ from babyvlm.core.io import parse_key_values
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, build_pretraining_set
 from babyvlm.plugins.pretraining_set.clips import BuildSettings
 from babyvlm.plugins.pretraining_set.llava_io import export_llava, import_llava
-from babyvlm.plugins.pretraining_set.stores import open_store, store_type
+from babyvlm.plugins.pretraining_set.stores import open_store, store_type, write_build_config
 
 DEFAULTS = BuildSettings()
 
@@ -98,7 +98,8 @@ def build_command(source_name: str, root: str, out: str, source_opt: tuple[str, 
 def merge_command(stores: tuple[str, ...], out: str) -> None:
     """Join shard builds (disjoint --shard i/N builds) into one store."""
     kind = store_type(stores[0])
-    manifest = babyvlm.registry.get("store", kind).merge(list(stores), out)
+    manifest = babyvlm.registry.get("store", kind).merge(list(stores), out, log=lambda line: click.echo(line))
+    write_build_config(out, {"store": kind, "merged_from": [str(Path(s).resolve()) for s in stores]})
     click.echo(f"merged {len(manifest['shards'])} shards, {manifest['counts']['total']} samples into {out}")
 
 
@@ -121,6 +122,8 @@ def stats_command(store: str, as_json: bool) -> None:
     stats = open_store(store).stats()
     if as_json:
         click.echo(json.dumps(stats, indent=1))
+        if not stats.get("manifest_verified", True):
+            sys.exit(1)
         return
     counts = stats["counts"]
     click.echo(f"store: {stats['store']} ({stats['type']}, {stats['shards']} shard(s) of {stats['shard_count']})")
@@ -129,15 +132,21 @@ def stats_command(store: str, as_json: bool) -> None:
     click.echo("by age month: " + ", ".join(f"{k}: {v}" for k, v in counts["by_age_month"].items()))
     click.echo(f"hours of video: {stats['hours_of_video']:.3f}  in video clips: {stats['hours_in_video_clips']:.3f}")
     click.echo("skipped: " + (", ".join(f"{k}: {v}" for k, v in stats["skips"]["counts"].items()) or "0"))
+    if not stats.get("manifest_verified", True):  # counts above are the shards'; the manifest disagrees
+        for problem in stats["problems"]:
+            click.echo(f"unverified manifest: {problem}")
+        sys.exit(1)
 
 
 @data_group.command("export")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["llava"]), default="llava", show_default=True)
-def export_command(store: str, out: str, fmt: str) -> None:
-    """Write the store as LLaVA conversation JSON + a JPEG folder."""
-    export_llava(store, out, log=lambda line: click.echo(line))
+@click.option("--image-lists", is_flag=True, help="Write 'image' as a list even for one image (default: a string, "
+              "LLaVA-1.5's form).")
+def export_command(store: str, out: str, fmt: str, image_lists: bool) -> None:
+    """Write the store as LLaVA conversation JSON + a JPEG folder (replacing an older export there whole)."""
+    export_llava(store, out, log=lambda line: click.echo(line), image_lists=image_lists)
 
 
 @data_group.command("import")
@@ -146,6 +155,8 @@ def export_command(store: str, out: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["llava"]), default="llava", show_default=True)
 @click.option("--store", default="lmdb", show_default=True)
 @click.option("--commit-every", type=int, default=256, show_default=True)
-def import_command(json_path: str, out: str, fmt: str, store: str, commit_every: int) -> None:
+@click.option("--strict", is_flag=True, help="Refuse the file at the first unusable conversation instead of counting it.")
+def import_command(json_path: str, out: str, fmt: str, store: str, commit_every: int, strict: bool) -> None:
     """Build a store from LLaVA JSON (image paths relative to the JSON's folder)."""
-    import_llava(Path(json_path), out, store=store, commit_every=commit_every, log=lambda line: click.echo(line))
+    import_llava(Path(json_path), out, store=store, commit_every=commit_every, strict=strict,
+                 log=lambda line: click.echo(line))

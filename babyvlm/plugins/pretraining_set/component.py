@@ -1,8 +1,8 @@
 """Builder component ``pretraining_set``: the three-format pretraining set as a registered builder,
 so an ``Experiment`` (or any Python code) builds and reads stores by name, like the CLI does.
 
-Store keys are ``RECORDING/FORMAT/LOCAL`` (the store contract), so samples are split by recording
-without decoding them.
+Samples are chosen by recording through the store's public API (``recording_ids``, ``list_keys(groups=...)``),
+without decoding them and without knowing the store's key or file layout.
 """
 
 from __future__ import annotations
@@ -13,21 +13,13 @@ from typing import Any
 
 import torch
 
+from babyvlm import media
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.specs import parse_spec
 from babyvlm.plugins.pretraining_set.builder import BuildPlan, BuildResult, build_pretraining_set
 from babyvlm.plugins.pretraining_set.clips import BuildSettings
 from babyvlm.plugins.pretraining_set.dataset import PretrainingDataset
 from babyvlm.plugins.pretraining_set.stores import open_store
-
-
-def _name_and_options(spec: str | Mapping[str, Any], what: str) -> tuple[str, dict[str, Any]]:
-    if isinstance(spec, str):
-        return spec, {}
-    if isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
-        options = dict(spec)
-        return options.pop("type"), options
-    raise ConfigError(f"builder 'pretraining_set': {what} must be a registered name or dict(type=name, ...), "
-                      f"got {spec!r}")
 
 
 class PretrainingSetBuilder:
@@ -35,7 +27,7 @@ class PretrainingSetBuilder:
     ``dataset(out, ...)`` reads them back, optionally only some formats or recordings."""
 
     def __init__(self, store: str = "lmdb", scorer: str | Mapping[str, Any] = "none", commit_every: int = 256,
-                 strict: bool = False, **settings: Any):
+                 strict: bool = False, verify_on_read: bool = False, **settings: Any):
         try:
             self.settings = BuildSettings(**settings)
         except TypeError as exc:
@@ -44,22 +36,32 @@ class PretrainingSetBuilder:
             raise ConfigError(f"builder 'pretraining_set': strict must be true or false, got {strict!r}")
         if not isinstance(commit_every, int) or isinstance(commit_every, bool) or commit_every < 1:
             raise ConfigError(f"builder 'pretraining_set': commit_every must be a whole number >= 1, got {commit_every!r}")
-        self.scorer, self.scorer_options = _name_and_options(scorer, "scorer")
+        self.scorer, self.scorer_options = parse_spec(scorer, "builder 'pretraining_set': scorer")
+        if not isinstance(verify_on_read, bool):
+            raise ConfigError(f"builder 'pretraining_set': verify_on_read must be true or false, got {verify_on_read!r}")
         self.store, self.commit_every, self.strict = store, commit_every, strict
+        self.verify_on_read = verify_on_read
 
     def build(self, source: str | Mapping[str, Any], root: str | os.PathLike, out: str | os.PathLike, *,
-              shard: tuple[int, int] = (0, 1), log: Callable[[str], None] = print) -> BuildResult:
-        name, options = _name_and_options(source, "source")
+              shard: tuple[int, int] = (0, 1), max_age_months: float | None = None,
+              log: Callable[[str], None] = print) -> BuildResult:
+        """Cut ``source`` under ``root`` into the store ``out``; ``max_age_months`` keeps only recordings of
+        children up to that age (recordings without an age are counted as skipped)."""
+        name, options = parse_spec(source, "builder 'pretraining_set': source")
+        if max_age_months is not None and (isinstance(max_age_months, bool) or not isinstance(max_age_months, (int, float))
+                                           or max_age_months <= 0):
+            raise ConfigError(f"max_age_months must be a number of months > 0, got {max_age_months!r}")
         plan = BuildPlan(source=name, root=root, out=out, source_options=options, scorer=self.scorer,
                          scorer_options=self.scorer_options, settings=self.settings, shard=shard,
-                         commit_every=self.commit_every, store=self.store, strict=self.strict)
+                         commit_every=self.commit_every, store=self.store, strict=self.strict,
+                         max_age_months=max_age_months)
         return build_pretraining_set(plan, log=log)
 
     def describe(self, out: str | os.PathLike) -> dict[str, Any]:
         return open_store(out).stats()
 
     def recording_ids(self, out: str | os.PathLike) -> set[str]:
-        return {group for shard in open_store(out).manifest()["shards"] for group in shard["groups"]}
+        return open_store(out).recording_ids()
 
     def texts(self, out: str | os.PathLike, recordings: Iterable[str] | None = None,
               exclude_recordings: Iterable[str] | None = None) -> list[str]:
@@ -83,13 +85,11 @@ class PretrainingSetBuilder:
         return list(seen.values())
 
     def dataset(self, out: str | os.PathLike, formats: Iterable[str] | None = None,
-                recordings: Iterable[str] | None = None,
-                exclude_recordings: Iterable[str] | None = None) -> torch.utils.data.Dataset:
-        data = PretrainingDataset(out, formats=list(formats) if formats else None)
-        if recordings is None and not exclude_recordings:
-            return data
-        keep = None if recordings is None else {r.encode() for r in recordings}
-        drop = {r.encode() for r in exclude_recordings or ()}
-        groups = [bytes(key).split(b"/", 1)[0] for key in data.keys]
-        chosen = [i for i, g in enumerate(groups) if (keep is None or g in keep) and g not in drop]
-        return torch.utils.data.Subset(data, chosen)
+                recordings: Iterable[str] | None = None, exclude_recordings: Iterable[str] | None = None,
+                blank_images: bool = False) -> torch.utils.data.Dataset:
+        """The store's samples (optionally some formats or recordings); ``blank_images`` replaces every
+        image by its mean colour (how a blind twin is trained: same recipe, nothing to see)."""
+        transform = media.blank_images if blank_images else None
+        return PretrainingDataset(out, formats=list(formats) if formats else None, recordings=recordings,
+                                  exclude_recordings=exclude_recordings, verify_on_read=self.verify_on_read,
+                                  transform=transform)

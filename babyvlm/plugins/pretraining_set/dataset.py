@@ -4,12 +4,15 @@ Each item is ``{"sample_id", "format", "images": [uint8 HxWx3 arrays], "conversa
 ``collate_samples`` keeps a batch as a list of those dicts (the model's ``prepare_batch`` turns
 them into tensors). The store is opened lazily in each process, so DataLoader workers never share
 LMDB handles; only the compact key index (numpy arrays) is built up front and copied to workers.
+``recordings`` / ``exclude_recordings`` choose samples by recording through the store's
+``list_keys(groups=...)``; ``verify_on_read`` opens the store so that every record read is checked
+against the checksum committed with it (a flipped byte fails the batch that meets it, naming it).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -24,14 +27,25 @@ class PretrainingDataset(torch.utils.data.Dataset):
     """Decoded samples of a store (optionally only some formats), in store order."""
 
     def __init__(self, store: Any, formats: Sequence[str] | None = None,
-                 transform: Callable[[dict[str, Any]], Any] | None = None):
-        self.store = open_store(store) if isinstance(store, (str, os.PathLike)) else store
+                 transform: Callable[[dict[str, Any]], Any] | None = None, *,
+                 recordings: Iterable[str] | None = None, exclude_recordings: Iterable[str] | None = None,
+                 verify_on_read: bool = False):
+        if isinstance(store, (str, os.PathLike)):
+            store = open_store(store, verify_on_read=True) if verify_on_read else open_store(store)
+        elif verify_on_read and not getattr(store, "verify_on_read", False):
+            raise ConfigError(f"{store!r}: verify_on_read needs a store opened with verify_on_read=True")
+        self.store = store
         unknown = sorted(set(formats or ()) - set(SAMPLE_FORMATS))
         if unknown:
             raise ConfigError(f"unknown sample format(s) {unknown}; formats are {', '.join(SAMPLE_FORMATS)}")
         self.formats = tuple(formats) if formats else None
         self.transform = transform
-        self.shard_ids, self.keys = self.store.list_keys(self.formats)
+        if recordings is None and not exclude_recordings:
+            self.shard_ids, self.keys = self.store.list_keys(self.formats)
+        else:
+            self.shard_ids, self.keys = self.store.list_keys(
+                self.formats, groups=None if recordings is None else list(recordings),
+                exclude_groups=list(exclude_recordings or ()))
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -1,77 +1,93 @@
 """LLaVA conversation JSON + JPEG folder <-> sample store.
 
-Export writes ``OUT/data.json`` (a list of ``{"id", "image": [paths], "conversations", "format",
-"meta"}``; each ``<image>`` consumes the next path) and ``OUT/images/NNNNN/*.jpg`` (the stored JPEG
-bytes, unchanged); the JSON appears only complete (streamed to a unique temp file that is removed if
-the export fails). Import reads such a JSON: image paths are relative to the JSON's folder, and a
-path that is absolute or leaves that folder is refused, naming the record and the path. Every record
-is checked — every image fully decoded — before the store is created or opened, so bad input leaves
-nothing behind; imports resume like builds (groups of records).
+Export writes ``OUT/data.json`` (a list of ``{"id", "image", "conversations", "format", "meta"}``; a
+single image is a path string, LLaVA-1.5's form, several are a list — ``image_lists`` writes a list
+always; each ``<image>`` consumes the next path), ``OUT/images/NNNNN/*.jpg`` (the stored JPEG bytes,
+unchanged) and the marker ``OUT/export.json``. The whole folder is written aside and swapped in when
+complete (``core.io.replaced_folder``): a failed export (a full disk, a damaged store) leaves nothing,
+and exporting over an older export replaces it whole; a folder that is not an export is refused. One
+exporter per folder (a ``WriterLock`` beside it).
+
+Import reads such a JSON: image paths are relative to the JSON's folder, and a path that is absolute or
+leaves that folder is refused, naming the record and the path. Every record is checked — every image
+fully decoded, every conversation alternating human/gpt with ``<image>`` only in human turns — before
+the store is created or opened, so bad input leaves nothing behind; records with a conversation that
+is not usable (empty, unknown roles, gpt first, turns not alternating, no final gpt answer, a NUL
+byte, ``<image>`` in a gpt turn) are counted by reason (``strict`` refuses the file instead). Records whose images all carry one SAYCam-style
+frame name (``{stem}_{start_ms}_{end_ms}_frame_{k}.jpg``) are grouped by that recording (with its child,
+date and age in ``meta``); the rest in chunks of 1000. Imports resume like builds (by group).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from PIL import Image
 
-from babyvlm.core.errors import DataError
-from babyvlm.core.io import load_json, path_inside
-from babyvlm.core.records import IMAGE_TOKEN, SAMPLE_FORMATS, Sample, SkipReport
+from babyvlm.core.constants import IMAGE_TOKEN
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import (
+    WriterLock,
+    atomic_write_json,
+    disk_errors,
+    load_json,
+    path_inside,
+    regular_file,
+    replaced_folder,
+)
+from babyvlm.core.records import SAMPLE_FORMATS, Sample, SkipReport
 from babyvlm.media import encode_jpeg
 from babyvlm.plugins.pretraining_set.stores import open_store, write_build_config
+from babyvlm.plugins.saycam.names import parse_frame_name, parse_video_stem
 
 EXPORT_JSON = "data.json"
+EXPORT_MARKER = "export.json"
+EXPORT_SCHEMA = "babyvlm.llava_export"
 IMAGES_DIR = "images"
 JPEG_MAGIC = b"\xff\xd8\xff"
 IMPORT_GROUP_SIZE = 1000
+ROLES = ("human", "gpt")
 
 Log = Callable[[str], None]
 
 
-def export_llava(store_path: str | os.PathLike, out: str | os.PathLike, log: Log = print) -> Path:
-    """Write the store as LLaVA JSON + JPEG files; the JSON appears (atomically) only when complete."""
+def export_llava(store_path: str | os.PathLike, out: str | os.PathLike, log: Log = print,
+                 image_lists: bool = False) -> Path:
+    """Write the store as LLaVA JSON + JPEG files into ``out``, swapped in whole when complete."""
+    if not isinstance(image_lists, bool):
+        raise ConfigError(f"export: image_lists must be true or false, got {image_lists!r}")
     store, out = open_store(store_path), Path(out)
-    target = out / EXPORT_JSON
     count = 0
-    with _streamed_file(target) as handle:
-        handle.write("[")
-        for count, (_, sample) in enumerate(store.iter_samples(), start=1):
-            paths = _write_images(out, count - 1, sample.images)
-            record = {"id": sample.sample_id, "image": paths, "conversations": sample.conversations,
-                      "format": sample.format, "meta": sample.meta}
-            handle.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
-        handle.write("\n]\n")
+    with WriterLock(out, "exporting into it", beside=True) as lock:
+        if lock.stale_note():
+            log(lock.stale_note())
+        then = "no partial export was left; an older export there is unchanged"
+        with disk_errors(out, then=then), replaced_folder(out, marker=EXPORT_MARKER, what="LLaVA export") as stage:
+            with open(stage / EXPORT_JSON, "w", encoding="utf-8") as handle:
+                handle.write("[")
+                for count, (_, sample) in enumerate(store.iter_samples(), start=1):
+                    paths = _write_images(stage, count - 1, sample.images)
+                    image: str | list[str] = paths[0] if len(paths) == 1 and not image_lists else paths
+                    record = {"id": sample.sample_id, "image": image, "conversations": sample.conversations,
+                              "format": sample.format, "meta": sample.meta}
+                    handle.write(("\n" if count == 1 else ",\n") + json.dumps(record, ensure_ascii=False))
+                handle.write("\n]\n")
+            atomic_write_json(stage / EXPORT_MARKER, {"schema": EXPORT_SCHEMA, "version": 1, "store": str(store_path),
+                                                      "samples": count, "image_lists": image_lists})
+    target = out / EXPORT_JSON
     log(f"exported {count} samples to {target}")
     return target
 
 
-@contextlib.contextmanager
-def _streamed_file(target: Path) -> Iterator[io.TextIOBase]:
-    """Like ``core.io.atomic_write_text``, for output too large to hold in memory: written to a unique
-    temp file in the target's folder, renamed over the target when complete, removed on any failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            yield stream
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _write_images(out: Path, ordinal: int, images: list[bytes]) -> list[str]:
-    folder = Path(IMAGES_DIR) / f"{ordinal // 1000:05d}"
+    folder = Path(IMAGES_DIR) / f"{ordinal // IMPORT_GROUP_SIZE:05d}"
     (out / folder).mkdir(parents=True, exist_ok=True)
     paths = []
     for number, data in enumerate(images):
@@ -89,18 +105,22 @@ class _Record:
     images: list[Path]
     conversations: list[dict[str, str]]
     meta: dict[str, Any]
+    group: str | None = None  # the SAYCam recording its frame names name, if any
 
 
-def read_llava_json(json_path: str | os.PathLike, report: SkipReport) -> list[_Record]:
-    """Parse and check every record; DataError names the file, the record and what is wrong."""
+def read_llava_json(json_path: str | os.PathLike, report: SkipReport, strict: bool = False) -> list[_Record]:
+    """Parse and check every record; DataError names the file, the record and what is wrong.
+    Records with unusable conversations are counted in ``report`` (raised with ``strict``)."""
     json_path = Path(json_path)
     data = load_json(json_path)
     if not isinstance(data, list):
         raise DataError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
+    if not data:
+        raise DataError(f"{json_path}: the list of records is empty; nothing to import")
     root = json_path.resolve().parent
     records, owners = [], {}
     for position, raw in enumerate(data):
-        record = _check_record(raw, position, json_path, root, report)
+        record = _check_record(raw, position, json_path, root, report, strict)
         if record is None:
             continue
         if record.sample_id in owners:
@@ -108,20 +128,30 @@ def read_llava_json(json_path: str | os.PathLike, report: SkipReport) -> list[_R
                             f"and #{position}")
         owners[record.sample_id] = position
         records.append(record)
+    if not records:
+        raise DataError(f"{json_path}: no usable record ({report.summary()}); nothing to import")
     return records
 
 
-def _check_record(raw: Any, position: int, json_path: Path, root: Path, report: SkipReport) -> _Record | None:
+def _check_record(raw: Any, position: int, json_path: Path, root: Path, report: SkipReport,
+                  strict: bool) -> _Record | None:
     where = f"{json_path} record #{position}"
     if not isinstance(raw, dict) or "id" not in raw or not isinstance(raw["id"], (str, int)):
         raise DataError(f"{where}: expected an object with an 'id'")
     sample_id = str(raw["id"])
     where = f"{json_path} record {sample_id!r} (#{position})"
     turns = raw.get("conversations")
-    if not isinstance(turns, list) or not turns or not all(
+    if not isinstance(turns, list) or not all(
         isinstance(t, dict) and isinstance(t.get("from"), str) and isinstance(t.get("value"), str) for t in turns
     ):
-        raise DataError(f"{where}: 'conversations' must be a non-empty list of {{'from', 'value'}} strings")
+        raise DataError(f"{where}: 'conversations' must be a list of {{'from', 'value'}} strings")
+    problem = conversation_problem(turns)
+    if problem is not None:
+        reason, detail = problem
+        if strict:
+            raise DataError(f"{where}: {detail} (strict: refused; without --strict it is counted as {reason})")
+        report.skip(reason, f"{where} ({detail})")
+        return None
     image_field = raw.get("image")
     if image_field is None:
         report.skip("text_only_record", where)
@@ -137,16 +167,60 @@ def _check_record(raw: Any, position: int, json_path: Path, root: Path, report: 
     for name, path in zip(names, images, strict=True):
         _check_decodes(path, f"{where}: image {name!r}")
     fmt = raw.get("format") if raw.get("format") in SAMPLE_FORMATS else _infer_format(conversations, len(images))
-    meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
-    return _Record(position, sample_id, fmt, images, conversations, meta)
+    meta = dict(raw.get("meta")) if isinstance(raw.get("meta"), dict) else {}
+    group = _recording_of_frames(names, meta)
+    return _Record(position, sample_id, fmt, images, conversations, meta, group)
+
+
+def conversation_problem(turns: list[dict[str, str]]) -> tuple[str, str] | None:
+    """``(skip reason, detail)`` for a conversation a LLaVA template cannot train on, else None: turns
+    must alternate human, gpt, human, gpt ..., start with human, end with gpt, and ``<image>`` only
+    appears in human turns."""
+    if not turns:
+        return "empty_conversation", "no turns"
+    unknown = sorted({t["from"] for t in turns} - set(ROLES))
+    if unknown:
+        return "unknown_role", f"role(s) {', '.join(map(repr, unknown))}; expected 'human' and 'gpt'"
+    if turns[0]["from"] != "human":
+        return "gpt_turn_first", "the first turn is gpt; conversations start with a human turn"
+    for number, (before, after) in enumerate(zip(turns, turns[1:], strict=False), start=1):
+        if before["from"] == after["from"]:
+            return "turns_not_alternating", f"turns {number - 1} and {number} are both {after['from']!r}"
+    if turns[-1]["from"] != "gpt":
+        return "no_final_answer", "the last turn is human; conversations end with a gpt answer"
+    for number, turn in enumerate(turns):
+        if "\x00" in turn["value"]:
+            return "nul_byte", f"turn {number} contains a NUL byte"
+    for number, turn in enumerate(turns):
+        if turn["from"] == "gpt" and IMAGE_TOKEN in turn["value"]:
+            return "image_token_in_gpt_turn", f"turn {number} (gpt) contains {IMAGE_TOKEN}"
+    return None
+
+
+def _recording_of_frames(names: list[str], meta: dict[str, Any]) -> str | None:
+    """The SAYCam recording all images' frame names belong to (adding its child/date/age and clip to
+    ``meta`` where missing), or None when they are not frame names of one recording."""
+    try:
+        frames = [parse_frame_name(PureWindowsPath(PurePosixPath(name).name).name) for name in names]
+        video = parse_video_stem(frames[0].stem)
+    except ValueError:
+        return None
+    if any(frame.stem != video.stem for frame in frames):
+        return None
+    starts, ends = [f.start_ms for f in frames], [f.end_ms for f in frames]
+    recovered = {"recording_id": video.stem, "source": "saycam", "child": video.child, "date": video.date,
+                 "age_months": video.age_months, "clip": [min(starts) / 1000.0, max(ends) / 1000.0]}
+    for key, value in recovered.items():
+        meta.setdefault(key, value)
+    return video.stem
 
 
 def _image_file(root: Path, name: str, where: str) -> Path:
     """The image file, refusing absolute paths and paths (or links) that lead out of ``root``."""
     resolved = path_inside(root, name, f"{where}: image")
-    if not resolved.is_file():
+    if not resolved.exists():
         raise DataError(f"{where}: image {name!r} not found under {root}")
-    return resolved
+    return regular_file(resolved, f"{where}: image {name!r}")  # a FIFO would block the import forever
 
 
 def _check_decodes(path: Path, where: str) -> None:
@@ -177,31 +251,46 @@ def _jpeg_bytes(path: Path, where: str) -> bytes:
 
 
 def import_llava(json_path: str | os.PathLike, out: str | os.PathLike, *, store: str = "lmdb",
-                 commit_every: int = 256, log: Log = print) -> dict[str, Any]:
+                 commit_every: int = 256, strict: bool = False, log: Log = print) -> dict[str, Any]:
     """Build a store from LLaVA JSON; returns its manifest."""
     json_path = Path(json_path)
     report = SkipReport()
-    records = read_llava_json(json_path, report)
+    records = read_llava_json(json_path, report, strict=strict)
     fingerprint = "sha256:" + hashlib.sha256(json_path.read_bytes()).hexdigest()
     settings = {"importer": "llava", "json_sha256": fingerprint, "store": store}
     target = open_store(out, store) if Path(out).is_dir() else _new_store(out, store)
     writer = target.writer(settings=settings, commit_every=commit_every)
-    write_build_config(out, {**settings, "json": str(json_path), "commit_every": commit_every})
-    groups = [records[i:i + IMPORT_GROUP_SIZE] for i in range(0, len(records), IMPORT_GROUP_SIZE)]
-    group_ids = {f"llava-{n:06d}" for n in range(len(groups))}
+    for note in getattr(writer, "notes", ()):
+        log(note)
     try:
+        with disk_errors(out):
+            write_build_config(out, {**settings, "json": str(json_path), "commit_every": commit_every})
+        groups = _groups(records)
         done = writer.done_groups()
-        for number, chunk in enumerate(groups):
-            group = f"llava-{number:06d}"
+        for group, chunk in groups.items():
             if group not in done:
                 _import_group(writer, group, chunk, json_path)
         source = {"name": "llava-json", "root": str(json_path), "options": {}, "recordings_total": len(groups),
                   "recordings_digest": fingerprint, "report": report.to_dict()}
-        manifest = writer.finalize(build={**settings, "shard": "0/1"}, source=source, expected_groups=group_ids)
+        manifest = writer.finalize(build={**settings, "shard": "0/1"}, source=source, expected_groups=set(groups))
     finally:
         writer.close()
-    log(f"imported {manifest['counts']['total']} samples from {json_path} ({report.summary()})")
+    recovered = sum(1 for group in groups if not group.startswith("llava-"))
+    note = f"; {recovered} recording(s) recovered from frame names" if recovered else ""
+    log(f"imported {manifest['counts']['total']} samples from {json_path}{note} ({report.summary()})")
     return manifest
+
+
+def _groups(records: list[_Record]) -> dict[str, list[_Record]]:
+    """Records by recording (from frame names), in order of first appearance; the rest in chunks."""
+    groups: dict[str, list[_Record]] = {}
+    loose = [r for r in records if r.group is None]
+    for record in records:
+        if record.group is not None:
+            groups.setdefault(record.group, []).append(record)
+    for number, start in enumerate(range(0, len(loose), IMPORT_GROUP_SIZE)):
+        groups[f"llava-{number:06d}"] = loose[start:start + IMPORT_GROUP_SIZE]
+    return groups
 
 
 def _new_store(out: str | os.PathLike, store: str) -> Any:

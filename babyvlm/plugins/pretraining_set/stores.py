@@ -1,4 +1,9 @@
-"""Opening sample stores by path (the store type comes from the manifest) and build-config files."""
+"""Opening sample stores by path, and the builder's own ``build_config.json`` next to each store.
+
+The pretraining set knows a store only through its public API: the store type of a folder is read
+from ``build_config.json``, which ``data build``, ``data import`` and ``data merge`` write (the
+pretraining set's file, not the store's), never from the store's own files.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +17,26 @@ import babyvlm
 from babyvlm.core.errors import DataError
 from babyvlm.core.io import atomic_write_text, load_json
 
-MANIFEST_NAME = "manifest.json"
 BUILD_CONFIG_NAME = "build_config.json"
 DEFAULT_STORE = "lmdb"
 
 
 def store_type(path: str | os.PathLike) -> str:
-    """The registered store name recorded in the manifest (or the build config of an unfinished build)."""
+    """The registered store name recorded in the folder's build config (the default store without one)."""
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such store folder")
-    for name in (MANIFEST_NAME, BUILD_CONFIG_NAME):
-        candidate = folder / name
-        if candidate.is_file():
-            data = load_json(candidate)
-            if isinstance(data, dict) and isinstance(data.get("store"), str):
-                return data["store"]
+    candidate = folder / BUILD_CONFIG_NAME
+    if candidate.is_file():
+        data = load_json(candidate)
+        if isinstance(data, dict) and isinstance(data.get("store"), str):
+            return data["store"]
     return DEFAULT_STORE
 
 
-def open_store(path: str | os.PathLike, store: str | None = None) -> Any:
-    return babyvlm.build("store", store or store_type(path), path=str(path))
+def open_store(path: str | os.PathLike, store: str | None = None, **options: Any) -> Any:
+    """The store at ``path`` (its type read from the folder unless given); ``options`` go to the store."""
+    return babyvlm.build("store", store or store_type(path), path=str(path), **options)
 
 
 def write_build_config(out: str | os.PathLike, config: Mapping[str, Any]) -> Path:

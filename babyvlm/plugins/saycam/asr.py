@@ -3,11 +3,13 @@ list form, read into per-video utterance candidates. Bad entries are counted as 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from babyvlm.core.errors import DataError
 from babyvlm.core.io import load_json
+from babyvlm.core.sources import time_problem
 from babyvlm.plugins.saycam.names import parse_frame_name, transcript_target, video_reference
 from babyvlm.plugins.saycam.transcripts import Candidate, Skip
 
@@ -40,7 +42,7 @@ def _object_form(data: dict, path: Path, where: str, skip: Skip) -> tuple[str, l
         try:
             candidates.append(_object_entry(entry, at))
         except ValueError as exc:
-            skip("bad_asr_utterance", f"{at} ({exc})")
+            skip(getattr(exc, "reason", "bad_asr_utterance"), f"{at} ({exc})")
     return stem, candidates
 
 
@@ -86,9 +88,19 @@ def _object_entry(entry: Any, at: str) -> Candidate:
     return Candidate(start / 1000.0, None if end is None else end / 1000.0, text, speaker, at)
 
 
+class EntryProblem(ValueError):
+    """An ASR entry that is not data, counted under its own ``reason`` instead of ``bad_asr_utterance``."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
 def _milliseconds(value: Any, key: str, *, required: bool) -> float | None:
     if value is None and not required:
         return None
+    if isinstance(value, float) and not math.isfinite(value):  # Python's json reads NaN/Infinity as numbers
+        raise EntryProblem(*time_problem(value, key))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"{key!r} must be a number of milliseconds >= 0, got {value!r}")
     return float(value)

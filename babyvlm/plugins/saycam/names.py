@@ -8,8 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
+from babyvlm.core.constants import DAYS_PER_MONTH  # AAAA ages are months + days
+
 CHILDREN: tuple[str, ...] = ("S", "A", "Y")
-DAYS_PER_MONTH = 30.44  # mean Gregorian month; AAAA ages are months + days
 VIDEO_SUFFIX = ".mp4"
 # Anything with these suffixes "looks like a video": if its name does not parse, it is counted, not ignored.
 VIDEO_LIKE_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})

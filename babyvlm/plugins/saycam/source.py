@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport, Utterance
-from babyvlm.core.sources import ScannedSource, error_detail
+from babyvlm.core.sources import DEFAULT_MAX_UTTERANCE_CHARS, HOSTILE_REASONS, ScannedSource, error_detail
 from babyvlm.plugins.saycam.asr import ASR_SUFFIX, read_asr
 from babyvlm.plugins.saycam.names import (
     CHILDREN,
@@ -62,6 +62,13 @@ STRICT_REASONS: dict[str, str] = {
     "unreadable_asr": "unreadable ASR transcript",
     "duplicate_transcript": "a second transcript for a video that already has one",
     "unreadable_video": "video cannot be probed (truncated or corrupt)",
+    "video_name_mismatch": "a transcript row's Video Name names another video than the file's name",
+}
+
+
+HOSTILE_ROW_REASONS: dict[str, str] = {
+    **{reason: HOSTILE_REASONS[reason] for reason in ("nul_byte", "utterance_too_long", "bad_time")},
+    "video_name_mismatch": STRICT_REASONS["video_name_mismatch"],
 }
 
 
@@ -103,7 +110,9 @@ class SaycamSource(ScannedSource[_Index]):
     "seconds" | "excel_days" for bare-number time cells; ``children`` e.g. "S" or ("S", "Y");
     ``include_untranscribed`` also yield videos without usable utterances (empty list);
     ``probe`` read each video's header while iterating (fps/size/duration into ``meta``, given ends
-    clamped to the duration, open ends left ``None``, unreadable videos counted as ``unreadable_video``).
+    clamped to the duration, open ends left ``None``, unreadable videos counted as ``unreadable_video``);
+    ``follow_symlinks`` read files (and folders) whose symlinks lead out of the root (default: counted as
+    ``symlink_outside_root``); ``max_utterance_chars`` longer utterances are counted as ``utterance_too_long``.
     """
 
     name = SOURCE_NAME
@@ -114,8 +123,10 @@ class SaycamSource(ScannedSource[_Index]):
                  speakers: str | Iterable[str] = DEFAULT_SPEAKERS, speaker_aliases: Mapping[str, str] | None = None,
                  rotation: int = 0, strict: bool = False, encoding: str = "utf-8", numeric_times: str = "auto",
                  children: str | Iterable[str] | None = None, include_untranscribed: bool = False,
-                 probe: bool = False) -> None:
-        super().__init__(root, strict=strict, probe=probe)
+                 probe: bool = False, follow_symlinks: bool = False,
+                 max_utterance_chars: int = DEFAULT_MAX_UTTERANCE_CHARS) -> None:
+        super().__init__(root, strict=strict, probe=probe, follow_symlinks=follow_symlinks,
+                         max_utterance_chars=max_utterance_chars)
         self.transcripts = _choice("transcripts", transcripts, TRANSCRIPT_MODES)
         self.speakers = resolve_speakers(speakers)
         self.speaker_aliases = dict(speaker_aliases or {})
@@ -128,7 +139,8 @@ class SaycamSource(ScannedSource[_Index]):
         self.numeric_times = _choice("numeric_times", numeric_times, NUMERIC_TIME_MODES)
         self.children = _children(children)
         self.include_untranscribed = bool(include_untranscribed)
-        self._policy = RowPolicy(self.speakers, self._speaker_table, self.report.skip, self.numeric_times)
+        self._policy = RowPolicy(self.speakers, self._speaker_table, self._row_skip, self.numeric_times,
+                                 max_chars=self.max_utterance_chars)
 
     # ---- describing ----------------------------------------------------------------------
     def _check_files(self, index: _Index, report: SkipReport) -> None:
@@ -179,6 +191,8 @@ class SaycamSource(ScannedSource[_Index]):
             "children": list(self.children),
             "include_untranscribed": self.include_untranscribed,
             "probe": self.probe,
+            "follow_symlinks": self.follow_symlinks,
+            "max_utterance_chars": self.max_utterance_chars,
         }
 
     # ---- scanning ------------------------------------------------------------------------
@@ -198,11 +212,18 @@ class SaycamSource(ScannedSource[_Index]):
         return (path for path, _ in index.videos.values())
 
     def _walk(self) -> _Files:
-        found = [Path(folder) / name for folder, _, names in os.walk(self.root, followlinks=False) for name in names]
         files = _Files()
-        for path in sorted(found):  # sorted path order decides which duplicate wins
+        for path in self._walk_files():  # regular files only, in sorted order (which decides duplicates)
             _classify(path, files)
         return files
+
+    def _row_skip(self, reason: str, where: str) -> None:
+        """Row-level skips are counted; the hostile ones (NUL bytes, overlong text, a row naming another
+        video) also stop a strict scan."""
+        self.report.skip(reason, where)
+        if self.strict and reason in HOSTILE_ROW_REASONS:
+            raise DataError(f"{self.root}/{where}: {HOSTILE_ROW_REASONS[reason]} "
+                            "(strict=True; strict=False counts it and goes on)")
 
     def _index_videos(self, paths: list[Path], index: _Index) -> None:
         for path in paths:
@@ -248,7 +269,7 @@ class SaycamSource(ScannedSource[_Index]):
         path = transcript.path
         target = transcript_target(path.stem)
         if target is not None:
-            return {target: transcript.rows} if self._wanted(target) else {}
+            return {target: self._rows_of(transcript, target)} if self._wanted(target) else {}
         if not transcript.has_video_column:
             self._skip_file("unreadable_transcript", path, "cannot tell which video it transcribes: the name is "
                             "not {stem}.csv or '{S}_{date}_{age} part N.csv' and there is no 'Video Name' column")
@@ -268,6 +289,19 @@ class SaycamSource(ScannedSource[_Index]):
             if self._wanted(current):
                 routed.setdefault(current, []).append(row)
         return routed
+
+    def _rows_of(self, transcript: TranscriptFile, target: str) -> list[TranscriptRow]:
+        """The rows of a transcript named after ``target``; a row whose Video Name cell names another
+        video is counted (``video_name_mismatch``), not silently given to this one."""
+        kept = []
+        for row in transcript.rows:
+            named = video_reference(row.video) if row.video else None
+            if row.video and named != target:
+                self._row_skip("video_name_mismatch", f"{self._rel(transcript.path)}:{row.line} "
+                               f"(Video Name {row.video!r}, but the file is {target}'s transcript)")
+                continue
+            kept.append(row)
+        return kept
 
     def _index_asr(self, paths: list[Path], index: _Index) -> None:
         for path in paths:

@@ -7,6 +7,7 @@ Excel clock exports with ``AM``/``PM``, and bare numbers (seconds, or Excel day 
 
 from __future__ import annotations
 
+import math
 import re
 
 NUMERIC_TIME_MODES = ("auto", "seconds", "excel_days")
@@ -67,6 +68,8 @@ def _point(part: str, numeric_times: str, cell: str) -> float:
 
 def _numeric(text: str, numeric_times: str) -> float:
     value = float(text)
+    if not math.isfinite(value):  # hundreds of digits overflow to inf
+        raise TimeFormatError(f"time {text[:20]!r}...: not a finite number of seconds")
     fraction = _NUMBER.fullmatch(text)["fraction"] or ""
     excel = numeric_times == "excel_days" or (
         numeric_times == "auto" and value < 1.0 and len(fraction) >= _EXCEL_MIN_DECIMALS

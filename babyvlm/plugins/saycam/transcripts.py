@@ -2,7 +2,8 @@
 
 Every row that cannot become an utterance is counted by reason with ``file:line`` (see
 docs/data-formats.md for the rules): ``missing_time``, ``unparsable_time``, ``time_out_of_order``,
-``empty_utterance``, ``excluded_speaker``.
+``empty_utterance``, ``excluded_speaker``, and values that are not data: ``nul_byte`` (a NUL in any
+cell), ``utterance_too_long`` (over the source's ``max_utterance_chars``), ``bad_time`` (not finite).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.records import Utterance
+from babyvlm.core.sources import DEFAULT_MAX_UTTERANCE_CHARS, text_problem, time_problem
 from babyvlm.plugins.saycam.speakers import speaker_key
 from babyvlm.plugins.saycam.text import clean_utterance
 from babyvlm.plugins.saycam.times import TimeFormatError, format_time, parse_time
@@ -69,6 +71,7 @@ class RowPolicy:
     speaker_table: Mapping[str, str]
     skip: Skip
     numeric_times: str = "auto"
+    max_chars: int = DEFAULT_MAX_UTTERANCE_CHARS
     unrecognized_speakers: Counter = field(default_factory=Counter)
     merged_continuations: int = 0
 
@@ -172,12 +175,19 @@ def _timed_candidates(rows: list[TranscriptRow], where: str, policy: RowPolicy) 
 def _timed_row(row: TranscriptRow, where: str, policy: RowPolicy, candidates: list[Candidate],
                previous: tuple[TranscriptRow, bool] | None) -> bool:
     at = f"{where}:{row.line}"
+    if any("\x00" in cell for cell in (row.time, row.text, row.speaker, row.video)):
+        policy.skip("nul_byte", f"{at} (a cell holds a NUL byte)")
+        return False
     if not row.time:
         return _continuation(row, at, policy, candidates, previous)
     try:
         start, end = parse_time(row.time, policy.numeric_times)
     except TimeFormatError as exc:
         policy.skip("unparsable_time", f"{at} ({exc})")
+        return False
+    problem = time_problem(start, "start") or time_problem(end, "end")
+    if problem:
+        policy.skip(problem[0], f"{at} ({problem[1]})")
         return False
     if candidates and start < candidates[-1].start:
         policy.skip("time_out_of_order", f"{at} ({format_time(start)} after {format_time(candidates[-1].start)})")
@@ -211,6 +221,10 @@ def finalize(candidates: list[Candidate], policy: RowPolicy) -> list[Utterance]:
     """Clean text and apply the speaker filter, counting what is dropped."""
     utterances = []
     for candidate in candidates:
+        problem = text_problem(candidate.text, policy.max_chars)
+        if problem:
+            policy.skip(problem[0], f"{candidate.where} ({problem[1]})")
+            continue
         text = clean_utterance(candidate.text)
         if not text:
             policy.skip("empty_utterance", f"{candidate.where} ({candidate.text!r})")

@@ -26,11 +26,10 @@ from babyvlm import __version__
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import atomic_write_text, load_json
 from babyvlm.media import write_video
-from babyvlm.plugins.synthetic.fileio import sha256_of, write_json
+from babyvlm.plugins.synthetic.fileio import MANIFEST_NAME, sha256_of, write_json
 from babyvlm.plugins.synthetic.vocabulary import categories_json
 from babyvlm.plugins.synthetic.world import VideoWorld, Visible
 
-MANIFEST_NAME = "synthetic.json"
 MANIFEST_SCHEMA = "babyvlm.synthetic/1"
 GENERATOR = f"babyvlm {__version__} synthetic/1"
 MIN_VIDEO_SECONDS = 4.0

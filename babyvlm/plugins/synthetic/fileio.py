@@ -24,6 +24,8 @@ from pathlib import Path
 
 from babyvlm.core.io import atomic_write_json
 
+MANIFEST_NAME = "synthetic.json"  # a corpus's ground truth, with its "complete" flag
+
 
 def write_json(path: str | os.PathLike, data: object) -> Path:
     """The corpora's JSON layout (``indent=1``), written atomically by ``core.io``."""

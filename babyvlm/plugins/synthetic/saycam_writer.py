@@ -24,8 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from babyvlm.core.constants import DAYS_PER_MONTH
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes
+from babyvlm.plugins.saycam.names import CHILDREN as SAYCAM_CHILDREN
+from babyvlm.plugins.saycam.names import format_video_stem
 from babyvlm.plugins.synthetic.corpus import (
     check_video_options,
     render_annotated,
@@ -38,11 +41,10 @@ from babyvlm.plugins.synthetic.speech import CaregiverSpeech, SpokenUtterance, a
 from babyvlm.plugins.synthetic.transcript_style import FileStyle, VideoRows, render_csv, video_rows
 from babyvlm.plugins.synthetic.world import INFANT_HOME, Behaviour, VideoWorld
 
-CHILDREN = ("S", "A", "Y")
+CHILDREN = SAYCAM_CHILDREN
 # S's date matches the format's example name S_20141029_2412_02 (24 months 12 days on 2014-10-29).
 BIRTH_DATES = {"S": dt.date(2012, 10, 17), "A": dt.date(2013, 6, 2), "Y": dt.date(2014, 1, 21)}
 FIRST_MONTH, LAST_MONTH = 6, 32
-DAYS_PER_MONTH = 30.4375
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class VideoPlan:
 
     @property
     def stem(self) -> str:
-        return f"{self.child}_{self.date:%Y%m%d}_{self.months:02d}{self.days:02d}_{self.segment:02d}"
+        return format_video_stem(self.child, self.date, self.months, self.days, self.segment)  # the reader's rule
 
     @property
     def session(self) -> str:

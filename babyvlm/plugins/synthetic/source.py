@@ -19,8 +19,7 @@ from babyvlm.core.compose import build
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import load_json
 from babyvlm.core.records import Recording, SkipReport
-
-MANIFEST_NAME = "synthetic.json"
+from babyvlm.plugins.synthetic.fileio import MANIFEST_NAME
 
 
 def _children(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -75,6 +74,12 @@ class _GeneratedSource:
 
     def __iter__(self) -> Iterator[Recording]:
         return self.recordings()
+
+    def validate(self) -> SkipReport:
+        return self._real.validate()
+
+    def describe(self) -> dict[str, Any]:
+        return self._real.describe()
 
     @property
     def report(self) -> SkipReport:
