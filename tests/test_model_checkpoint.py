@@ -4,8 +4,10 @@ replaces the folder as a whole (a failed save leaves the previous checkpoint, no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -13,9 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from model_support import saved_tiny_tokenizer
 
 import babyvlm
 from babyvlm.cli import cli
+from babyvlm.core import io as core_io
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.plugins.babyllava import BabyLLaVA, hf_export
 
@@ -24,10 +28,7 @@ CORPUS = ["look at the ball", "the doggy is running", "where is your cup", "a bi
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the corpus is far too small for the requested vocab
-        tokenizer = babyvlm.build("tokenizer", dict(type="bpe", corpus=CORPUS, vocab_size=300, min_frequency=1))
-    return tokenizer.save(tmp_path_factory.mktemp("tokenizer"))
+    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), CORPUS)
 
 
 def tiny_model(tokenizer_dir: Path | None = None, connector: str = "mlp2x_gelu") -> BabyLLaVA:
@@ -211,7 +212,7 @@ def test_a_previous_copy_that_cannot_be_deleted_is_reported_not_ignored(tmp_path
     def permission_denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(hf_export.shutil, "rmtree", permission_denied)
+    monkeypatch.setattr(core_io.shutil, "rmtree", permission_denied)
     with pytest.warns(UserWarning, match=r"saved, but its previous copy .*\.ckpt\.[0-9a-f]{12}\.tmp could not be "
                                          r"deleted \(\[Errno 13\] Permission denied"):
         save_without_the_layout_note(tiny_model(connector="linear"), folder)
@@ -232,7 +233,7 @@ def test_on_linux_the_new_checkpoint_is_exchanged_in_with_no_moment_without_one(
         real = getattr(os, name)
         monkeypatch.setattr(os, name, lambda src, dst, real=real, **kw: (renames.append((Path(src), Path(dst))),
                                                                         real(src, dst, **kw))[1])
-    real_exchange, exchanged = hf_export.exchange_paths, []
+    real_exchange, exchanged = core_io.exchange_paths, []
 
     def watched_exchange(first: Path, second: Path) -> bool:
         assert second == folder and (layout_of(first), layout_of(second)) == ("babyvlm", "hf_llava")
@@ -241,7 +242,7 @@ def test_on_linux_the_new_checkpoint_is_exchanged_in_with_no_moment_without_one(
         exchanged.append(first.name)
         return True
 
-    monkeypatch.setattr(hf_export, "exchange_paths", watched_exchange)
+    monkeypatch.setattr(core_io, "exchange_paths", watched_exchange)
     save_quietly(tiny_model(connector="linear"), folder)
     assert len(exchanged) == 1
     assert not [pair for pair in renames if folder in pair]  # the checkpoint folder itself was never moved away
@@ -252,14 +253,14 @@ def test_exchange_paths_swaps_two_folders(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "from_a").write_text("a")
     (tmp_path / "b").mkdir()
-    if not hf_export.exchange_paths(tmp_path / "a", tmp_path / "b"):
+    if not core_io.exchange_paths(tmp_path / "a", tmp_path / "b"):
         assert not sys.platform.startswith("linux"), "renameat2 should be found on Linux"
         pytest.skip("no renameat2 here")
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["from_a"] and not any((tmp_path / "a").iterdir())
 
 
 def test_without_renameat2_the_two_rename_swap_replaces_the_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(hf_export, "_renameat2", lambda: None)
+    monkeypatch.setattr(core_io, "_renameat2", lambda: None)
     folder = tmp_path / "ckpt"
     save_quietly(tiny_model(), folder)
     save_quietly(tiny_model(connector="linear"), folder)
@@ -313,3 +314,86 @@ def test_weights_that_do_not_fit_babyvlm_json_name_both_files(tmp_path, connecto
     message = str(caught.value)
     assert str(folder / "model.safetensors") in message and str(folder / "babyvlm.json") in message
     assert "Missing key(s)" in message and "layers.1." in message and len(message) < 1500
+
+
+# ---- integrity: the weights' SHA-256, and no path that escapes the folder or follows the cwd ----------
+def flip_a_byte(path: Path, offset_from_end: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[-offset_from_end] ^= 0xFF  # inside the tensor data: the safetensors header still parses
+    path.write_bytes(bytes(data))
+
+
+def test_babyvlm_json_records_the_weights_sha256(tmp_path):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+    meta = json.loads((folder / "babyvlm.json").read_text())
+    assert meta["format"] == "babyvlm-checkpoint/3"
+    assert meta["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "swapped"])
+def test_a_tampered_weights_file_is_refused_naming_both_digests(tmp_path, damage):
+    folder, other = tmp_path / "ckpt", tmp_path / "other"
+    save_quietly(tiny_model(), folder)
+    weights = folder / "model.safetensors"
+    expected = json.loads((folder / "babyvlm.json").read_text())["weights_sha256"]
+    if damage == "flipped byte":
+        flip_a_byte(weights)
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:-4096])
+    else:  # same architecture, other weights: loads cleanly without the check
+        torch.manual_seed(1)
+        save_quietly(babyvlm.build_model({"model": tiny_model().spec}), other)
+        weights.write_bytes((other / "model.safetensors").read_bytes())
+    actual = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with pytest.raises(DataError) as caught:
+        BabyLLaVA.from_pretrained(folder)
+    message = str(caught.value)
+    assert message.startswith(f"{weights}: SHA-256 {actual} differs from {expected} recorded in "
+                              f"{folder / 'babyvlm.json'}")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("digest", [None, "abc", 12, "G" * 64])
+def test_a_missing_or_malformed_digest_is_refused(tmp_path, digest):
+    folder = tmp_path / "ckpt"
+    save_quietly(tiny_model(), folder)
+    edit_meta(folder, weights_sha256=digest)
+    with pytest.raises(DataError, match=r"babyvlm\.json: 'weights_sha256' must be the weights file's SHA-256"):
+        BabyLLaVA.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("path", ["/etc", "../tokenizer", "."])
+def test_a_spec_path_not_listed_in_folder_paths_is_refused(tokenizer_dir, tmp_path, path):
+    folder = tmp_path / "ckpt"
+    tiny_model(tokenizer_dir).save_pretrained(folder)
+    meta = json.loads((folder / "babyvlm.json").read_text())
+    meta["model"]["tokenizer"]["path"] = path
+    meta["folder_paths"] = []  # unlisted: it would be resolved against the working folder
+    (folder / "babyvlm.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=rf"babyvlm\.json: model\.tokenizer\.path = '{re.escape(path)}' is a path "
+                                        r"not listed in 'folder_paths'"):
+        BabyLLaVA.from_pretrained(folder)
+
+
+def test_an_absolute_listed_path_is_refused(tokenizer_dir, tmp_path):
+    folder = tmp_path / "ckpt"
+    tiny_model(tokenizer_dir).save_pretrained(folder)
+    meta = json.loads((folder / "babyvlm.json").read_text())
+    meta["model"]["tokenizer"]["path"] = str(tokenizer_dir)
+    (folder / "babyvlm.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"\(model\.tokenizer\.path\): absolute path .* refused"):
+        BabyLLaVA.from_pretrained(folder)
+
+
+def test_folder_paths_resolve_against_the_folder_not_the_working_folder(tokenizer_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    model = tiny_model(tokenizer_dir)
+    model.save_pretrained(folder)
+    decoy = tmp_path / "decoy"  # a different tokenizer where a cwd-relative "." would find it
+    saved_tiny_tokenizer(decoy, ["x y z"] * 3, vocab_size=270)
+    monkeypatch.chdir(decoy)
+    loaded = BabyLLaVA.from_pretrained(os.path.relpath(folder, decoy))
+    assert loaded.tokenizer.vocab_size == model.tokenizer.vocab_size != babyvlm.build(
+        "tokenizer", dict(type="bpe", path=str(decoy))).vocab_size
+    assert Path(loaded.tokenizer.source) == folder.resolve() / "tokenizer.json"

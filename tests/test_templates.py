@@ -5,29 +5,12 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from template_support import SPECIALS, CharTokenizer  # noqa: E402,F401
 
 import babyvlm
 from babyvlm import registry
 from babyvlm.core.errors import ModelInputError
 from babyvlm.plugins.chat_templates import IGNORE_INDEX, EncodedConversation
-
-SPECIALS = {0: "<pad>", 1: "<unk>", 2: "<sos>", 3: "<eos>", 4: "<image>"}
-
-
-class CharTokenizer:
-    """One id per character, so a rendered conversation can be compared with the template text exactly."""
-
-    sos_id, eos_id, image_id = 2, 3, 4
-
-    def encode(self, text: str) -> list[int]:
-        pieces = text.split("<image>")
-        ids: list[int] = []
-        for i, piece in enumerate(pieces):
-            ids += [ord(c) + 10 for c in piece] + ([self.image_id] if i < len(pieces) - 1 else [])
-        return ids
-
-    def render(self, ids: list[int]) -> str:
-        return "".join(SPECIALS.get(i) or chr(i - 10) for i in ids)
 
 
 def human(value: str) -> dict[str, str]:
@@ -192,3 +175,76 @@ def test_encode_errors_name_the_problem(template, conversation, message, chars):
 def test_prompt_errors(conversation, message, v1, chars):
     with pytest.raises(ModelInputError, match=message):
         v1.prompt(conversation, chars)
+
+
+# ---- the same formats as Hugging Face chat templates (shipped in checkpoints) ------------------------
+def render(template, messages: list[dict]) -> str:
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    rendered, _ = render_jinja_template(conversations=[messages], chat_template=template.jinja,
+                                        bos_token="<sos>", eos_token="<eos>")
+    return rendered[0]
+
+
+def hf_ids(bpe, text: str) -> list[int]:
+    """What a HF tokenizer over the same tokenizer.json makes of rendered text (specials split out)."""
+    return bpe.backend.encode(text, add_special_tokens=False).ids
+
+
+def as_messages(conversations: list[dict]) -> list[dict]:
+    return [{"role": "user" if turn["from"] == "human" else "assistant", "content": turn["value"]}
+            for turn in conversations]
+
+
+JINJA_CASES = {
+    "baby_v1": [[human("<image>\nwhat is the big ball"), gpt("the red ball")],
+                [human("<image> <image>\nwhere is the doggy"), gpt("look at the doggy"), human("and the <image>?"),
+                 gpt("a small kitty")],
+                [human("what is this")]],
+    "baby_plain": [[human("<image>"), gpt("look at the big ball")],
+                   [human("<image>"), gpt("where is the doggy"), human("<image> <image>"), gpt("the red truck")],
+                   [human("<image><image>")]],
+}
+
+
+@pytest.mark.parametrize("name", list(JINJA_CASES))
+def test_jinja_template_tokenises_to_the_templates_own_ids(name, bpe):
+    template = babyvlm.build("template", name)
+    for conversations in JINJA_CASES[name]:
+        ids = hf_ids(bpe, render(template, as_messages(conversations)))
+        if conversations[-1]["from"] == "gpt":
+            assert ids == template.encode(conversations, bpe).input_ids, conversations
+        else:
+            assert ids == template.prompt(conversations, bpe), conversations
+
+
+def test_jinja_content_lists_follow_the_leaderboard_layout(v1):
+    content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "which one is the ball?"}]
+    assert render(v1, [{"role": "user", "content": content}]) == \
+        "<sos> USER: <image> <image>\nwhich one is the ball? ASSISTANT:"
+    mixed = [{"type": "text", "text": "look"}, {"type": "image"}, {"type": "text", "text": "there"}]
+    assert render(v1, [{"role": "user", "content": mixed}, {"role": "assistant", "content": "ball"}]) == \
+        "<sos> USER: look <image>\nthere ASSISTANT: ball<eos>"
+
+
+@pytest.mark.parametrize("messages, message", [
+    ([{"role": "system", "content": "be nice"}], r"message 0 has role system; only user and assistant"),
+    ([{"role": "assistant", "content": "hi"}], r"turns must alternate user, assistant, user, \.\.\. starting "
+                                               r"with user; message 0 is assistant"),
+    ([{"role": "user", "content": "<image>"}, {"role": "assistant", "content": "a <image>"}],
+     r"assistant message 1 contains <image>"),
+    ([{"role": "user", "content": "<image>"}, {"role": "assistant", "content": "  "}], r"assistant message 1 is empty"),
+    ([{"role": "user", "content": [{"type": "video"}]}], r"unsupported content type video"),
+])
+def test_jinja_refuses_what_encode_refuses(v1, messages, message):
+    from jinja2.exceptions import TemplateError
+
+    with pytest.raises(TemplateError, match="baby_v1: " + message):
+        render(v1, messages)
+
+
+def test_jinja_baby_plain_refuses_text_in_a_user_turn(plain):
+    from jinja2.exceptions import TemplateError
+
+    with pytest.raises(TemplateError, match="baby_plain: user message 0 may hold only <image> tokens"):
+        render(plain, [{"role": "user", "content": "<image> what is it"}])

@@ -6,9 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
 
 
+# ~14 s CPU in the Triton interpreter for a tool, not a library path (the kernels have their own fast tests):
+# moved out of the fast tier to keep it under 5 minutes on 2 cores
+@pytest.mark.slow
 def test_benchmark_smoke_run_writes_a_complete_report(tmp_path):
     out = tmp_path / "kernels.json"
     subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--skip-full-model", "--out", str(out)], check=True,

@@ -14,6 +14,18 @@ taken. Each ``<image>`` is one id (the tokenizer's ``image_id``); the model expa
 ``prompt`` is built from the same pieces as ``encode``, so it is always an exact prefix of ``encode``'s ids.
 
 A template works with any tokenizer offering ``encode(text)``, ``sos_id``, ``eos_id`` and ``image_id``.
+
+Each template also carries ``jinja``: the same prompt format as a Hugging Face chat template, which
+checkpoints ship (``chat_template.jinja``) so ``processor.apply_chat_template(messages)`` builds exactly
+the ids ``encode``/``prompt`` build. Messages are HF's ``{"role": "user"|"assistant", "content": ...}``;
+``content`` is a string (used as the LLaVA ``value`` as is, ``<image>`` tokens included) or a list of
+``{"type": "image"}`` / ``{"type": "text", "text": ...}`` items, rendered in order with images as
+``<image>``: two neighbouring items are separated by a space, except an image and the text right
+after it, which are separated by a newline (``<image> <image>\\nwhich one is the ball?``: the DevCV
+leaderboard's layout). User turns come first and alternate with assistant turns; other roles, images in
+an assistant turn and empty answers are refused (``raise_exception``), as ``encode`` refuses them.
+A conversation ending in a user turn renders as the generation prompt; ``add_generation_prompt``
+changes nothing, since a baby_v1 user turn already ends with ``ASSISTANT:``.
 """
 
 from __future__ import annotations
@@ -23,12 +35,52 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from babyvlm.core.constants import IGNORE_INDEX, IMAGE_TOKEN
 from babyvlm.core.errors import ModelInputError
 from babyvlm.core.hookspecs import hookimpl
-from babyvlm.core.records import IMAGE_TOKEN
 
-IGNORE_INDEX = -100
 HUMAN, GPT = "human", "gpt"
+
+# Jinja pieces shared by both chat templates (see the module docstring for the rules they implement).
+_JINJA_CHECK_TURN = (
+    "{%- if message['role'] not in ['user', 'assistant'] -%}"
+    "{{ raise_exception('NAME: message ' ~ loop.index0 ~ ' has role ' ~ message['role'] ~ "
+    "'; only user and assistant turns are supported') }}{%- endif -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('NAME: turns must alternate user, assistant, user, ... starting with user; message ' "
+    "~ loop.index0 ~ ' is ' ~ message['role']) }}{%- endif -%}"
+)
+_JINJA_CONTENT_TEXT = (
+    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}{%- else -%}"
+    "{%- set ns = namespace(text='', previous='') -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{%- set piece = 'IMAGE' -%}"
+    "{%- elif item['type'] == 'text' -%}{%- set piece = item['text'] -%}"
+    "{%- else -%}{{ raise_exception('NAME: unsupported content type ' ~ item['type']) }}{%- endif -%}"
+    "{%- if ns.previous == '' -%}{%- set gap = '' -%}"
+    "{%- elif ns.previous == 'image' and item['type'] == 'text' -%}{%- set gap = '\\n' -%}"
+    "{%- else -%}{%- set gap = ' ' -%}{%- endif -%}"
+    "{%- set ns.text = ns.text ~ gap ~ piece -%}{%- set ns.previous = item['type'] -%}"
+    "{%- endfor -%}{%- set text = ns.text -%}{%- endif -%}"
+)
+_JINJA_CHECK_ANSWER = (
+    "{%- if message['role'] == 'assistant' and 'IMAGE' in text -%}"
+    "{{ raise_exception('NAME: assistant message ' ~ loop.index0 ~ ' contains IMAGE; images belong in user "
+    "turns') }}{%- endif -%}"
+    "{%- if message['role'] == 'assistant' and text | trim == '' -%}"
+    "{{ raise_exception('NAME: assistant message ' ~ loop.index0 ~ ' is empty') }}{%- endif -%}"
+)
+
+
+def jinja_template(name: str, render_user: str, render_answer: str) -> str:
+    """A complete chat template: ``bos`` then each checked turn through ``render_user``/``render_answer``
+    (Jinja expressions over ``text``, the turn's content as a LLaVA value)."""
+    body = (_JINJA_CHECK_TURN + _JINJA_CONTENT_TEXT + _JINJA_CHECK_ANSWER).replace("NAME", name)
+    text = ("{{- bos_token -}}{%- for message in messages -%}" + body.replace("IMAGE", IMAGE_TOKEN)
+            + "{%- if message['role'] == 'user' -%}{{ " + render_user + " }}"
+            + "{%- else -%}{{ " + render_answer + " }}{%- endif -%}{%- endfor -%}")
+    # one tag per line for people reading chat_template.jinja; every tag trims the whitespace around it
+    return text.replace("-%}{", "-%}\n{").replace("}}{%-", "}}\n{%-")
 
 
 class TemplateTokenizer(Protocol):
@@ -67,6 +119,7 @@ class ChatTemplate(ABC):
     """Shared checks and assembly; subclasses say how one human turn and one answer become ids."""
 
     name = "template"
+    jinja = ""  # the same format as a Hugging Face chat template (see the module docstring)
 
     def encode(self, conversations: Sequence[Mapping[str, Any]], tokenizer: TemplateTokenizer) -> EncodedConversation:
         """Ids and labels for a conversation of alternating human/gpt turns ending with a gpt turn."""
@@ -152,6 +205,13 @@ class BabyPlainTemplate(ChatTemplate):
     """``<image>{utterance}<eos>``: image-only human turns, every utterance supervised (alignment)."""
 
     name = "baby_plain"
+    jinja = jinja_template(
+        "baby_plain",
+        # a user turn holds only images: whitespace between them is dropped, any other text refused
+        f"raise_exception('baby_plain: user message ' ~ loop.index0 ~ ' may hold only {IMAGE_TOKEN} tokens; use "
+        f"baby_v1 for text prompts') if text.replace('{IMAGE_TOKEN}', '') | trim != '' "
+        f"else '{IMAGE_TOKEN}' * text.count('{IMAGE_TOKEN}')",
+        "text ~ eos_token")
 
     def human_ids(self, turn: Turn, tokenizer: TemplateTokenizer) -> list[int]:
         count = turn.value.count(IMAGE_TOKEN)
@@ -169,6 +229,7 @@ class BabyV1Template(ChatTemplate):
 
     name = "baby_v1"
     user, assistant = "USER:", "ASSISTANT:"
+    jinja = jinja_template("baby_v1", f"' {user} ' ~ text ~ ' {assistant}'", "' ' ~ text ~ eos_token")
 
     def human_ids(self, turn: Turn, tokenizer: TemplateTokenizer) -> list[int]:
         return tokenizer.encode(f" {self.user} {turn.value} {self.assistant}")

@@ -6,9 +6,19 @@ Layout::
     DIR/generation_config.json   bos/eos/pad ids for HF ``generate`` (default components only)
     DIR/model.safetensors        weights, in LLaVA key layout when exportable, else babyvlm's own
     DIR/tokenizer.json ...       the tokenizer's files (when the model has a tokenizer)
+    DIR/processor_config.json    the LlavaProcessor ``AutoProcessor`` loads, the baby_v1 chat template and
+    DIR/chat_template.jinja      the model's own (``additional_chat_templates/``); HF layout with a tokenizer
+                                 only, see ``hf_processor.py``
     DIR/config.py                babyvlm's resolved config, for people to read (never executed on load)
-    DIR/babyvlm.json             format, key layout of the safetensors, weights file and the model spec as
-                                 plain JSON: loading reads only JSON, safetensors and tokenizer files
+    DIR/babyvlm.json             format, key layout of the safetensors, weights file and its SHA-256, and the
+                                 model spec as plain JSON: loading reads only JSON, safetensors and tokenizer files
+
+Integrity: loading recomputes the weights file's SHA-256 and refuses a file that differs from the one
+saved (``DataError`` naming the file, the expected and the actual digest). Every path in ``babyvlm.json``
+stays inside the folder: ``weights`` and the ``folder_paths`` entries are folder-relative (resolved
+against the folder, never the working directory; absolute paths and ``..`` are refused), and a path-like
+option of the model spec (``path``, ``root``, ``*_path(s)``, ``*_dir``, ``*_file(s)``, ``corpus_files``) not
+listed in ``folder_paths`` is refused, since it would otherwise resolve against the working directory.
 
 The folder is written as a whole: every file goes into a temp sibling folder, which is fsynced and then
 swapped into place (``replaced_folder`` says exactly what a crash can leave).
@@ -20,19 +30,11 @@ model is a HF causal LM. The mapping is checked against a meta-device ``LlavaFor
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
-import errno
-import functools
+import hashlib
 import json
-import os
 import re
-import shutil
-import sys
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +45,31 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, PreTrainedModel
 
-from babyvlm.core.compose import CHECKPOINT_META_NAME, build_model, load_config, write_resolved_config
+from babyvlm.core.compose import (
+    CHECKPOINT_META_NAME,
+    build_model,
+    check_spec_paths,
+    load_config,
+    write_resolved_config,
+)
 from babyvlm.core.errors import ConfigError, DataError
-from babyvlm.core.io import atomic_write_json, atomic_write_text, load_json, path_inside
+from babyvlm.core.io import (
+    atomic_write_json,
+    atomic_write_text,
+    load_json,
+    path_inside,
+    replaced_folder,
+    restore_interrupted_save,
+)
+from babyvlm.plugins.babyllava.hf_processor import processor_blocker, write_processor_files
 
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = CHECKPOINT_META_NAME
-CHECKPOINT_FORMAT = "babyvlm-checkpoint/2"
+CHECKPOINT_FORMAT = "babyvlm-checkpoint/3"  # /3: the weights' SHA-256 in babyvlm.json
 TOKENIZER_PATH_KEY = "tokenizer.path"  # the model spec's folder-relative path (the tokenizer files sit in the folder)
 HF_LAYOUT, BABYVLM_LAYOUT = "hf_llava", "babyvlm"
-AT_FDCWD, RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
-# the kernel or filesystem cannot exchange: fall back to two renames
-_NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 VISION, PROJECTOR, TEXT = "model.vision_tower.", "model.multi_modal_projector.", "model.language_model."
+DIGEST_KEY = "weights_sha256"
 
 
 @dataclass
@@ -63,6 +77,7 @@ class CheckpointInfo:
     path: Path
     layout: str  # "hf_llava" or "babyvlm"
     note: str = ""
+    processor: bool = False  # whether AutoProcessor files were written
 
     @property
     def hf_loadable(self) -> bool:
@@ -139,7 +154,8 @@ def save_checkpoint(model: Any, out: Path, config: Any = None) -> CheckpointInfo
                                        f"default components (vit + mlp2x_gelu + llama); {blocker}")
     if note:
         warnings.warn(note, UserWarning, stacklevel=3)
-    with replaced_folder(out) as stage:
+    processor = layout == HF_LAYOUT and processor_blocker(model) is None
+    with replaced_folder(out, marker=META_NAME, what="babyvlm checkpoint") as stage:
         if model.tokenizer is not None:
             model.tokenizer.save(stage)
         if layout == HF_LAYOUT:
@@ -147,13 +163,16 @@ def save_checkpoint(model: Any, out: Path, config: Any = None) -> CheckpointInfo
             state = to_llava_state_dict(model)
         else:
             state = model.state_dict()
+        if processor:
+            write_processor_files(model, stage)
         _write_weights(stage / WEIGHTS_NAME, state, layout)
         atomic_write_json(stage / META_NAME, {
-            "format": CHECKPOINT_FORMAT, "layout": layout, "weights": WEIGHTS_NAME, "note": note,
-            "model": spec, "folder_paths": [TOKENIZER_PATH_KEY] if model.tokenizer is not None else []})
+            "format": CHECKPOINT_FORMAT, "layout": layout, "weights": WEIGHTS_NAME,
+            DIGEST_KEY: file_sha256(stage / WEIGHTS_NAME), "note": note, "model": spec,
+            "folder_paths": [TOKENIZER_PATH_KEY] if model.tokenizer is not None else []})
         # for people only (never executed on load): the run's config, its tokenizer at the final folder
         write_resolved_config(_full_config(config, spec, out), stage)
-    return CheckpointInfo(out, layout, note)
+    return CheckpointInfo(out, layout, note, processor)
 
 
 def _write_hf_files(model: Any, folder: Path) -> None:
@@ -190,166 +209,12 @@ def _full_config(config: Any, spec: dict[str, Any], out: Path) -> Config:
     return cfg
 
 
-@contextlib.contextmanager
-def replaced_folder(target: Path) -> Iterator[Path]:
-    """Yield a fresh temp folder ``.NAME.<hex>.tmp`` next to ``target``; when the block succeeds its files
-    are fsynced and it replaces ``target`` as a whole, when it fails it is deleted and ``target`` is
-    untouched. Only an empty folder or a babyvlm checkpoint is ever replaced. A symlinked ``target`` is
-    followed: the folder it points to is replaced and the link kept.
-
-    What a crash (a kill, or a power loss on a filesystem that keeps fsynced data) can leave:
-
-    * Linux with ``renameat2(RENAME_EXCHANGE)`` (glibc >= 2.28; ext4, xfs, btrfs, tmpfs...): the swap is
-      one atomic exchange, so ``target`` always holds the complete previous checkpoint or the complete
-      new one. At most a ``.NAME.<hex>.tmp`` sibling is left over (an unfinished save, or the previous
-      copy not yet deleted); it is never read and is safe to delete.
-    * Elsewhere: two renames (``target`` to ``.NAME.<hex>.old``, then the temp folder to ``target``). A
-      crash between them leaves no ``target``, only the previous checkpoint in ``.NAME.<hex>.old``;
-      ``load_checkpoint`` and the next save to ``target`` rename it back (with a warning) when it is the
-      only such copy. This assumes no other process is saving to ``target`` at that moment.
-    """
-    target = Path(os.path.realpath(target))  # "." or "a/.." have no usable name/parent; a link keeps pointing here
-    restore_interrupted_save(target)
-    _check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        stage.mkdir()
-    except OSError as exc:  # name the folder the user asked for, not our temp sibling
-        raise OSError(exc.errno, f"{exc.strerror} (creating its temp folder {stage.name})", str(target)) from exc
-    try:
-        yield stage
-        _fsync_tree(stage)
-        previous = _swap_into_place(stage, target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)  # our own temp folder; the error that got here is the news
-        raise
-    if previous is not None:
-        _remove_previous_copy(previous, target)
-
-
-def restore_interrupted_save(target: Path) -> bool:
-    """Undo a save killed between its two renames (the non-Linux swap): when ``target`` is missing and
-    exactly one ``.NAME.<hex>.old`` sibling holds its previous checkpoint, rename that back and warn.
-    Returns whether it restored one."""
-    target = Path(os.path.realpath(target))
-    if target.exists() or target.is_symlink() or not target.parent.is_dir():
-        return False
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.old")
-    copies = sorted(path for path in target.parent.iterdir() if pattern.fullmatch(path.name))
-    if len(copies) > 1:
-        warnings.warn(f"{target}: missing, and {len(copies)} previous copies ({', '.join(p.name for p in copies)}) "
-                      f"were left by interrupted saves; restore the right one by renaming it to {target.name}",
-                      UserWarning, stacklevel=3)
-    if len(copies) != 1:
-        return False
-    os.replace(copies[0], target)
-    warnings.warn(f"{target}: a save was interrupted before the new checkpoint was in place; restored the "
-                  f"previous checkpoint from {copies[0].name}", UserWarning, stacklevel=3)
-    return True
-
-
-def _check_replaceable(target: Path) -> None:
-    if not target.exists() and not target.is_symlink():
-        return
-    if Path.cwd().is_relative_to(target):
-        raise ConfigError(f"{target}: cannot replace the current working folder (or one above it) with a "
-                          f"checkpoint; choose a new folder")
-    if not target.is_dir():
-        raise ConfigError(f"{target}: exists and is not a folder; choose a new or empty folder for the checkpoint")
-    if any(target.iterdir()) and not (target / META_NAME).is_file():
-        raise ConfigError(f"{target}: refusing to replace a folder that is not a babyvlm checkpoint (no {META_NAME}); "
-                          f"choose a new or empty folder")
-
-
-def _swap_into_place(stage: Path, target: Path) -> Path | None:
-    """Put ``stage`` at ``target``; returns where the previous ``target`` now is (None when there was none)."""
-    if not target.exists() and not target.is_symlink():
-        os.replace(stage, target)
-        _fsync_folder(target.parent)
-        return None
-    if exchange_paths(stage, target):
-        previous = stage  # the temp name now holds the previous checkpoint
-    else:
-        previous = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.old"
-        os.replace(target, previous)
-        try:
-            os.replace(stage, target)
-        except BaseException:
-            os.replace(previous, target)  # put the previous checkpoint back
-            raise
-    _fsync_folder(target.parent)
-    return previous
-
-
-def _remove_previous_copy(previous: Path, target: Path) -> None:
-    """Delete the replaced checkpoint; the new one is already in place, so a failure only warns."""
-    try:
-        if previous.is_symlink():
-            previous.unlink()
-        else:
-            shutil.rmtree(previous)
-    except OSError as exc:
-        warnings.warn(f"{target}: saved, but its previous copy {previous} could not be deleted ({exc}); "
-                      f"delete it by hand", UserWarning, stacklevel=4)
-
-
-@functools.cache
-def _renameat2() -> Callable[..., int] | None:
-    """libc's ``renameat2``, or None where there is none (not Linux, or a C library without it)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-def exchange_paths(first: Path, second: Path) -> bool:
-    """Swap what the two existing names point to in one atomic step; False (nothing changed) where the
-    C library, kernel or filesystem cannot, so the caller falls back to renames."""
-    renameat2 = _renameat2()
-    if renameat2 is None:
-        return False
-    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in _NO_EXCHANGE:
-        return False
-    raise OSError(code, os.strerror(code), str(first), None, str(second))
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file and folder under ``folder`` to disk, so the swap never exposes unwritten data."""
-    for here, _, files in os.walk(folder):
-        for name in files:
-            descriptor = os.open(os.path.join(here, name), os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-        _fsync_folder(Path(here))
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the folder's entries (new names, renames) durable; Windows cannot open a folder to do it."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def load_checkpoint(directory: Path, **overrides: Any) -> Any:
     """Rebuild from the JSON model spec and load the weights; nothing in the folder is executed."""
     restore_interrupted_save(directory)
     meta = read_meta(directory)
     weights = path_inside(directory, meta.get("weights", WEIGHTS_NAME), f"{directory / META_NAME} ('weights')")
+    check_weights_digest(weights, meta[DIGEST_KEY], directory / META_NAME)
     model = build_model(load_config(directory), **overrides)
     state = _read_weights(weights)
     try:
@@ -379,7 +244,30 @@ def read_meta(directory: Path) -> dict[str, Any]:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path}: unsupported checkpoint format {meta.get('format')!r} (expected "
                         f"{CHECKPOINT_FORMAT!r}; checkpoints from older babyvlm versions must be saved again)")
+    digest = meta.get(DIGEST_KEY)
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise DataError(f"{path}: {DIGEST_KEY!r} must be the weights file's SHA-256 (64 hex digits), got {digest!r}")
+    check_spec_paths(meta, path)
     return meta
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks (checkpoint weights can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_weights_digest(weights: Path, expected: str, meta_path: Path) -> None:
+    """Refuse a weights file whose bytes are not the ones saved (edited, truncated, damaged, swapped)."""
+    if not weights.is_file():
+        raise DataError(f"checkpoint weights not found: {weights}")
+    actual = file_sha256(weights)
+    if actual != expected:
+        raise DataError(f"{weights}: SHA-256 {actual} differs from {expected} recorded in {meta_path}; the weights "
+                        f"file was changed or damaged after it was saved (save or download the checkpoint again)")
 
 
 # ---- file helpers ----------------------------------------------------------------------------

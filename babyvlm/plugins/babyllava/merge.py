@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from babyvlm.core.constants import IGNORE_INDEX
 from babyvlm.core.errors import ModelInputError
-
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -38,17 +37,18 @@ def check_image_counts(image_tokens_per_sample: list[int], images_per_sample: li
 
 def merge_image_features(text_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          image_features: torch.Tensor | None, image_id: int, labels: torch.Tensor | None = None,
-                         max_length: int | None = None) -> MergedInputs:
+                         max_length: int | None = None, tokens_per_image: int | None = None) -> MergedInputs:
     """Build the expanded sequence.
 
     ``text_embeds`` ``[B, S, d]`` embeds ``input_ids`` ``[B, S]``; ``image_features`` ``[N, T, d]`` holds the
-    batch's images in reading order (sample 0's images first, left to right). Padding positions
+    batch's images in reading order (sample 0's images first, left to right). Each ``<image>`` becomes
+    ``tokens_per_image`` positions (the model's, from its connector; when None, ``T``). Padding positions
     (``attention_mask == 0``) are dropped and re-added at the end of each row.
     """
     valid = attention_mask.bool()
     is_image = (input_ids == image_id) & valid
-    tokens_per_image = 0 if image_features is None else image_features.shape[1]
     _check_total(is_image, image_features)
+    tokens_per_image = _image_width(image_features, tokens_per_image)
     widths = torch.where(is_image, tokens_per_image, 1) * valid  # how many positions each token becomes
     lengths = widths.sum(dim=1)
     _check_max_length(lengths, max_length)
@@ -75,6 +75,17 @@ def merge_image_features(text_embeds: torch.Tensor, input_ids: torch.Tensor, att
         merged_labels = torch.full((batch, total), IGNORE_INDEX, dtype=labels.dtype, device=labels.device)
         merged_labels[text_rows, text_targets] = labels[text_rows, text_cols]
     return MergedInputs(embeds, merged_mask, merged_labels, lengths)
+
+
+def _image_width(image_features: torch.Tensor | None, tokens_per_image: int | None) -> int:
+    """Positions per ``<image>``: the declared count, which the features must match."""
+    produced = None if image_features is None else int(image_features.shape[1])
+    if tokens_per_image is None:
+        return produced or 0
+    if produced is not None and image_features.shape[0] and produced != tokens_per_image:
+        raise ModelInputError(f"image features have {produced} tokens per image but the model declares "
+                              f"{tokens_per_image} (its connector's output_tokens)")
+    return int(tokens_per_image)
 
 
 def _check_total(is_image: torch.Tensor, image_features: torch.Tensor | None) -> None:

@@ -1,14 +1,20 @@
 """BabyLLaVA: vision encoder + connector + causal LM, composed from registered components.
 
 Every ``<image>`` id is replaced in place by that image's projected tokens (any number of images per
-sample; a video is a list of frames, one ``<image>`` each). The loss goes through ``self.loss_fn(hidden,
+sample; a video is a list of frames, one ``<image>`` each). How many tokens an image becomes is the
+connector's to say: ``tokens_per_image = connector.output_tokens(encoder.num_tokens)`` (197 for the
+paper's ViT-L/16 + MLP; fewer behind a resampler), used by the merge, the HF export's
+``image_seq_length`` and ``babyvlm model info``. The loss goes through ``self.loss_fn(hidden,
 lm_head.weight, targets)``, the seam a kernel plugin (e.g. Triton fused linear+cross-entropy) replaces.
+
+The model owns what trains: ``parts()``, ``stages()`` and ``freeze_backbones(stage, train=None)`` (see
+``freezing.py``); the config's ``freeze`` parts stay frozen in every stage. Every component it is given
+or builds is checked against its kind's contract (``babyvlm.core.contracts``) when the model is built.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,14 +24,17 @@ import torch
 import torch.nn.functional as F
 
 from babyvlm import registry
+from babyvlm.core.constants import IGNORE_INDEX, SPECIAL_IDS
+from babyvlm.core.contracts import missing_members
 from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
+from babyvlm.core.specs import is_spec, spec_dict
+from babyvlm.plugins.babyllava import freezing
+from babyvlm.plugins.babyllava.freezing import PARTS, STAGES, describe_trainable
 from babyvlm.plugins.babyllava.generation import greedy_generate
 from babyvlm.plugins.babyllava.hf_export import load_checkpoint, save_checkpoint
-from babyvlm.plugins.babyllava.merge import IGNORE_INDEX, check_image_counts, merge_image_features
+from babyvlm.plugins.babyllava.merge import check_image_counts, merge_image_features
 
-PARTS = ("encoder", "connector", "language_model")
-# The shared BPE convention (brief): <pad>=0, <sos>=2, <eos>=3, <image>=4; used when no tokenizer is set.
-DEFAULT_SPECIAL_IDS = dict(pad_id=0, sos_id=2, eos_id=3, image_id=4)
+__all__ = ["PARTS", "STAGES", "BabyLLaVA", "describe_trainable", "linear_cross_entropy"]
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -35,19 +44,26 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 
 
 def _build(kind: str, spec: Any, **options: Any) -> Any:
-    """Build from a name/dict through the registry; an already-built object is used as is."""
-    if isinstance(spec, (str, Mapping)):
-        return registry.build(kind, spec, **options)
-    return spec
+    """Build from a spec through the registry (an already-built object is used as is), then check it
+    against its kind's contract, so a component missing a member fails here, named, not mid-training."""
+    where = f"model 'babyllava': {kind}"
+    component = registry.build(kind, spec_dict(spec, where), **options) if _is_spec(spec) else spec
+    missing = missing_members(kind, component)
+    if missing:
+        raise ConfigError(f"{where} {type(component).__name__} does not implement the {kind} contract "
+                          f"(babyvlm.core.contracts): missing {', '.join(missing)}")
+    return component
 
 
-def _spec_dict(spec: Any) -> dict[str, Any] | None:
-    """A component spec as a plain dict (None for an already-built object, which has no spec)."""
-    if isinstance(spec, str):
-        return {"type": spec}
-    if isinstance(spec, Mapping):
-        return copy.deepcopy(dict(spec))
-    return None
+def _is_spec(value: Any) -> bool:
+    """A spec (built through the registry) rather than an object; a mapping without a string 'type' is
+    a spec error, reported by the spec parser, not an object."""
+    return is_spec(value) or isinstance(value, Mapping)
+
+
+def _saved_spec(spec: Any) -> dict[str, Any] | None:
+    """A component spec as a plain dict for the checkpoint (None for an already-built object)."""
+    return spec_dict(spec, "model 'babyllava'") if _is_spec(spec) else None
 
 
 class BabyLLaVA(torch.nn.Module):
@@ -57,7 +73,7 @@ class BabyLLaVA(torch.nn.Module):
                  tokenizer: Any = None, template: Any = "baby_plain", freeze: Sequence[str] = (),
                  autocast_dtype: str | None = None, max_length: int | None = None):
         super().__init__()
-        freeze = [freeze] if isinstance(freeze, str) else list(freeze)
+        freeze = freezing.as_names(freeze, "freeze")
         if encoder is None or language_model is None:
             raise ConfigError("model 'babyllava' needs 'encoder' and 'language_model' (e.g. dict(type='vit', "
                               "preset='tiny') and dict(type='llama', preset='tiny'))")
@@ -71,22 +87,31 @@ class BabyLLaVA(torch.nn.Module):
         self.loss_fn = linear_cross_entropy
         self.autocast_dtype = _autocast_dtype(autocast_dtype)
         self.max_length = max_length or getattr(self.language_model.config, "max_position_embeddings", None)
-        self.spec = dict(type="babyllava", encoder=_spec_dict(encoder), connector=_spec_dict(connector),
-                         language_model=_spec_dict(lm_spec), tokenizer=_spec_dict(tokenizer),
-                         template=_spec_dict(template), freeze=freeze, autocast_dtype=autocast_dtype,
+        self.spec = dict(type="babyllava", encoder=_saved_spec(encoder), connector=_saved_spec(connector),
+                         language_model=_saved_spec(lm_spec), tokenizer=_saved_spec(tokenizer),
+                         template=_saved_spec(template), freeze=freeze, autocast_dtype=autocast_dtype,
                          max_length=max_length)
+        self.freeze = freeze
+        self._check_tokens_per_image()
         self.apply_freeze(freeze)
+
+    def use_template(self, template: Any) -> None:
+        """Switch the chat template (``baby_plain`` for alignment, ``baby_v1`` for instruction tuning);
+        the model's spec, and so a checkpoint saved afterwards, records the new one."""
+        self.template = _build("template", template)
+        self.spec["template"] = _saved_spec(template)
 
     def _language_model_spec(self, spec: Any) -> Any:
         """The LM spec with ``vocab_size`` set to the tokenizer's: the tokenizer is the authority (a trained
         BPE may fall short of the requested 6000), so a config's value is only the tokenizer-less default."""
-        if not isinstance(spec, (str, Mapping)) or self.tokenizer is None:
+        if not _is_spec(spec) or self.tokenizer is None:
             return spec
-        return dict(_spec_dict(spec), vocab_size=int(self.tokenizer.vocab_size))
+        return dict(spec_dict(spec, "model 'babyllava': language_model"), vocab_size=int(self.tokenizer.vocab_size))
 
     # ---- ids and parts --------------------------------------------------------------------------
     def special_id(self, name: str) -> int:
-        return int(getattr(self.tokenizer, name, None) if self.tokenizer is not None else DEFAULT_SPECIAL_IDS[name])
+        """``pad_id``/``sos_id``/``eos_id``/``image_id``: the tokenizer's, else the shared convention's."""
+        return int(getattr(self.tokenizer, name) if self.tokenizer is not None else SPECIAL_IDS[name])
 
     @property
     def image_id(self) -> int:
@@ -98,34 +123,60 @@ class BabyLLaVA(torch.nn.Module):
 
     @property
     def tokens_per_image(self) -> int:
-        return int(self.encoder.num_tokens)
+        """Language-model positions each ``<image>`` becomes: the connector's output for the encoder's tokens."""
+        return int(self.connector.output_tokens(int(self.encoder.num_tokens)))
+
+    def _check_tokens_per_image(self) -> None:
+        tokens = self.connector.output_tokens(int(self.encoder.num_tokens))
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+            raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__}.output_tokens"
+                              f"({int(self.encoder.num_tokens)}) must be a positive integer, got {tokens!r}")
+
+    # ---- what trains -------------------------------------------------------------------------------
+    def parts(self) -> dict[str, torch.nn.Module]:
+        """The modules a stage can train: ``encoder``, ``connector``, ``language_model``."""
+        return {name: getattr(self, name) for name in PARTS}
+
+    def stages(self) -> dict[str, tuple[str, ...]]:
+        """Training stage -> the parts it trains (see ``freezing.STAGES``)."""
+        return dict(STAGES)
+
+    def freeze_backbones(self, stage: str, train: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Train only ``stage``'s parts (or ``train``'s, when given), freeze the rest, keep the config's
+        ``freeze`` frozen (asking to train one of those is a ``ConfigError``), and return
+        ``{part: {"params", "trainable"}}``. See ``freezing.py``."""
+        trained = freezing.trained_parts(stage, train)
+        modules = [freezing.module_of(self, name, "train") for name in trained]
+        freezing.check_not_frozen(stage, trained, self.freeze, explicit=train is not None)
+        self.requires_grad_(False)
+        for module in modules:
+            module.requires_grad_(True)
+        self.apply_freeze(self.freeze)  # frozen sub-modules inside a trained part stay frozen
+        return self.trainable_counts()
+
+    def trainable_counts(self) -> dict[str, dict[str, int]]:
+        """``{part: {"params", "trainable"}}`` as the parameters stand now."""
+        return {name: freezing.count(module) for name, module in self.parts().items()}
+
+    describe_trainable = staticmethod(describe_trainable)
 
     def apply_freeze(self, parts: Sequence[str]) -> None:
         """Turn off gradients for the named parts (``encoder``, ``connector``, ``language_model`` or a
         dotted sub-module such as ``language_model.model.embed_tokens``)."""
-        for name in [parts] if isinstance(parts, str) else parts:
-            try:
-                module = self.get_submodule(name)
-            except AttributeError as exc:
-                raise ConfigError(f"model 'babyllava': cannot freeze {name!r}: no such part "
-                                  f"(parts: {', '.join(PARTS)})") from exc
-            module.requires_grad_(False)
+        for name in freezing.as_names(parts, "freeze"):
+            freezing.module_of(self, name, "freeze").requires_grad_(False)
 
     def parameter_counts(self) -> dict[str, Any]:
         """Parameters and trainable parameters per part, plus the LM's embedding tables."""
-        def count(module: torch.nn.Module) -> dict[str, int]:
-            params = list(module.parameters())
-            return {"params": sum(p.numel() for p in params),
-                    "trainable": sum(p.numel() for p in params if p.requires_grad)}
-
-        parts = {name: count(getattr(self, name)) for name in PARTS}
+        parts: dict[str, dict[str, Any]] = dict(self.trainable_counts())
         lm = self.language_model
         parts["language_model"]["input_embeddings"] = lm.get_input_embeddings().weight.numel()
         output = lm.get_output_embeddings()
         parts["language_model"]["output_embeddings"] = 0 if output is None else output.weight.numel()
-        total = count(self)
+        total = freezing.count(self)
         return {"parts": parts, "total": total["params"], "trainable": total["trainable"],
-                "tokens_per_image": self.tokens_per_image, "vocab_size": lm.config.vocab_size,
+                "tokens_per_image": self.tokens_per_image, "encoder_tokens": int(self.encoder.num_tokens),
+                "vocab_size": lm.config.vocab_size,
                 "image_size": int(self.encoder.image_size)}
 
     # ---- batches ----------------------------------------------------------------------------------
@@ -190,8 +241,13 @@ class BabyLLaVA(torch.nn.Module):
 
     # ---- forward ----------------------------------------------------------------------------------
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``[N, 3, H, W]`` -> projected image tokens ``[N, T, lm_width]``."""
-        return self.connector(self.encoder(pixel_values))
+        """``[N, 3, H, W]`` -> projected image tokens ``[N, tokens_per_image, lm_width]``."""
+        features = self.connector(self.encoder(pixel_values))
+        if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
+            raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
+                              f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "
+                              f"declares {self.tokens_per_image} tokens per image")
+        return features
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | Sequence[torch.Tensor] | None,
               attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
@@ -208,7 +264,7 @@ class BabyLLaVA(torch.nn.Module):
             features = self.encode_images(pixel_values)
         text_embeds = self.language_model.get_input_embeddings()(input_ids)
         return merge_image_features(text_embeds, input_ids, attention_mask, features, self.image_id, labels,
-                                    self.max_length)
+                                    self.max_length, tokens_per_image=self.tokens_per_image)
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | Sequence[torch.Tensor] | None = None,
                 labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

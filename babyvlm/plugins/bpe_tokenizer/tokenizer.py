@@ -22,11 +22,11 @@ from tokenizers import (
     trainers,
 )
 
+from babyvlm.core.constants import EOS_ID, IMAGE_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import atomic_write_json, atomic_write_text
 
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<sos>", "<eos>", "<image>")
-PAD, UNK, SOS, EOS, IMAGE = SPECIAL_TOKENS
+PAD, UNK, SOS, EOS, IMAGE = SPECIAL_TOKENS  # the shared convention: ids 0..4 (babyvlm.core.constants)
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
@@ -40,11 +40,7 @@ MODEL_MAX_LENGTH = 8192
 class BPETokenizer:
     """A ``tokenizers.Tokenizer`` whose specials sit at ids 0..4, with the small API models and templates use."""
 
-    pad_id = SPECIAL_TOKENS.index(PAD)
-    unk_id = SPECIAL_TOKENS.index(UNK)
-    sos_id = SPECIAL_TOKENS.index(SOS)
-    eos_id = SPECIAL_TOKENS.index(EOS)
-    image_id = SPECIAL_TOKENS.index(IMAGE)
+    pad_id, unk_id, sos_id, eos_id, image_id = PAD_ID, UNK_ID, SOS_ID, EOS_ID, IMAGE_ID
 
     def __init__(self, tokenizer: Tokenizer, *, source: str = "<in memory>") -> None:
         _check_specials(tokenizer, source)

@@ -3,6 +3,10 @@
 ``mlp2x_gelu`` is LLaVA-1.5's projector (Linear -> GELU -> Linear), the BabyLLaVA-V2 default; its
 layer names match LLaVA's ``multi_modal_projector`` so checkpoints export to Hugging Face LLaVA.
 
+Every connector declares ``output_tokens(input_tokens)``: how many language-model tokens it emits per
+image for an encoder's ``num_tokens``. Both of these map each token on its own (identity); a resampler
+(Q-Former, perceiver, pooling) returns fewer, and the model's ``tokens_per_image`` follows it.
+
 The modules live in ``projectors.py``; importing this package (plugin discovery) does not import torch.
 """
 

@@ -30,6 +30,10 @@ class MLP2xGELU(torch.nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.act(self.linear_1(features)))
 
+    def output_tokens(self, input_tokens: int) -> int:
+        """Applied to each token independently: as many tokens out as in."""
+        return int(input_tokens)
+
     # ---- Hugging Face LLaVA export protocol ------------------------------------------------
     def llava_projector_config(self) -> dict:
         return {"projector_hidden_act": "gelu", "multimodal_projector_bias": True}
@@ -52,3 +56,7 @@ class LinearConnector(torch.nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.proj(features)
+
+    def output_tokens(self, input_tokens: int) -> int:
+        """Applied to each token independently: as many tokens out as in."""
+        return int(input_tokens)

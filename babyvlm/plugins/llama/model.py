@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from babyvlm.core.constants import EOS_ID, PAD_ID, SOS_ID
 from babyvlm.core.errors import ConfigError
 from babyvlm.plugins.hf_config import (
     check_activation,
@@ -26,8 +27,8 @@ SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_k
 
 _COMMON: dict[str, Any] = dict(hidden_act="silu", rms_norm_eps=1e-5, tie_word_embeddings=False,
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                               # the shared BPE specials: <pad>=0, <sos>=2, <eos>=3
-                               pad_token_id=0, bos_token_id=2, eos_token_id=3)
+                               # the shared specials (<pad>, <sos>, <eos>), defined once in babyvlm.core.constants
+                               pad_token_id=PAD_ID, bos_token_id=SOS_ID, eos_token_id=EOS_ID)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -1,5 +1,7 @@
 """CLI ``babyvlm model``: ``info`` (parameter counts per part, built on the meta device so even the paper
-preset is instant and allocates nothing) and ``build`` (build a model and save its checkpoint folder).
+preset is instant and allocates nothing; tokens per image as the connector declares them; ``--stage``
+for the trainable counts a training stage leaves) and ``build`` (build a model and save its checkpoint
+folder).
 
 CONFIG is a preset name (``tiny``, ``paper``), a ``.py`` config, or a checkpoint folder. The commands
 live in ``commands.py``; importing this package (plugin discovery) does not import torch.

@@ -19,9 +19,10 @@ import triton
 import triton.language as tl
 from torch import nn
 
+from babyvlm.core.constants import IGNORE_INDEX
+
 from .runtime import kernels_can_run, next_power_of_2
 
-IGNORE_INDEX = -100
 MAX_BLOCK_V = 8192
 
 

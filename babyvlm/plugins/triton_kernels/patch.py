@@ -27,7 +27,9 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama import modeling_llama as llama
 
-from .linear_cross_entropy import IGNORE_INDEX, TritonLinearCrossEntropy, linear_cross_entropy
+from babyvlm.core.constants import IGNORE_INDEX
+
+from .linear_cross_entropy import TritonLinearCrossEntropy, linear_cross_entropy
 from .rmsnorm import TritonRMSNorm
 from .rope import apply_rotary_
 from .runtime import kernels_can_run

@@ -5,6 +5,10 @@ colour, bicubic resize, ImageNet mean/std).
 Presets: ``tiny`` (CPU-trainable) and ``vit-l-16`` (the paper's ViT-L/16 at 224 px: 197 tokens x 1024).
 Any ``transformers.ViTConfig`` field given as an option overrides the preset.
 
+For Hugging Face export it offers the LLaVA vision-tower mapping and ``llava_image_processor_config``:
+the stock ``LlavaImageProcessor`` settings closest to this preprocessing (they differ only in the padding
+colour of non-square images; see that method's docstring).
+
 The code lives in ``encoder.py``; importing this package (plugin discovery) does not import it.
 """
 

@@ -110,6 +110,27 @@ class ViTEncoder(torch.nn.Module):
         state = {k: v for k, v in state.items() if not k.startswith("pooler.")}
         self.model.load_state_dict(state, strict=True)
 
+    def llava_image_processor_config(self) -> dict[str, Any]:
+        """Settings of the stock ``LlavaImageProcessor`` (PIL backend) closest to ``preprocess``.
+
+        It pads to a centred square, resizes to ``image_size`` with PIL's bicubic filter, rescales by
+        1/255 and normalises with ImageNet mean/std, like ``preprocess_image``. One difference: it pads
+        with a fixed colour, ImageNet's mean as bytes ``(123, 116, 103)`` (``int(mean * 255)``), where
+        babyvlm pads with each image's own mean colour; no stock processor does that. Square images are
+        never padded, so for them the two agree (to float rounding, ~1e-6); for other shapes only the
+        padded band and the pixels the bicubic filter mixes into it differ. With torchvision installed,
+        ``AutoProcessor`` prefers the torchvision backend, whose bicubic resize differs slightly from
+        PIL's; pass ``backend="pil"`` to get this one.
+        """
+        from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+        size = {"height": self.image_size, "width": self.image_size}
+        processor = LlavaImageProcessorPil(
+            do_convert_rgb=True, do_pad=True, do_resize=True, size=size, resample=Image.Resampling.BICUBIC,
+            do_center_crop=False, crop_size=size, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+            image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+        return processor.to_dict()
+
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
     """Accepts uint8 HxWx3 arrays, PIL images and JPEG bytes; anything else is a ``ModelInputError``."""
