@@ -10,7 +10,12 @@ normalisation (ImageNet mean/std into a 3x224x224 float32 tensor); only the stor
                   distributed), resized to 224 at load time (PIL bicubic, no ``draft``: the decode is full);
 * llava-hf        llava-native through LLaVA's own path: ``expand2square`` + a Hugging Face
                   ``CLIPImageProcessor`` (resize, crop, rescale, normalise);
-* memmap          a raw uint8 N x 224 x 224 x 3 numpy memmap of the store's decoded pixels.
+* memmap          a raw uint8 N x 224 x 224 x 3 numpy memmap of the store's decoded pixels;
+* lmdb-trainer    the trainer's image path (``babyvlm.plugins.mmengine_trainer.fast_images``): the same
+                  store, JPEGs decoded with libjpeg-turbo (``simplejpeg``; Pillow when absent) into uint8
+                  tensors in the workers, uint8 batches, normalised after the loader in one batched op
+                  (on the GPU in training; here on the CPU, inside the timing);
+* memmap-uint8    the memmap through that same uint8-batch path (the fair twin of lmdb-trainer).
 
 Goals: lmdb >= 5x the LLaVA-style loader, >= 0.8x the memmap. Each loader runs ``--rounds`` timed
 epochs after a warm-up epoch, interleaved round-robin; the best epoch counts (the machine is shared).
@@ -39,6 +44,12 @@ from PIL import Image  # noqa: E402
 
 from babyvlm import registry  # noqa: E402
 from babyvlm.cli import cli  # noqa: E402
+from babyvlm.plugins.mmengine_trainer.fast_images import (  # noqa: E402
+    StoreImages,
+    decoder_name,
+    normalise_on_device,
+    uint8_chw,
+)
 from babyvlm.plugins.pretraining_set import (  # noqa: E402
     BuildPlan,
     BuildSettings,
@@ -71,6 +82,12 @@ class LmdbImages(torch.utils.data.Dataset):
         return normalise(self.dataset[index]["images"][0])
 
 
+def first_image(record: dict) -> str:
+    """LLaVA JSON names one image as a string (LLaVA-1.5's form) or several as a list."""
+    image = record["image"]
+    return image if isinstance(image, str) else image[0]
+
+
 class LlavaImages(torch.utils.data.Dataset):
     """LLaVA's loader: a JSON list in memory, one image file opened per sample."""
 
@@ -83,7 +100,7 @@ class LlavaImages(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        image = Image.open(os.path.join(self.folder, self.records[index]["image"][0])).convert("RGB")
+        image = Image.open(os.path.join(self.folder, first_image(self.records[index]))).convert("RGB")
         if self.resize_to and max(image.size) != self.resize_to:
             image = image.resize((self.resize_to, self.resize_to), Image.Resampling.BICUBIC)
         return normalise(np.asarray(image))
@@ -112,7 +129,7 @@ class LlavaHfImages(LlavaImages):
                                          image_mean=MEAN.tolist(), image_std=STD.tolist())
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        image = Image.open(os.path.join(self.folder, self.records[index]["image"][0])).convert("RGB")
+        image = Image.open(os.path.join(self.folder, first_image(self.records[index]))).convert("RGB")
         image = expand2square(image, tuple(int(x * 255) for x in MEAN))
         return self.processor.preprocess(image, return_tensors="pt")["pixel_values"][0]
 
@@ -128,6 +145,16 @@ class MemmapImages(torch.utils.data.Dataset):
         if self.array is None:  # opened lazily, once per worker
             self.array = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, SIZE, SIZE, 3))
         return normalise(np.array(self.array[index]))
+
+
+class MemmapUint8(MemmapImages):
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.array is None:
+            self.array = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, SIZE, SIZE, 3))
+        return uint8_chw(np.array(self.array[index]))
+
+
+UINT8_LOADERS = ("lmdb-trainer", "memmap-uint8")  # normalised after the loader, inside the timing
 
 
 def prepare(workdir: Path, minutes: float, native_size: int) -> dict[str, torch.utils.data.Dataset]:
@@ -156,12 +183,16 @@ def prepare(workdir: Path, minutes: float, native_size: int) -> dict[str, torch.
         shutil.copyfileobj(src, dst)
     return {"lmdb": LmdbImages(workdir / "store"), "llava-224": LlavaImages(workdir / "llava-224" / "data.json"),
             "llava-native": LlavaImages(workdir / "llava-native" / "data.json", resize_to=SIZE),
-            "llava-hf": LlavaHfImages(workdir / "llava-native" / "data.json"), "memmap": MemmapImages(raw, count)}
+            "llava-hf": LlavaHfImages(workdir / "llava-native" / "data.json"), "memmap": MemmapImages(raw, count),
+            "lmdb-trainer": StoreImages(lmdb_images.store, lmdb_images.shard_ids, lmdb_images.keys),
+            "memmap-uint8": MemmapUint8(raw, count)}
 
 
-def epoch_rate(loader: torch.utils.data.DataLoader) -> float:
+def epoch_rate(loader: torch.utils.data.DataLoader, uint8: bool = False) -> float:
     start, seen = time.perf_counter(), 0
     for batch in loader:
+        if uint8:
+            batch = normalise_on_device(batch, "cpu")
         seen += batch.shape[0]
     return seen / (time.perf_counter() - start)
 
@@ -171,12 +202,12 @@ def measure(datasets: dict[str, torch.utils.data.Dataset], rounds: int, workers:
     loaders = {name: torch.utils.data.DataLoader(ds, batch_size=batch, sampler=order, num_workers=workers,
                                                  persistent_workers=True, prefetch_factor=4)
                for name, ds in datasets.items()}
-    for loader in loaders.values():
-        epoch_rate(loader)  # warm-up: worker start, page cache
+    for name, loader in loaders.items():
+        epoch_rate(loader, name in UINT8_LOADERS)  # warm-up: worker start, page cache
     rates: dict[str, list[float]] = {name: [] for name in loaders}
     for _ in range(rounds):
         for name, loader in loaders.items():
-            rates[name].append(epoch_rate(loader))
+            rates[name].append(epoch_rate(loader, name in UINT8_LOADERS))
     return rates
 
 
@@ -198,6 +229,8 @@ def main() -> None:
         datasets = prepare(workdir, args.minutes, args.native_size)
         check = [datasets[name][0] for name in ("lmdb", "llava-224", "memmap")]
         assert all(torch.equal(check[0], other) for other in check[1:]), "loaders disagree on the same sample"
+        fast = normalise_on_device(datasets["lmdb-trainer"][0][None], "cpu")[0]
+        decode_gap = float((fast - check[0]).abs().max())  # libjpeg-turbo's fast DCT vs Pillow's
         rates = measure(datasets, args.rounds, args.workers, args.batch)
     finally:
         if args.workdir is None:
@@ -211,6 +244,10 @@ def main() -> None:
     print(f"lmdb vs llava-224 (same JPEG bytes): {best['lmdb'] / best['llava-224']:.2f}x; vs llava-native: "
           f"{best['lmdb'] / best['llava-native']:.2f}x; vs llava-hf (LLaVA's path): {best['lmdb'] / best['llava-hf']:.2f}x "
           f"(goal >= 5x); vs memmap: {best['lmdb'] / best['memmap']:.2f}x (goal >= 0.8x)")
+    print(f"trainer path (decoder: {decoder_name()}, max abs pixel difference to Pillow {decode_gap:.3f} after "
+          f"normalisation): lmdb-trainer vs llava-hf {best['lmdb-trainer'] / best['llava-hf']:.2f}x (goal >= 5x); "
+          f"vs memmap {best['lmdb-trainer'] / best['memmap']:.2f}x (goal >= 0.8x); vs memmap-uint8 "
+          f"{best['lmdb-trainer'] / best['memmap-uint8']:.2f}x")
     print(f"load average while running: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
 
 

@@ -31,18 +31,42 @@ def corpus(tmp_path_factory):
 
 
 def test_experiment_runs_all_stages_and_holds_out_whole_recordings(corpus, tmp_path):
+    from babyvlm.plugins.demo.heldout import evaluate_heldout
+
     experiment = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    experiment.ensure_data()
+    experiment.ensure_tokenizer()
+    experiment.build_model()
+    untrained = evaluate_heldout(experiment)
     report = experiment.run()
     train_ids = {s["meta"]["recording_id"] for s in experiment.dataset()}
     heldout_ids = {s["meta"]["recording_id"] for s in experiment.dataset(split="heldout")}
     assert heldout_ids == set(report["heldout_recordings"]) and len(heldout_ids) == 1
     assert train_ids and not train_ids & heldout_ids
     assert train_ids | heldout_ids == experiment.builder.recording_ids(experiment.store_dir)
-    assert report["trained"]["heldout_loss"] < report["untrained"]["heldout_loss"]
-    assert report["phases"][0]["steps"] == 25
-    assert json.loads((tmp_path / "run" / "report.json").read_text())["trained"] == report["trained"]
-    assert (tmp_path / "run" / "config.py").exists() and (tmp_path / "run" / "checkpoint" / "babyvlm.json").exists()
+    assert evaluate_heldout(experiment)["heldout_loss"] < untrained["heldout_loss"]
+    phase = report.phases[0]
+    assert phase.name == "2-joint" and phase["steps"] == 25 and phase.trainer == "simple"
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["version"] == 2 and saved["phases"][0]["metrics"]["steps"] == 25
+    assert (tmp_path / "run" / "config.py").exists()
+    assert (tmp_path / "run" / "phases" / "2-joint" / "weights.safetensors").exists()
+    assert (tmp_path / "run" / "phases" / "2-joint" / "config.py").exists()
     assert experiment.model.tokenizer.vocab_size <= 300
+
+
+def test_unknown_phases_and_duplicate_names_are_refused(corpus, tmp_path):
+    experiment = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    with pytest.raises(ConfigError, match="unknown phase '9-sleep'; this config's phases: 2-joint"):
+        experiment.select_phases("9-sleep")
+    config = experiment_config(corpus)
+    config["phases"].append(dict(config["phases"][0]))
+    with pytest.raises(ConfigError, match="name '2-joint' is used twice"):
+        Experiment(config, tmp_path / "run2")
+    config = experiment_config(corpus)
+    config["phases"][0]["data"] = "audio"
+    with pytest.raises(ConfigError, match=r"phases\[0\].data must be 'store', 'transcripts' or dict"):
+        Experiment(config, tmp_path / "run3")
 
 
 def test_dataset_filters_formats(corpus, tmp_path):

@@ -18,6 +18,16 @@ class ToyModel(torch.nn.Module):
         self.connector = torch.nn.Linear(1, 4)
         self.language_model = torch.nn.Linear(4, 1)
 
+    def freeze_backbones(self, stage, train=None):
+        """The model owns what trains (contracts.Model); the trainer only asks."""
+        parts = train or {"1-alignment": ["connector"], "2-joint": ["connector", "language_model"]}[stage]
+        self.requires_grad_(False)
+        for part in parts:
+            getattr(self, part).requires_grad_(True)
+        return {name: {"params": sum(p.numel() for p in m.parameters()),
+                       "trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
+                for name, m in self.named_children()}
+
     def forward(self, input_ids, target):
         return {"loss": torch.nn.functional.mse_loss(self.language_model(self.connector(input_ids)), target)}
 
@@ -68,9 +78,23 @@ def test_bad_settings_are_named(options, message):
         babyvlm.build("trainer", dict(type="simple", **options))
 
 
-def test_unknown_part_and_empty_data_are_clear():
-    trainer = babyvlm.build("trainer", dict(type="simple", max_steps=2, train=["vision"]))
-    with pytest.raises(ConfigError, match="model has no part 'vision'"):
-        trainer.fit(ToyModel(), DATA)
+def test_models_without_stages_and_empty_data_are_clear():
+    class NoStages(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.connector = torch.nn.Linear(1, 1)
+
+    trainer = babyvlm.build("trainer", dict(type="simple", max_steps=2, train=["connector"]))
+    with pytest.raises(ConfigError, match="needs a model that declares its stages"):
+        trainer.fit(NoStages(), DATA, log=lambda line: None)
     with pytest.raises(ConfigError, match="the dataset is empty"):
         babyvlm.build("trainer", dict(type="simple", max_steps=2)).fit(ToyModel(), [], log=lambda line: None)
+
+
+def test_stage_is_asked_of_the_model_and_counts_are_logged():
+    lines = []
+    model = ToyModel()
+    result = babyvlm.build("trainer", dict(type="simple", max_steps=2, log_every=0)).fit(
+        model, DATA, log=lines.append, stage="1-alignment")
+    assert result.parts["language_model"] == {"params": 5, "trainable": 0}
+    assert any("connector 8/8, language_model 0/5" in line for line in lines)

@@ -1,7 +1,21 @@
 """BabyLLaVA-V2 as published: ViT-L/16 at 224 px (197 tokens x 1024) + MLP 2x GELU connector +
-LLaMA with the TinyLlama-1.1B shape, vocabulary 6000 (about 1.3B parameters in all).
+LLaMA with the TinyLlama-1.1B shape, vocabulary 6000 (about 1.3B parameters in all), and its training
+recipe (babyvlm-v2 facts §5): `babyvlm train paper --set data.root=/data/saycam`.
+
+Published: phase 0-language AdamW (0.9, 0.95), wd 0.1, cosine, warmup 3 %, clip 1.0, lr 2e-4, 8192-token
+blocks; phase 1 lr 3e-3, batch 32 per GPU, wd 0; phase 2 lr 2e-5...2e-3 (swept; 2e-4 here), batch 64;
+phase 3 lr 5e-5, ViT lr 1e-5, batch 128. Phase 0-vision's settings are not published: the DINO
+reference recipe is used. Step counts stand for the published epochs over SAYCam-sized data; set them
+for your store (`--set phases.N.trainer.max_steps=...`). `batch_size` is per process (8 GPUs assumed).
 """
 
+data = dict(
+    source=dict(type="saycam", transcripts="human"),
+    root=None,  # the SAYCam folder: --set data.root=/data/saycam
+    builder=dict(type="pretraining_set", store="lmdb", scorer="none", image_size=224),
+    heldout_recordings=20,
+)
+tokenizer = dict(type="bpe", vocab_size=6000, min_frequency=3)
 model = dict(
     type="babyllava",
     encoder=dict(type="vit", preset="vit-l-16"),
@@ -11,3 +25,22 @@ model = dict(
     template="baby_plain",
     freeze=[],
 )
+_gpu = dict(type="mmengine", precision="bf16", betas=(0.9, 0.95), warmup_ratio=0.03, grad_clip=1.0,
+            checkpoint_every=1000, log_every=50, num_workers=8)
+phases = [
+    dict(name="0-language", trainer=dict(_gpu, max_steps=20000, lr=2e-4, weight_decay=0.1, batch_size=4,
+                                         block_size=8192, gradient_checkpointing=True)),
+    dict(name="0-vision", formats=["image"],
+         trainer=dict(type="dino", precision="bf16", max_steps=100000, batch_size=64, lr=5e-4 * 512 / 256,
+                      weight_decay=0.04, grad_clip=3.0, warmup_ratio=0.1, out_dim=65536, hidden_dim=2048,
+                      bottleneck_dim=256, local_crops=8, teacher_temp=(0.04, 0.07), teacher_momentum=0.996,
+                      freeze_last_layer=2000, probe_every=5000, checkpoint_every=1000, log_every=50, num_workers=8)),
+    dict(name="1-alignment", formats=["image"], trainer=dict(_gpu, max_steps=20000, lr=3e-3, weight_decay=0.0,
+                                                             batch_size=32)),
+    dict(name="2-joint", formats=["image", "video", "interleaved"],
+         trainer=dict(_gpu, max_steps=40000, lr=2e-4, weight_decay=0.0, batch_size=8, gradient_checkpointing=True)),
+    dict(name="3-instruction", data=dict(llava_json="runs/devcv/train/instructions.json"),
+         trainer=dict(_gpu, max_steps=9000, lr=5e-5, lr_per_part={"encoder": 1e-5}, weight_decay=0.0,
+                      batch_size=16, gradient_checkpointing=True)),
+]
+del _gpu  # a helper for the phases above, not a config section

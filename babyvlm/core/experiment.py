@@ -1,17 +1,54 @@
-"""A whole experiment from one config: source -> sample store -> datasets -> tokenizer -> model ->
-training phases -> evaluation -> report. Each stage is an explicit method; every component is looked
-up by its registered name, so a config (or the equivalent Python dict) swaps any of them::
+"""A whole experiment from one config: source -> sample store -> tokenizer -> model -> training phases,
+each phase in its own folder. Every component is looked up by its registered name, so a config (or
+the equivalent Python dict) swaps any of them::
 
     from babyvlm import Experiment
     exp = Experiment("babyvlm/configs/demo.py", work_dir="runs/demo")
-    report = exp.run()            # or call the stages one by one:
-    exp.build_data(); exp.build_tokenizer(); exp.build_model(); exp.train(); exp.evaluate()
+    results = exp.run()                       # or the stages one by one:
+    exp.build_data(); exp.build_tokenizer(); exp.build_model(); exp.train(["2-joint"])
 
-Config sections: ``data`` (``source``: a source spec, ``root``, ``builder``: a builder spec,
-``heldout_recordings``: whole recordings kept out of training, chosen by ``seed`` and saved as
-``heldout.json`` so later processes see the same split), ``tokenizer`` (a tokenizer spec, trained on
-the training recordings' distinct utterances), ``model`` (as for ``build_model``), ``phases`` (each
-``name``, ``formats``, ``trainer`` spec). A spec is a registered name or ``dict(type=name, ...)``.
+Config keys
+-----------
+``data``
+    ``source`` (a source spec), ``root`` (corpus folder; default ``WORK/corpus``), ``builder`` (a builder
+    spec), ``heldout_recordings`` (whole recordings kept out of training, chosen by ``seed`` and saved as
+    ``WORK/heldout.json`` so later processes see the same split), ``store`` (a store folder to use
+    instead of ``WORK/store``, e.g. shared with another run), ``blank_images`` (every image blanked: a
+    blind twin's training data), ``max_age_months`` (only recordings of children up to that age: a
+    developmental sweep's data; recordings without an age are counted as skipped).
+``tokenizer``
+    A tokenizer spec. ``build_tokenizer`` passes it ``corpus=`` the training recordings' distinct
+    utterances (each once, held-out recordings excluded) and saves it in ``WORK/tokenizer``; later
+    runs load it from there (``path=WORK/tokenizer``) instead of training again.
+``model``
+    As for ``build_model``; the trained tokenizer is put in as ``tokenizer=dict(type=..., path=...)``.
+``phases``
+    A list, each ``dict(name=..., trainer=SPEC, formats=[...], stage=NAME, data=..., init="previous")``:
+
+    - ``name``: the phase's folder ``WORK/phases/<name>/`` (trainer logs, events, checkpoints,
+      ``config.py`` with the phase's resolved section, ``weights.safetensors``, ``model/`` export);
+    - ``stage``: what the model unfreezes (``model.stages()``), default ``name``;
+    - ``template``: the chat template from this phase on (e.g. ``baby_v1`` for instruction tuning; the
+      model's own ``template`` until a phase sets one); the saved checkpoint records the last one;
+    - ``trainer``: a trainer spec; its ``fit`` gets ``stage``, ``work_dir``, ``resume`` and ``context``
+      (a ``PhaseContext``);
+    - ``data``: ``"store"`` (default: the store's samples of ``formats`` from training recordings),
+      ``"transcripts"`` (default for ``0-language``: the training utterances as strings), or
+      ``dict(llava_json=PATH)`` (an instruction file, e.g. from ``babyvlm tasks build``, imported
+      into the phase's own store);
+    - ``init``: ``"previous"`` (default: the weights of the latest earlier phase that has finished, so
+      one phase can run alone on an earlier work dir), ``"none"`` (from initialisation) or a path to a
+      ``weights.safetensors``.
+``seed``
+    (top level, optional) seeds the held-out split and model initialisation (default: the ``seed``
+    argument).
+``corpus``, ``ood_corpus``, ``ood_data``, ``tasks``, ``evaluation``, ``report``
+    The whole study (``core/study.py``): with an ``evaluation`` section, ``run()`` runs every stage of it
+    (corpora, DevCV tasks, model, blind twin, evaluation, report) through a stage cache. A phase's
+    ``data.llava_json`` may say ``{tasks}/...`` for the run's task folder.
+
+``run()`` returns an ``ExperimentResults`` record (typed, versioned; also written to
+``WORK/results.json``) that later stages extend through its ``evaluation`` mapping.
 """
 
 from __future__ import annotations
@@ -19,43 +56,135 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from babyvlm import registry
 from babyvlm.core.compose import _plain, build, build_model, load_config, write_resolved_config
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_json, load_json
+from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
+from babyvlm.core.specs import spec_dict
+from babyvlm.core.study import StudyStages, resolve_tasks_path
 
 Log = Callable[[str], None]
+RESULTS_VERSION = 2
+PHASE_WEIGHTS = "weights.safetensors"
+STORE_DATA = ("store", "transcripts")
 
 
-class Experiment:
+@dataclass
+class PhaseContext:
+    """What a trainer may need beyond the model and its training data.
+
+    ``stage``: the stage being trained; ``experiment_dir``: the experiment's work dir; ``tokenizer``:
+    the experiment's tokenizer (for packing text); ``heldout``: the held-out recordings' samples of the
+    phase's formats (``None`` without held-out recordings); ``source`` / ``root``: the source spec and
+    corpus folder (e.g. for the DINO probe's annotated object crops); ``heldout_recordings``: their ids;
+    ``seed``: the experiment's seed.
+    """
+
+    stage: str
+    experiment_dir: Path
+    tokenizer: Any = None
+    heldout: Any = None
+    source: dict[str, Any] = field(default_factory=dict)
+    root: Path | None = None
+    heldout_recordings: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    stage: str
+    trainer: str
+    dataset_size: int
+    seconds: float
+    work_dir: str
+    metrics: dict[str, Any] = field(default_factory=dict)  # the trainer result's to_dict()
+
+    def __getitem__(self, key: str) -> Any:  # phase["last_loss"] reads the trainer's numbers too
+        return self.metrics[key] if key in self.metrics else getattr(self, key)
+
+
+@dataclass
+class ExperimentResults(Mapping):
+    """What ``Experiment.run`` produced; ``version`` changes when fields change meaning. Later stages
+    (evaluation, reports) add their results under ``evaluation`` (or extend the record)."""
+
+    version: int = RESULTS_VERSION
+    data: dict[str, Any] = field(default_factory=dict)
+    heldout_recordings: list[str] = field(default_factory=list)
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    phases: list[PhaseResult] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentResults:
+        version = raw.get("version")
+        if version != RESULTS_VERSION:
+            raise ConfigError(f"experiment results version {version!r}; this babyvlm reads version {RESULTS_VERSION}")
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        known["phases"] = [PhaseResult(**p) for p in raw.get("phases", [])]
+        return cls(**known)
+
+    # Mapping view (``results["phases"]``), so callers that expect plain results keep working
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+
+class Experiment(StudyStages):
     def __init__(self, config: str | os.PathLike | Mapping[str, Any], work_dir: str | os.PathLike,
                  log: Log = print, seed: int = 0):
         self.cfg = load_config(config)
         self.data, self.phases = _check_config(self.cfg)
-        self.work_dir, self.log, self.seed = Path(work_dir), log, seed
-        self.store_dir = self.work_dir / "store"
+        self.work_dir, self.log = Path(work_dir), log
+        self.seed = int(self.cfg.get("seed", seed))
+        self.store_dir = Path(self.data["store"]) if self.data.get("store") else self.work_dir / "store"
+        self.tokenizer_source: Path | None = None  # a tokenizer folder to use instead of training one
+        self._reused: dict[str, Path] = {}  # phase -> weights of another run's identical phase
         self.builder = build("builder", self.data["builder"])
         self._heldout: set[str] | None = None
         self.tokenizer: Any = None
         self.model: Any = None
-        self.results: dict[str, Any] = {"phases": []}
+        self.results = ExperimentResults()
 
-    # ---- stages ---------------------------------------------------------------------------
+    # ---- data ---------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return Path(self.data.get("root") or self.work_dir / "corpus")
+
     def build_data(self) -> Path:
         """Cut the pretraining set from the source into the store (resumes an interrupted build)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         write_resolved_config(self.cfg, self.work_dir)
-        root = Path(self.data.get("root") or self.work_dir / "corpus")
-        result = self.builder.build(self.data["source"], root, self.store_dir, log=self.log)
+        age = {"max_age_months": self.data["max_age_months"]} if self.data.get("max_age_months") else {}
+        result = self.builder.build(self.data["source"], self.root, self.store_dir, log=self.log, **age)
         self.log(result.summary())
-        self.results["data"] = self.builder.describe(self.store_dir)
+        self.results.data = self.builder.describe(self.store_dir)
         self._heldout = self._pick_heldout(self.data["heldout_recordings"])
         atomic_write_json(self._heldout_file, sorted(self._heldout))
-        self.results["heldout_recordings"] = sorted(self._heldout)
+        self.results.heldout_recordings = sorted(self._heldout)
         return self.store_dir
+
+    def ensure_data(self) -> Path:
+        """The store, built unless a completed build (its ``heldout.json``) is already in the work dir."""
+        if self._heldout_file.exists():
+            self.results.heldout_recordings = sorted(self.heldout)
+            return self.store_dir
+        return self.build_data()
 
     @property
     def heldout(self) -> set[str]:
@@ -70,65 +199,160 @@ class Experiment:
         """The store's samples of ``formats`` from training (``train``) or held-out (``heldout``) recordings."""
         if split not in ("train", "heldout"):
             raise ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
+        blank = {"blank_images": True} if self.data.get("blank_images") else {}  # a blind twin's view
         if split == "train":
-            return self.builder.dataset(self.store_dir, formats=formats, exclude_recordings=self.heldout)
-        return self.builder.dataset(self.store_dir, formats=formats, recordings=self.heldout)
+            return self.builder.dataset(self.store_dir, formats=formats, exclude_recordings=self.heldout, **blank)
+        return self.builder.dataset(self.store_dir, formats=formats, recordings=self.heldout, **blank)
 
+    def transcripts(self) -> list[str]:
+        """The training recordings' distinct utterances (the tokenizer's and ``0-language``'s corpus)."""
+        return self.builder.texts(self.store_dir, exclude_recordings=self.heldout)
+
+    # ---- tokenizer and model ------------------------------------------------------------------
     def build_tokenizer(self) -> Any:
         """Train the tokenizer on the training recordings' distinct utterances; save it in the work dir."""
-        spec = self.cfg.get("tokenizer")
-        if spec is None:
-            raise ConfigError("experiment config has no 'tokenizer' section to train")
-        texts = self.builder.texts(self.store_dir, exclude_recordings=self.heldout)
-        self.tokenizer = build("tokenizer", _spec(spec, "tokenizer"), corpus=texts)
-        self.tokenizer.save(self.work_dir / "tokenizer")
+        spec = self._tokenizer_spec()
+        self.tokenizer = build("tokenizer", spec, corpus=self.transcripts())
+        if _is_main_process():
+            self.tokenizer.save(self._tokenizer_dir)
+        self.results.tokenizer = {"type": spec["type"], "vocab_size": int(self.tokenizer.vocab_size),
+                                  "path": str(self._tokenizer_dir)}
+        return self.tokenizer
+
+    def ensure_tokenizer(self) -> Any:
+        """The tokenizer saved in the work dir, trained first when there is none yet."""
+        if self.tokenizer is not None or "tokenizer" not in self.cfg:
+            return self.tokenizer
+        if not self._tokenizer_dir.is_dir() or not any(self._tokenizer_dir.iterdir()):
+            return self.build_tokenizer()
+        spec = self._tokenizer_spec()
+        self.tokenizer = build("tokenizer", dict(type=spec["type"], path=str(self._tokenizer_dir)))
+        self.results.tokenizer = {"type": spec["type"], "vocab_size": int(self.tokenizer.vocab_size),
+                                  "path": str(self._tokenizer_dir)}
         return self.tokenizer
 
     def build_model(self) -> Any:
+        """The model from the config (seeded), with the experiment's tokenizer when it has one."""
+        import torch
+
         model_cfg = _plain(self.cfg.model)
         if self.tokenizer is not None:
-            model_cfg["tokenizer"] = dict(type=_spec(self.cfg.tokenizer, "tokenizer")["type"],
-                                          path=str(self.work_dir / "tokenizer"))
+            model_cfg["tokenizer"] = dict(type=self._tokenizer_spec()["type"], path=str(self._tokenizer_dir))
+        torch.manual_seed(self.seed)
         self.model = build_model({"model": model_cfg})
         return self.model
 
-    def train(self) -> list[dict[str, Any]]:
-        """Run each phase's trainer on that phase's formats (training recordings only)."""
-        model = self._built_model()
+    # ---- phases -------------------------------------------------------------------------------
+    def phase_names(self) -> list[str]:
+        return [phase["name"] for phase in self.phases]
+
+    def phase_dir(self, name: str) -> Path:
+        return self.work_dir / "phases" / name
+
+    def select_phases(self, names: str | Iterable[str] | None) -> list[dict[str, Any]]:
+        """The phases named (``None`` or ``"all"``: every phase, in config order); unknown names refused."""
+        if names is None or names == "all":
+            return list(self.phases)
+        wanted = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in wanted if n not in self.phase_names()]
+        if unknown:
+            raise ConfigError(f"unknown phase {unknown[0]!r}; this config's phases: {', '.join(self.phase_names())}")
+        return [phase for phase in self.phases if phase["name"] in wanted]
+
+    def train(self, phases: str | Iterable[str] | None = None, resume: bool = False) -> list[PhaseResult]:
+        """Run the selected phases (default all), each from the previous phase's weights by default."""
+        self._built_model()
+        done = []
+        for phase in self.select_phases(phases):
+            if phase["name"] in self._reused:
+                done.append(self._reuse_phase(phase))
+            else:
+                done.append(self.train_phase(phase["name"], resume=resume))
+        return done
+
+    def reuse_phases_without_images(self, other: Experiment) -> list[str]:
+        """Phases that see no image (``data="transcripts"``) take ``other``'s finished weights instead of
+        training again (a blind twin shares its text-only phases with the model it is the twin of)."""
         for phase in self.phases:
-            data = self.dataset(phase["formats"])
-            self.log(f"== phase {phase['name']}: {len(data)} samples ({', '.join(phase['formats'])}) ==")
-            result = build("trainer", phase["trainer"]).fit(model, data, log=self.log)
-            self.results["phases"].append({"name": phase["name"], "dataset_size": len(data), **result.to_dict()})
-        model.save_pretrained(self.work_dir / "checkpoint")
-        return self.results["phases"]
+            source = other.phase_dir(phase["name"]) / PHASE_WEIGHTS
+            if phase["data"] == "transcripts" and source.is_file():
+                self._reused[phase["name"]] = source
+        return sorted(self._reused)
 
-    def evaluate(self) -> dict[str, Any]:
-        """Held-out loss with the true images and with images swapped between samples."""
+    def _reuse_phase(self, phase: dict[str, Any]) -> PhaseResult:
+        source = self._reused[phase["name"]]
+        _load_weights(self._built_model(), source)
+        folder = self.phase_dir(phase["name"])
+        if _is_main_process():
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / PHASE_WEIGHTS, source.read_bytes())
+        self.log(f"phase {phase['name']}: sees no image; reusing {source}")
+        result = PhaseResult(name=phase["name"], stage=phase["stage"], trainer="reused", dataset_size=0, seconds=0.0,
+                             work_dir=str(folder), metrics={"reused_from": str(source)})
+        self.results.phases = [p for p in self.results.phases if p.name != phase["name"]] + [result]
+        return result
+
+    def train_phase(self, name: str, resume: bool = False) -> PhaseResult:
+        phase = self.select_phases(name)[0]
+        folder = self.phase_dir(name)
+        data = self._phase_dataset(phase, folder)  # a store lacking the phase's formats fails first
+        trainer = build("trainer", phase["trainer"])
         model = self._built_model()
-        heldout = list(self.dataset(split="heldout"))
-        if not heldout:
-            return {}
-        return {"heldout_samples": len(heldout),
-                "heldout_loss": heldout_loss(model, heldout),
-                "heldout_loss_shuffled_images": heldout_loss(model, heldout, shuffle_seed=self.seed)}
-
-    def run(self) -> dict[str, Any]:
+        self._load_initial_weights(phase, resume)
+        if phase.get("template") is not None:
+            model.use_template(phase["template"])
+        if _is_main_process():
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(folder / "config.py", load_config({"phase": phase}).pretty_text)
+        self.log(f"== phase {name} (stage {phase['stage']}, trainer {phase['trainer']['type']}): "
+                 f"{len(data)} training items ==")
         started = time.perf_counter()
-        self.build_data()
-        if "tokenizer" in self.cfg:
-            self.build_tokenizer()
+        outcome = trainer.fit(model, data, log=self.log, stage=phase["stage"], work_dir=folder, resume=resume,
+                              context=self._context(phase))
+        if _is_main_process():
+            atomic_write_bytes(folder / PHASE_WEIGHTS, _weights_bytes(model))
+        result = PhaseResult(name=name, stage=phase["stage"], trainer=phase["trainer"]["type"],
+                             dataset_size=len(data), seconds=round(time.perf_counter() - started, 2),
+                             work_dir=str(folder), metrics=outcome.to_dict())
+        self.results.phases = [p for p in self.results.phases if p.name != name] + [result]
+        self.write_results()
+        return result
+
+    def run(self, phases: str | Iterable[str] | None = None, resume: bool = False,
+            force: Iterable[str] = ()) -> Mapping[str, Any]:
+        """Every stage: data, tokenizer (when configured), model, the selected phases. A config with an
+        ``evaluation`` section runs the whole study instead (``core/study.py``; ``force`` names stages to
+        rerun) and returns its outcome."""
+        if "evaluation" in self.cfg:
+            return self.run_study(force=set(force))
+        started = time.perf_counter()
+        self.ensure_data()
+        self.ensure_tokenizer()
         self.build_model()
-        self.results["untrained"] = self.evaluate()
-        self.train()
-        self.results["trained"] = self.evaluate()
-        self.results["seconds"] = round(time.perf_counter() - started, 1)
-        atomic_write_json(self.work_dir / "report.json", self.results)
+        self.train(phases, resume=resume)
+        self.results.seconds = round(time.perf_counter() - started, 1)
+        self.write_results()
         return self.results
 
+    def write_results(self) -> Path | None:
+        if not _is_main_process():
+            return None
+        return atomic_write_json(self.work_dir / "results.json", self.results.to_dict())
+
+    # ---- helpers --------------------------------------------------------------------------------
     @property
     def _heldout_file(self) -> Path:
         return self.work_dir / "heldout.json"
+
+    @property
+    def _tokenizer_dir(self) -> Path:
+        return Path(self.tokenizer_source) if self.tokenizer_source else self.work_dir / "tokenizer"
+
+    def _tokenizer_spec(self) -> dict[str, Any]:
+        spec = self.cfg.get("tokenizer")
+        if spec is None:
+            raise ConfigError("experiment config has no 'tokenizer' section to train")
+        return spec_dict(_plain(spec), "tokenizer")
 
     def _built_model(self) -> Any:
         if self.model is None:
@@ -145,15 +369,80 @@ class Experiment:
         random.Random(self.seed).shuffle(recordings)
         return set(recordings[:count])
 
+    def _phase_dataset(self, phase: dict[str, Any], folder: Path) -> Any:
+        data = phase["data"]
+        if data == "transcripts":
+            texts = self.transcripts()
+            if not texts:
+                raise ConfigError(f"phase {phase['name']}: the store {self.store_dir} has no training utterances")
+            return texts
+        if isinstance(data, dict):
+            return self._instruction_dataset(phase, data, folder)
+        missing = [f for f in phase["formats"] if len(self.dataset([f])) == 0]
+        if missing:
+            have = [f for f in ("image", "video", "interleaved") if f not in missing and len(self.dataset([f]))]
+            raise ConfigError(f"phase {phase['name']}: the store {self.store_dir} has no training samples of "
+                              f"format(s) {missing} that the phase needs (it has: {', '.join(have) or 'none'})")
+        return self.dataset(phase["formats"])
 
-def _spec(value: Any, where: str) -> dict[str, Any]:
-    """A component spec as ``dict(type=name, ...)`` from a name or a dict."""
-    value = _plain(value)
-    if isinstance(value, str):
-        return {"type": value}
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        return value
-    raise ConfigError(f"{where}: expected a registered name or dict(type=name, ...), got {value!r}")
+    def _instruction_dataset(self, phase: dict[str, Any], data: dict[str, Any], folder: Path) -> Any:
+        source = Path(str(resolve_tasks_path(data["llava_json"], self.tasks_dir)))
+        if not source.is_file():
+            raise ConfigError(f"phase {phase['name']}: data.llava_json {source} is not a file")
+        store = folder / "store"
+        if _is_main_process() and not (store / "manifest.json").exists():
+            registry.get("command", "data").main(["import", str(source), "--out", str(store)],
+                                                 prog_name="babyvlm data", standalone_mode=False)
+        blank = {"blank_images": True} if self.data.get("blank_images") else {}  # a blind twin's view
+        return self.builder.dataset(store, **blank)
+
+    def _context(self, phase: dict[str, Any]) -> PhaseContext:
+        heldout = None
+        if self.heldout and phase["data"] == "store":
+            heldout = self.dataset(phase["formats"], split="heldout")
+        return PhaseContext(stage=phase["stage"], experiment_dir=self.work_dir, tokenizer=self.tokenizer,
+                            heldout=heldout, source=dict(self.data["source"]), root=self.root,
+                            heldout_recordings=tuple(sorted(self.heldout)), seed=self.seed)
+
+    def _load_initial_weights(self, phase: dict[str, Any], resume: bool) -> None:
+        """The phase's starting weights (a resumed phase's own checkpoint then overrides them)."""
+        init = phase["init"]
+        if init == "none":
+            return
+        if init == "previous":
+            earlier = self.phase_names()[: self.phase_names().index(phase["name"])]
+            found = [self.phase_dir(n) / PHASE_WEIGHTS for n in reversed(earlier)
+                     if (self.phase_dir(n) / PHASE_WEIGHTS).is_file()]
+            if not found:
+                self.log(f"phase {phase['name']}: no earlier phase has finished here; starting from initialisation")
+                return
+            path = found[0]
+        else:
+            path = Path(init)
+            if not path.is_file():
+                raise ConfigError(f"phase {phase['name']}: init {init!r} is not a weights file")
+        _load_weights(self._built_model(), path)
+        self.log(f"phase {phase['name']}: starting from {path}")
+
+
+def _weights_bytes(model: Any) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{path}: weights do not fit this model (missing {list(missing)[:3]}, "
+                          f"unexpected {list(unexpected)[:3]}); was it written for another model config?")
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _check_config(cfg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -165,37 +454,40 @@ def _check_config(cfg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for key in ("source", "builder"):
         if key not in data:
             raise ConfigError(f"experiment config: data.{key} is required (a registered {key} name or dict)")
-        data[key] = _spec(data[key], f"data.{key}")
+        data[key] = spec_dict(data[key], f"data.{key}")
     count = data.setdefault("heldout_recordings", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ConfigError(f"data.heldout_recordings must be a whole number >= 0, got {count!r}")
-    phases = _plain(cfg.get("phases", []))
-    for number, phase in enumerate(phases):
-        missing = [k for k in ("name", "formats", "trainer") if k not in phase]
-        if missing:
-            raise ConfigError(f"phases[{number}] needs {', '.join(missing)}")
-        phase["trainer"] = _spec(phase["trainer"], f"phases[{number}].trainer")
-        phase["formats"] = list(phase["formats"])
+    phases = [_check_phase(number, phase) for number, phase in enumerate(_plain(cfg.get("phases", [])))]
+    names = [p["name"] for p in phases]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"phases: name {duplicated[0]!r} is used twice (each phase has its own folder)")
     return data, phases
 
 
-def heldout_loss(model: Any, samples: list[dict[str, Any]], shuffle_seed: int | None = None,
-                 batch_size: int = 16) -> float:
-    """Mean loss over ``samples``; with ``shuffle_seed`` each sample gets another sample's images
-    (repeated or cut to its own image count), which tells whether the model uses what it sees."""
-    import torch
+def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
+    where = f"phases[{number}]"
+    if "name" not in phase or "trainer" not in phase:
+        missing = [k for k in ("name", "trainer") if k not in phase]
+        raise ConfigError(f"{where} needs {', '.join(missing)}")
+    phase = dict(phase)
+    phase["trainer"] = spec_dict(phase["trainer"], f"{where}.trainer")
+    phase.setdefault("stage", phase["name"])
+    phase.setdefault("data", "transcripts" if phase["stage"] == "0-language" else "store")
+    phase.setdefault("init", "previous")
+    data = phase["data"]
+    if isinstance(data, dict):
+        if "llava_json" not in data:
+            raise ConfigError(f"{where}.data: a dict needs llava_json=PATH (an instruction file)")
+    elif data not in STORE_DATA:
+        raise ConfigError(f"{where}.data must be 'store', 'transcripts' or dict(llava_json=PATH), got {data!r}")
+    if data == "store":
+        if "formats" not in phase:
+            raise ConfigError(f"{where} needs formats (the store formats it trains on)")
+        phase["formats"] = list(phase["formats"])
+    phase.setdefault("formats", [])
+    if not isinstance(phase["init"], str):
+        raise ConfigError(f"{where}.init must be 'previous', 'none' or a weights path, got {phase['init']!r}")
+    return phase
 
-    if shuffle_seed is not None:
-        donors = list(samples)
-        random.Random(shuffle_seed).shuffle(donors)
-        samples = [dict(s, images=_fit_images(d["images"], len(s["images"]))) for s, d in zip(samples, donors, strict=True)]
-    model.eval()
-    with torch.no_grad():
-        losses = [float(model(**model.prepare_batch(samples[i:i + batch_size]))["loss"]) * len(samples[i:i + batch_size])
-                  for i in range(0, len(samples), batch_size)]
-    return round(sum(losses) / len(samples), 4)
-
-
-def _fit_images(images: list[Any], count: int) -> list[Any]:
-    repeated = list(images) * (count // max(1, len(images)) + 1)
-    return repeated[:count]

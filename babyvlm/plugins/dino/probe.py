@@ -1,0 +1,118 @@
+"""The k-NN probe: object-category accuracy of an encoder's features on annotated object crops of
+held-out recordings (scikit-learn ``KNeighborsClassifier``, cosine distance), beside its chance level.
+
+Bank and queries come from different halves of each held-out recording (first half of its frames
+vs second), so near-identical neighbouring frames never answer themselves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from babyvlm.core.compose import build
+from babyvlm.core.errors import ConfigError, DataError
+from babyvlm.core.io import load_json
+from babyvlm.media import iter_lazy_frames
+
+
+@dataclass
+class ObjectCrop:
+    recording_id: str
+    order: int  # frame index within the recording
+    category: str
+    image: np.ndarray  # HxWx3 uint8
+
+
+def load_object_crops(source: dict[str, Any], root: str | Path, recording_ids: Sequence[str],
+                      max_per_recording: int = 200, min_side: int = 6) -> list[ObjectCrop]:
+    """Crops of the annotated objects in the given recordings (evenly spread frames, boxes >= min_side)."""
+    wanted = set(recording_ids)
+    crops: list[ObjectCrop] = []
+    for recording in build("source", source, root=str(root)).recordings():
+        if recording.recording_id not in wanted or recording.annotations_path is None:
+            continue
+        crops += _recording_crops(recording, max_per_recording, min_side)
+    return crops
+
+
+def _recording_crops(recording: Any, limit: int, min_side: int) -> list[ObjectCrop]:
+    path = Path(recording.annotations_path)
+    coco = load_json(path)
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DataError(f"{path}: not a COCO-style object file (images, annotations, categories lists)")
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    frame_of = {image["id"]: int(image["frame_index"]) for image in coco["images"]}
+    boxes: dict[int, list[tuple[list[float], str]]] = {}
+    for ann in coco["annotations"]:
+        x, y, w, h = ann["bbox"]
+        if min(w, h) >= min_side and ann.get("visible_fraction", 1.0) >= 0.5 and ann["image_id"] in frame_of:
+            boxes.setdefault(frame_of[ann["image_id"]], []).append((ann["bbox"], names.get(ann["category_id"], "?")))
+    if not boxes:
+        return []
+    total = sum(len(v) for v in boxes.values())
+    stride = max(1, total // max(1, limit))
+    keep = set(sorted(boxes)[::stride])
+    crops: list[ObjectCrop] = []
+    for index, (_, frame) in enumerate(iter_lazy_frames(recording.video_path, rotation=recording.rotation)):
+        if index not in keep:
+            continue
+        rgb = frame.to_rgb()
+        for (x, y, w, h), name in boxes[index]:
+            x0, y0 = max(0, int(x)), max(0, int(y))
+            x1, y1 = min(rgb.shape[1], int(x + w + 0.5)), min(rgb.shape[0], int(y + h + 0.5))
+            if x1 - x0 >= min_side and y1 - y0 >= min_side:
+                crops.append(ObjectCrop(recording.recording_id, index, name, np.ascontiguousarray(rgb[y0:y1, x0:x1])))
+    return crops[:limit]
+
+
+def split_bank_queries(crops: Sequence[ObjectCrop]) -> tuple[list[ObjectCrop], list[ObjectCrop]]:
+    """Per recording, the first half of its frames is the bank and the second half the queries (objects
+    recur within a recording, not always across recordings); queries of a category missing from the
+    bank are dropped, since no neighbour could name them."""
+    bank: list[ObjectCrop] = []
+    queries: list[ObjectCrop] = []
+    for recording in sorted({c.recording_id for c in crops}):
+        ordered = sorted((c for c in crops if c.recording_id == recording), key=lambda c: c.order)
+        middle = ordered[len(ordered) // 2].order if ordered else 0
+        bank += [c for c in ordered if c.order < middle]
+        queries += [c for c in ordered if c.order >= middle]
+    known = {c.category for c in bank}
+    return bank, [c for c in queries if c.category in known]
+
+
+@torch.no_grad()
+def encoder_features(encoder: torch.nn.Module, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        pixels = torch.stack([encoder.preprocess(image) for image in images[start:start + batch_size]]).to(device)
+        out.append(torch.nn.functional.normalize(encoder(pixels).float().mean(dim=1), dim=-1).cpu())
+    encoder.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def knn_probe(encoder: torch.nn.Module, crops: Sequence[ObjectCrop], k: int = 10) -> dict[str, Any]:
+    """Accuracy on the query crops, with the majority-class share as chance."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    bank, queries = split_bank_queries(crops)
+    if len(bank) < 2 or not queries:
+        raise ConfigError(f"k-NN probe: too few annotated object crops in the held-out recordings "
+                          f"({len(bank)} bank, {len(queries)} queries); hold out recordings with object annotations")
+    classifier = KNeighborsClassifier(n_neighbors=min(k, len(bank)), metric="cosine", weights="distance")
+    classifier.fit(encoder_features(encoder, [c.image for c in bank]), [c.category for c in bank])
+    labels = [c.category for c in queries]
+    predicted = classifier.predict(encoder_features(encoder, [c.image for c in queries]))
+    accuracy = float(np.mean([p == t for p, t in zip(predicted, labels, strict=True)]))
+    majority = Counter(labels).most_common(1)[0][1] / len(labels)
+    return {"accuracy": round(accuracy, 4), "chance": round(majority, 4), "bank": len(bank), "queries": len(queries),
+            "categories": len(set(labels) | {c.category for c in bank})}

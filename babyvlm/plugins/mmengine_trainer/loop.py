@@ -1,0 +1,24 @@
+"""``ResumableIterLoop``: mmengine's iteration loop, resumed by moving the sampler to the checkpoint's
+position instead of reading (and decoding) every batch already trained on."""
+
+from __future__ import annotations
+
+from mmengine.logging import print_log
+from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
+
+
+class ResumableIterLoop(IterBasedTrainLoop):
+    def run(self):
+        self.runner.call_hook("before_train")
+        self.runner.call_hook("before_train_epoch")
+        if self._iter > 0:
+            sampler = self.dataloader.sampler
+            sampler.set_position(self._iter * self.dataloader.batch_size)
+            self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
+            print_log(f"resumed at iteration {self._iter}: sampler moved to draw {sampler.position}", logger="current")
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+            self.run_iter(next(self.dataloader_iterator))
+        self.runner.call_hook("after_train_epoch")
+        self.runner.call_hook("after_train")
+        return self.runner.model

@@ -1,0 +1,234 @@
+"""``MMEngineTrainer`` (trainer ``mmengine``): one phase on mmengine's ``Runner``. What it implements is
+described in the package docstring (``babyvlm/plugins/mmengine_trainer/__init__.py``).
+
+Work dir layout (``work_dir``, the phase's folder): ``iter_N.pth`` + ``iter_N.safetensors`` +
+``last_checkpoint`` (resume points), ``metrics.jsonl``, ``trainer.json`` (resolved settings, stage,
+per-part counts), ``<timestamp>/`` (mmengine's log and ``vis_data/`` with TensorBoard events and
+``scalars.json``), ``model/`` (the final ``save_pretrained`` export).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence, Sized
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import atomic_write_json
+from babyvlm.plugins.mmengine_trainer.hooks import MetricsHook, SafetensorsStateHook
+from babyvlm.plugins.mmengine_trainer.loop import ResumableIterLoop
+from babyvlm.plugins.mmengine_trainer.objectives import ModelLoss, PhaseModule
+from babyvlm.plugins.mmengine_trainer.packing import PackedTextDataset, collate_blocks
+from babyvlm.plugins.mmengine_trainer.sampler import ResumableSampler
+from babyvlm.plugins.mmengine_trainer.schedule import WarmupCosineLR
+from babyvlm.plugins.simple_trainer.shared import TrainResult, apply_stage, check_dataset, check_number
+
+Log = Callable[[str], None]
+PRECISIONS = ("fp32", "bf16")
+STRATEGIES = ("ddp", "fsdp")
+OBJECTIVES = ("auto", "vlm", "causal_lm")
+
+
+@contextlib.contextmanager
+def trusted_checkpoint_loading():
+    """mmengine 0.10.7's resume uses ``torch.load`` on its own ``.pth``, which torch >= 2.6 refuses with
+    ``weights_only``; allowed in-process only while loading checkpoints this trainer wrote."""
+    previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
+
+
+def has_checkpoint(work_dir: str | os.PathLike) -> bool:
+    return (Path(work_dir) / "last_checkpoint").is_file()
+
+
+def resolve_device(device: str, component: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{component}: device='cuda' but no CUDA GPU is visible on this machine")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"{component}: device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+class MMEngineTrainer:
+    component = "trainer 'mmengine'"
+
+    def __init__(self, max_steps: int = 100, lr: float = 1e-3, batch_size: int = 8, accumulation: int = 1,
+                 weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.95), warmup_ratio: float = 0.03,
+                 grad_clip: float = 1.0, lr_per_part: dict[str, float] | None = None,
+                 train: Sequence[str] | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
+                 device: str = "auto", strategy: str = "ddp", checkpoint_every: int = 0, keep_checkpoints: int = 2,
+                 log_every: int = 10, seed: int = 0, num_workers: int = 0, objective: str = "auto",
+                 block_size: int = 64, export: bool = True, tensorboard: bool = True):
+        c = self.component
+        for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accumulation", accumulation),
+                            ("block_size", block_size), ("keep_checkpoints", keep_checkpoints)):
+            check_number(c, name, value, whole=True, low=1)
+        for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
+                            ("num_workers", num_workers), ("seed", seed)):
+            check_number(c, name, value, whole=True, low=0)
+        check_number(c, "lr", lr, low=0.0, strict=True)
+        check_number(c, "weight_decay", weight_decay, low=0.0)
+        check_number(c, "warmup_ratio", warmup_ratio, low=0.0, high=1.0)
+        check_number(c, "grad_clip", grad_clip, low=0.0)
+        for part, part_lr in (lr_per_part or {}).items():
+            check_number(c, f"lr_per_part.{part}", part_lr, low=0.0, strict=True)
+        _one_of(c, "precision", precision, PRECISIONS)
+        _one_of(c, "strategy", strategy, STRATEGIES)
+        _one_of(c, "objective", objective, OBJECTIVES)
+        self.options = dict(max_steps=max_steps, lr=lr, batch_size=batch_size, accumulation=accumulation,
+                            weight_decay=weight_decay, betas=list(betas), warmup_ratio=warmup_ratio,
+                            grad_clip=grad_clip, lr_per_part=dict(lr_per_part or {}),
+                            train=list(train) if train else None, precision=precision,
+                            gradient_checkpointing=gradient_checkpointing, device=device, strategy=strategy,
+                            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                            log_every=log_every, seed=seed, num_workers=num_workers, objective=objective,
+                            block_size=block_size, export=export, tensorboard=tensorboard)
+        self.__dict__.update(self.options)
+        self.device = resolve_device(device, c)
+        if strategy == "fsdp" and self.device != "cuda":
+            raise ConfigError(f"{c}: strategy='fsdp' needs CUDA GPUs; none is visible (use strategy='ddp')")
+
+    # ---- the phase ------------------------------------------------------------------------------
+    def fit(self, model: torch.nn.Module, dataset: Sized, log: Log = print, stage: str | None = None,
+            work_dir: str | os.PathLike | None = None, resume: bool = False, context: Any = None,
+            **_unused: Any) -> TrainResult:
+        work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="babyvlm-phase-"))
+        if resume and not has_checkpoint(work_dir):
+            raise ConfigError(f"--resume: no checkpoint to resume in {work_dir} (no last_checkpoint file)")
+        counts = apply_stage(self.component, model, stage, self.train, log)
+        objective, dataset, collate = self.objective_for(model, dataset, stage, context)
+        check_dataset(self.component, dataset)
+        self._gradient_checkpointing(model, log)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(work_dir / "trainer.json", {"trainer": type(self).__name__, "stage": stage,
+                                                     "options": self.options, "parts": counts,
+                                                     "dataset_size": len(dataset)})
+        metrics = MetricsHook(work_dir / "metrics.jsonl")
+        hooks = [SafetensorsStateHook(), metrics, *self.extra_hooks(objective, context, work_dir, log)]
+        runner = self._runner(PhaseModule(objective, self.precision), dataset, collate, work_dir, resume, hooks)
+        started = time.perf_counter()
+        with trusted_checkpoint_loading() if resume else contextlib.nullcontext():
+            runner.train()
+        result = TrainResult(steps=runner.iter, losses=metrics.losses, seconds=time.perf_counter() - started,
+                             samples=metrics.samples, tokens=metrics.tokens, parts=counts)
+        result.extra.update(self.finish(model, objective, work_dir, log))
+        model.eval()
+        return result
+
+    def objective_for(self, model: torch.nn.Module, dataset: Sized, stage: str | None, context: Any):
+        """(module to optimise, dataset, collate) for this phase; subclasses (``dino``) add their own."""
+        objective = self.objective
+        if objective == "auto":
+            objective = "causal_lm" if stage == "0-language" else "vlm"
+        if objective == "causal_lm":
+            texts = list(dataset)
+            if texts and not isinstance(texts[0], str):
+                raise ConfigError(f"{self.component}: objective 'causal_lm' needs texts (the experiment's "
+                                  f"transcripts), got {type(texts[0]).__name__} items")
+            packed = PackedTextDataset(texts, getattr(context, "tokenizer", None) or model.tokenizer,
+                                       self.block_size)
+            return ModelLoss(model), packed, collate_blocks
+        return ModelLoss(model), dataset, model.prepare_batch
+
+    def extra_hooks(self, objective: torch.nn.Module, context: Any, work_dir: Path, log: Log) -> list[Any]:
+        """More runner hooks for this phase (the ``dino`` trainer's schedules and probe)."""
+        return []
+
+    def finish(self, model: torch.nn.Module, objective: torch.nn.Module, work_dir: Path, log: Log) -> dict[str, Any]:
+        """Export the trained model (rank 0) as the HF-loadable checkpoint ``work_dir/model``."""
+        if self.export and _rank() == 0 and hasattr(model, "save_pretrained"):
+            model.save_pretrained(work_dir / "model")
+            log(f"{self.component}: exported {work_dir / 'model'}")
+        return {"work_dir": str(work_dir)}
+
+    # ---- mmengine pieces ------------------------------------------------------------------------
+    def _runner(self, module: PhaseModule, dataset: Sized, collate: Callable, work_dir: Path, resume: bool,
+                hooks: list[Any]):
+        from mmengine.runner import Runner
+
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        sampler = ResumableSampler(len(dataset), self.batch_size, seed=self.seed,
+                                   with_draw=getattr(dataset, "keyed_by_draw", False))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                                             collate_fn=collate, num_workers=self.num_workers,
+                                             pin_memory=self.device == "cuda",
+                                             persistent_workers=self.num_workers > 0)
+        iters = self.max_steps * self.accumulation
+        if self.device == "cpu":
+            os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # mmengine moves the model to get_device()
+        backends = [dict(type="LocalVisBackend")]  # vis_data/scalars.json (JSONL) always
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is not None:
+            backends.append(dict(type="TensorboardVisBackend"))
+        runner = Runner(
+            model=module, work_dir=str(work_dir), experiment_name=f"{work_dir.name}-{uuid.uuid4().hex[:8]}",
+            train_dataloader=loader, train_cfg=dict(type=ResumableIterLoop, max_iters=iters),
+            optim_wrapper=self._optim_wrapper(), param_scheduler=[dict(
+                type=WarmupCosineLR, total=self.max_steps, warmup=int(round(self.warmup_ratio * self.max_steps)),
+                accumulation=self.accumulation, by_epoch=False, end=iters)],
+            default_hooks=dict(
+                runtime_info=dict(type="RuntimeInfoHook"), timer=dict(type="IterTimerHook"),
+                logger=dict(type="LoggerHook", interval=max(1, self.log_every or iters), log_metric_by_epoch=False),
+                param_scheduler=dict(type="ParamSchedulerHook"),
+                checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=self.checkpoint_every or iters,
+                                max_keep_ckpts=self.keep_checkpoints, save_last=True)),
+            custom_hooks=hooks,
+            launcher="pytorch" if distributed else "none",
+            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if self.device == "cuda" else "gloo")),
+            cfg=dict(model_wrapper_cfg=self._wrapper_cfg()) if distributed else None,
+            randomness=dict(seed=self.seed), resume=resume, visualizer=dict(type="Visualizer", vis_backends=backends),
+            log_processor=dict(by_epoch=False), log_level="INFO")
+        return runner
+
+    def _optim_wrapper(self) -> dict[str, Any]:
+        custom = {f"objective.model.{part}.": dict(lr_mult=part_lr / self.lr)
+                  for part, part_lr in self.lr_per_part.items()}
+        return dict(type="OptimWrapper", accumulative_counts=self.accumulation,
+                    optimizer=dict(type="AdamW", lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay),
+                    clip_grad=dict(max_norm=self.grad_clip) if self.grad_clip else None,
+                    paramwise_cfg=dict(custom_keys=custom) if custom else None)
+
+    def _wrapper_cfg(self) -> dict[str, Any]:
+        if self.strategy == "fsdp":
+            return dict(type="MMFullyShardedDataParallel")
+        return dict(type="MMDistributedDataParallel", broadcast_buffers=False, find_unused_parameters=False,
+                    device_ids=[int(os.environ.get("LOCAL_RANK", 0))] if self.device == "cuda" else None)
+
+    def _gradient_checkpointing(self, model: torch.nn.Module, log: Log) -> None:
+        if not self.gradient_checkpointing:
+            return
+        enabled = []
+        for name, module in model.named_modules():
+            if hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", False):
+                module.gradient_checkpointing_enable()
+                enabled.append(name or type(module).__name__)
+        if not enabled:
+            raise ConfigError(f"{self.component}: gradient_checkpointing=True but no part of the model supports it")
+        log(f"{self.component}: gradient checkpointing on in {', '.join(enabled)}")
+
+
+def _one_of(component: str, name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{component}: {name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
