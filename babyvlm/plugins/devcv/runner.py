@@ -1,0 +1,150 @@
+"""``babyvlm tasks build``: a source's recordings -> split by recording -> every task's item files.
+
+Layout (one for what is built and what is released): ``OUT/<domain>/<short>_<split>.json`` +
+``OUT/<domain>/images/`` (+ ``baby_winoground.csv``), with ``OUT/<domain>/manifest.json`` recording the
+seed, source, split of every recording and, per task and split, the item count, answer distribution,
+chance and file digest. Domain ``saycam`` (in-domain) gets train/val/test, ``ego4d`` (out-of-domain)
+test only. Resumable per task: a task whose files exist and whose manifest entry matches the seed and
+options is not rebuilt. One writer per folder (``WriterLock``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from babyvlm.core.errors import ConfigError
+from babyvlm.core.io import WriterLock, atomic_write_text, load_json
+from babyvlm.core.records import Recording
+from babyvlm.plugins.devcv import TASKS
+from babyvlm.plugins.devcv.itemio import dumps
+
+DOMAINS = {"saycam": ("train", "val", "test"), "ego4d": ("test",)}
+SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is train
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class BuildRequest:
+    source: str
+    root: str
+    out: str
+    domain: str = "saycam"
+    tasks: Sequence[str] = ()  # () = every registered task
+    splits: Sequence[str] = ()  # () = the domain's splits
+    seed: int = 0
+    source_options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+
+def assign_splits(recordings: Sequence[Recording], domain: str, seed: int) -> dict[str, str]:
+    """Recording id -> split: whole recordings only, seeded; out-of-domain is all test."""
+    splits = DOMAINS[domain]
+    ids = sorted(r.recording_id for r in recordings if r.annotations_path is not None)
+    if len(ids) < len(splits):
+        raise ConfigError(f"domain {domain!r} needs at least {len(splits)} recordings with object annotations "
+                          f"(one per split {list(splits)}), found {len(ids)}")
+    if splits == ("test",):
+        return dict.fromkeys(ids, "test")
+    random.Random(f"devcv-splits:{seed}").shuffle(ids)
+    counts = {name: max(1, round(len(ids) * share)) for name, share in SPLIT_FRACTIONS.items()}
+    assignment, start = {}, 0
+    for name in ("test", "val"):
+        assignment.update(dict.fromkeys(ids[start:start + counts[name]], name))
+        start += counts[name]
+    assignment.update(dict.fromkeys(ids[start:], "train"))
+    if "train" not in assignment.values():
+        raise ConfigError(f"domain {domain!r}: {len(ids)} annotated recordings leave none for train")
+    return assignment
+
+
+def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> dict[str, Any]:
+    import babyvlm
+
+    if request.domain not in DOMAINS:
+        raise ConfigError(f"--domain must be one of {sorted(DOMAINS)}, got {request.domain!r}")
+    splits = list(request.splits) or list(DOMAINS[request.domain])
+    unknown = set(splits) - set(DOMAINS[request.domain])
+    if unknown:
+        raise ConfigError(f"domain {request.domain!r} has splits {list(DOMAINS[request.domain])}, not {sorted(unknown)}")
+    names = list(request.tasks) or list(TASKS)
+    tasks = {name: babyvlm.build("task", dict(type=name, **request.task_options)) for name in names}
+    folder = Path(request.out) / request.domain
+    with WriterLock(folder, "building DevCV tasks"):
+        manifest = _open_manifest(folder, request)
+        recordings: list[Recording] | None = None
+        for name, task in tasks.items():
+            if request.domain not in task.domains and not request.tasks:
+                log(f"{name}: not built for domain {request.domain} (its domains: {list(task.domains)}), left out")
+                continue
+            wanted = [s for s in splits if s in task.builds_splits]
+            if _done(folder, manifest, name, task, wanted):
+                log(f"{name}: done already ({', '.join(wanted)}), not rebuilt")
+                continue
+            if recordings is None:
+                recordings = _recordings(request, log)
+                manifest["split_of"] = assign_splits(recordings, request.domain, request.seed)
+            started = time.perf_counter()
+            subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}
+            built = task.build(recordings, subset, seed=request.seed, log=lambda line: log(f"  {line}"))
+            entry = manifest["tasks"].setdefault(name, {"splits": {}})
+            entry.update(options=task.options(), report=task.report.to_dict())
+            for split in wanted:
+                items = built.get(split, [])
+                path = task.save(folder, split, items)
+                entry["splits"][split] = {"items": len(items), "file": path.name, "sha256": _digest(path),
+                                          "answers": task.answer_distribution(items),
+                                          "chance": task.chance(items)}
+            _write_manifest(folder, manifest)
+            log(f"{name}: {', '.join(f'{s} {len(built.get(s, []))}' for s in wanted)} items "
+                f"in {time.perf_counter() - started:.1f} s")
+    return manifest
+
+
+def _recordings(request: BuildRequest, log) -> list[Recording]:
+    import babyvlm
+
+    source = babyvlm.build("source", dict(type=request.source, root=str(request.root), **request.source_options))
+    recordings = list(source.recordings())
+    annotated = sum(r.annotations_path is not None for r in recordings)
+    log(f"source {request.source}: {len(recordings)} recordings, {annotated} with object annotations; "
+        f"{source.report.summary()}")
+    return recordings
+
+
+def _open_manifest(folder: Path, request: BuildRequest) -> dict[str, Any]:
+    path = folder / MANIFEST
+    identity = {"seed": request.seed, "source": request.source, "domain": request.domain,
+                "source_options": request.source_options}
+    if not path.is_file():
+        return {**identity, "root": str(request.root), "tasks": {}, "split_of": {}}
+    manifest = load_json(path)
+    recorded = {key: manifest.get(key) for key in identity}
+    if recorded != identity:
+        raise ConfigError(f"{path}: built with {recorded}, not {identity}; build into a fresh --out")
+    return manifest
+
+
+def _done(folder: Path, manifest: dict, name: str, task: Any, splits: Sequence[str]) -> bool:
+    entry = manifest["tasks"].get(name)
+    if not entry or entry.get("options") != task.options():
+        return False
+    for split in splits:
+        record = entry["splits"].get(split)
+        path = task.item_path(folder, split)
+        if record is None or not path.is_file() or _digest(path) != record["sha256"]:
+            return False
+    return True
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    atomic_write_text(folder / MANIFEST, dumps(manifest))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

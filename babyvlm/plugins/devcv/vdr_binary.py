@@ -1,0 +1,15 @@
+"""``baby_vdr_binary`` — Visual Delayed Response, binary: does the object leave through the left or the
+right side? Exits through the left or right edge only; frames mirrored left-right to balance the answers."""
+
+from __future__ import annotations
+
+from babyvlm.plugins.devcv.parsing import BINARY_DIRECTIONS
+from babyvlm.plugins.devcv.tracks import LeavingTask
+
+
+class VDRBinary(LeavingTask):
+    name, short = "baby_vdr_binary", "vdr_binary"
+    answer_text = "left / right"
+    directions = BINARY_DIRECTIONS
+    question = ("Does the {obj} leave the frame through the right side of the frame or the left side of the "
+              "frame?")
