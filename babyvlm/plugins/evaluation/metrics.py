@@ -1,0 +1,74 @@
+"""Uncertainty and the leaderboard's overall score.
+
+``bootstrap`` resamples items with replacement (seeded) and recomputes the task's own ``aggregate`` on
+each resample, so every metric, including set-level ones (group score, adjusted memory accuracy), gets
+a standard error (the resamples' standard deviation, lmms-eval's ``_stderr``) and a 95% percentile
+interval. ``overall`` is the DevCV leaderboard's: the mean of the 11 entries' primary metrics, a
+missing entry counting 0.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from babyvlm.core.records import Prediction, TaskItem
+
+# The 11 scored entries of the public DevCV leaderboard (babyvlm-v2-facts.md §6); ``baby_subitize`` is
+# reported but not part of the overall.
+LEADERBOARD_ENTRIES: tuple[str, ...] = (
+    "baby_pv", "baby_winoground", "baby_localize", "baby_leftright", "baby_spatialdetails", "baby_vdr_binary",
+    "baby_vdr_open", "baby_compare_real", "baby_compare_synthetic", "baby_count", "baby_memory")
+
+
+def bootstrap(aggregate: Callable[[Sequence[TaskItem], Sequence[Prediction]], Mapping[str, float]],
+              items: Sequence[TaskItem], predictions: Sequence[Prediction], resamples: int = 200,
+              seed: int = 0) -> dict[str, dict[str, float]]:
+    """``{metric: {"stderr", "ci_low", "ci_high"}}`` from ``resamples`` seeded item resamples."""
+    if not items or resamples < 2:
+        return {}
+    by_id = {p.item_id: p for p in predictions}
+    rng = random.Random(f"bootstrap:{seed}")
+    draws: dict[str, list[float]] = {}
+    for number in range(resamples):
+        chosen = [items[rng.randrange(len(items))] for _ in items]
+        # fresh ids, so a task that keys by id counts a twice-drawn item twice
+        sample_items = [replace(item, item_id=f"{item.item_id}#{k}") for k, item in enumerate(chosen)]
+        sample_predictions = [replace(by_id[item.item_id], item_id=f"{item.item_id}#{k}")
+                              for k, item in enumerate(chosen) if item.item_id in by_id]
+        for metric, value in aggregate(sample_items, sample_predictions).items():
+            if _is_number(value):
+                draws.setdefault(metric, []).append(float(value))
+        del number
+    return {metric: _summary(values) for metric, values in draws.items()}
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    mean = sum(values) / len(values)
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    ordered = sorted(values)
+    return {"stderr": math.sqrt(variance), "ci_low": _quantile(ordered, 0.025), "ci_high": _quantile(ordered, 0.975)}
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def overall(primary_by_entry: Mapping[str, float | None]) -> dict[str, Any]:
+    """The leaderboard overall (mean of the 11 primaries, missing = 0) and the mean of those present."""
+    present = {entry: float(v) for entry, v in primary_by_entry.items()
+               if entry in LEADERBOARD_ENTRIES and _is_number(v)}
+    missing = [entry for entry in LEADERBOARD_ENTRIES if entry not in present]
+    evaluated = [float(v) for v in primary_by_entry.values() if _is_number(v)]
+    return {"score": sum(present.values()) / len(LEADERBOARD_ENTRIES), "entries": len(present),
+            "missing": missing, "mean_evaluated": sum(evaluated) / len(evaluated) if evaluated else None}
