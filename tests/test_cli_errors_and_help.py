@@ -12,14 +12,11 @@ from pathlib import Path
 
 import click
 import pytest
-import registry_support
 from click.testing import CliRunner
 from registry_support import plugin_with_commands
 
 from babyvlm import registry
 from babyvlm.cli import cli
-
-fresh_registry = registry_support.fresh_registry  # shared fixture
 
 HEAVY = ("torch", "transformers", "triton")
 
@@ -85,14 +82,16 @@ def test_help_lists_every_command_without_importing_torch():
 
 
 def test_registered_short_help_matches_the_command_itself(fresh_registry):
-    checked = 0
+    checked, differing = 0, {}
     for name in registry.names("command"):
         short = registry.info("command", name).get("short_help")
         if short is None:
             continue
-        command = registry.get("command", name)
-        assert " ".join(inspect.cleandoc(command.help).split()).startswith(short), name
+        help_text = " ".join(inspect.cleandoc(registry.get("command", name).help or "").split())
+        if not help_text.startswith(short):
+            differing[name] = f"{name}: registered {short[:40]!r}..., help starts {help_text[:40]!r}..."
         checked += 1
+    assert not differing, "; ".join(differing.values())  # every mismatch at once, not only the first
     assert checked >= 2  # model and demo
 
 

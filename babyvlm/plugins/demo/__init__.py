@@ -1,20 +1,18 @@
-"""``babyvlm demo``: the main job on the embedded default, end to end.
+"""``babyvlm demo``: the main job on the embedded default, end to end — ``babyvlm run demo`` under its
+historical name: synthetic SAYCam- and Ego4D-format corpora -> pretraining store -> every training
+phase -> DevCV tasks -> the blind twin -> evaluation -> report (see ``babyvlm/core/study.py``).
 
-synthetic infant world (written in SAYCam format) -> the real ``saycam`` loader -> three-format
-LMDB pretraining set (verified) -> BPE tokenizer trained on the transcripts -> tiny BabyLLaVA
-trained in phases -> held-out loss with the true images vs shuffled images -> report.json.
-
-Each stage runs the same registered commands and components a user would call: ``babyvlm synth``,
-then ``babyvlm.Experiment`` (the Python composition API) over ``babyvlm/configs/demo.py``, with
-``babyvlm data verify`` / ``data stats`` on the store it builds. The command lives in ``commands.py``;
-importing this package (plugin discovery) does not import torch.
+Also here: ``heldout.py``, the held-out pretraining loss with the true images and with images swapped
+between samples (``evaluate_heldout(experiment)``), a quick check of whether a model uses what it sees on
+its own pretraining data. Importing this package (plugin discovery) does not import torch.
 """
 
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.plugins import lazy_exports
 
-__all__ = ["demo_command", "run_command", "train_and_evaluate"]
-__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "commands"))
+__all__ = ["demo_command", "heldout_loss", "evaluate_heldout"]
+__getattr__ = lazy_exports(__name__, {"demo_command": "commands", "heldout_loss": "heldout",
+                                      "evaluate_heldout": "heldout"})
 
 
 @hookimpl

@@ -1,0 +1,43 @@
+"""The ``babyvlm run`` command (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from babyvlm.core.compose import apply_overrides, load_config
+
+
+@click.command("run")
+@click.argument("config", default="demo")
+@click.option("--work-dir", "--out", "work_dir", default="demo_out", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where every stage writes its outputs.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. phases.1.trainer.max_steps=50 (VALUE is JSON, else a string).")
+@click.option("--force", multiple=True, metavar="STAGE", help="Rerun this stage (and what depends on it) "
+              "even if its cached outputs are current: corpora, tasks, model, blind_twin, evaluation, report.")
+def run_command(config: str, work_dir: Path, overrides: tuple[str, ...], force: tuple[str, ...]) -> None:
+    """Run the whole study from one config: corpus, training, tasks, evaluation, report.
+
+    CONFIG is a config file or preset name (default: the demo).
+
+    Stages: synthetic corpora (or your data) -> pretraining store -> tokenizer and training phases ->
+    DevCV tasks -> instruction tuning -> the blind twin -> evaluation of the model, its blind twin and
+    the baselines on both domains -> report.md / report.html. Rerunning with nothing changed reuses
+    every stage; changing one reruns it and what depends on it.
+    """
+    from babyvlm.core.experiment import Experiment
+
+    cfg = load_config(config)
+    apply_overrides(cfg, overrides, "--set")
+    experiment = Experiment(cfg, work_dir, log=click.echo)  # checks the config before anything is written
+    outcome = experiment.run(force=set(force))
+    click.echo(click.style("\n== summary ==", bold=True))
+    summary = Path(work_dir) / "report.md"
+    if summary.is_file():
+        text = summary.read_text(encoding="utf-8")
+        click.echo(text.split("\n## ", 2)[1] if "\n## " in text else text)
+    click.echo(json.dumps({"seconds": outcome["seconds"], "ran": outcome["ran"], "cached": outcome["cached"]}))
+    click.echo(f"report: {summary}; resolved config: {Path(work_dir) / 'config.py'}")
