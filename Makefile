@@ -6,7 +6,7 @@ STAMP := $(VENV)/.babyvlm-installed
 DEMO_DIR ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench clean lmms-venv
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/babyvlm demo --out $(DEMO_DIR)
+	$(VENV)/bin/babyvlm run demo --work-dir $(DEMO_DIR)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: $(STAMP)
@@ -34,6 +34,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py
 	$(PY) benchmarks/extraction.py
+
+# A separate venv with lmms-eval 0.7.3 beside the CPU torch, for the lmms-eval interop test
+# (then `.venv-lmms/bin/python -m pytest -m slow tests/test_eval_lmms.py` runs real lmms-eval).
+LMMS_VENV := .venv-lmms
+lmms-venv:
+	test -x $(LMMS_VENV)/bin/python || $(PYTHON) -m venv $(LMMS_VENV)
+	printf 'torch==2.13.0\nfilelock<4\n' > $(LMMS_VENV)/constraints.txt
+	$(LMMS_VENV)/bin/pip install -q -c $(LMMS_VENV)/constraints.txt torch==2.13.0 'lmms-eval==0.7.3' pytest
+	$(LMMS_VENV)/bin/pip install -q -c $(LMMS_VENV)/constraints.txt -e '.[lmms,dev]'
+	$(LMMS_VENV)/bin/pip uninstall -y -q torchvision
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
