@@ -83,14 +83,20 @@ def test_second_build_into_the_same_store_is_refused_and_the_first_completes(tmp
     assert report.ok, report.lines()
 
 
+def build_killed_after_first_commit(root, out):
+    """A real ``data build`` process, SIGKILLed once its first commit is on disk (a crashed writer)."""
+    process = start_cli(*build_args(root, out))
+    stop_after_first_commit(process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    process.stdout.close()
+    return process
+
+
 def test_lock_of_a_sigkilled_build_is_taken_over_and_the_build_completes(tmp_path):
     root = support.write_corpus(tmp_path / "corpus", recordings=3, seconds=8)
     out = tmp_path / "store"
-    first = start_cli(*build_args(root, out))
-    stop_after_first_commit(first)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=30)
-    first.stdout.close()
+    first = build_killed_after_first_commit(root, out)
     assert json.loads((out / ".babyvlm.lock").read_text())["pid"] == first.pid  # left behind
     rerun = cli(*build_args(root, out))
     assert rerun.returncode == 0, rerun.stderr
@@ -130,11 +136,7 @@ def test_resume_with_another_root_or_source_is_refused_before_writing(tmp_path):
     root = support.write_corpus(tmp_path / "corpus", recordings=3, seconds=8)
     other = support.write_corpus(tmp_path / "other", recordings=3, seconds=8)
     out = tmp_path / "store"
-    first = start_cli(*build_args(root, out))
-    stop_after_first_commit(first)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=30)
-    first.stdout.close()
+    build_killed_after_first_commit(root, out)
     shard = next((out / "shards").iterdir()) / "data.mdb"
     before = shard.read_bytes(), (out / "build_config.json").read_bytes()
 
