@@ -188,8 +188,28 @@ class StudyStages:
         written = reporter.write(self.report_inputs(), self.work_dir)
         return {"paths": [str(p) for p in written]}
 
+    def check_study_config(self) -> None:
+        """Refuse a bad ``tasks``/``evaluation``/``report`` section before any stage runs, so a typo there
+        fails in a second rather than after the minutes of training that come before its stage."""
+        tasks = plain(self.cfg.get("tasks") or {})
+        for number, command in enumerate(tasks.get("commands") or []):
+            if not isinstance(command, (list, tuple)) or not command or not all(isinstance(a, str) for a in command):
+                raise ConfigError(f"tasks.commands[{number}]: expected a list of strings (a babyvlm command and "
+                                  f"its arguments, e.g. ['tasks', 'instructions', '{{tasks}}/saycam']), got {command!r}")
+            registry.get("command", command[0])
+        spec = plain(self.cfg.get("evaluation") or {})
+        registry.get("evaluator", spec_dict(spec.get("evaluator", "devcv"), "evaluation.evaluator")["type"])
+        for baseline in spec.get("baselines", ["random", "oracle"]):
+            registry.get("eval_adapter", spec_dict(baseline, "evaluation.baselines")["type"])
+        limit = spec.get("limit")
+        values = list(limit.values()) if isinstance(limit, dict) else [limit]
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1) for v in values):
+            raise ConfigError(f"evaluation.limit: expected a positive whole number or {{task: number}}, got {limit!r}")
+        registry.get("reporter", spec_dict(self.cfg.get("report") or "markdown", "report")["type"])
+
     def run_study(self, force: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         """Every stage, cached (see the module docstring); ``force`` names stages to rerun anyway."""
+        self.check_study_config()
         started = time.perf_counter()
         cache = StageCache(self.work_dir, log=self.log)
         cfg = plain(self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else self.cfg)
