@@ -190,15 +190,40 @@ def decode_jpeg(data: bytes, where: str = "image") -> np.ndarray:
         raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc
 
 
-def blank_image(rgb: np.ndarray) -> np.ndarray:
-    """An image of the same size filled with ``rgb``'s mean colour: what a blind baseline (a model's
-    blind twin in training, the ``blind`` adapter in evaluation) sees instead of the picture."""
+BLANK_KINDS = ("grey", "mean_colour")
+BLANK_SIZE = 224
+BLANK_GREY = 128
+
+
+def constant_blank() -> np.ndarray:
+    """The one picture a blind baseline sees in every slot: ``BLANK_SIZE``² of grey ``BLANK_GREY``
+    (read-only; identical for every image, so no statistic of the real picture reaches the model)."""
+    global _CONSTANT_BLANK
+    if _CONSTANT_BLANK is None:
+        _CONSTANT_BLANK = np.full((BLANK_SIZE, BLANK_SIZE, 3), BLANK_GREY, dtype=np.uint8)
+        _CONSTANT_BLANK.flags.writeable = False
+    return _CONSTANT_BLANK
+
+
+_CONSTANT_BLANK: np.ndarray | None = None
+
+
+def blank_image(rgb: np.ndarray, kind: str = "grey") -> np.ndarray:
+    """What a blind twin trains on instead of ``rgb``: ``grey`` (the default: a true blind baseline), an
+    image of ``rgb``'s size filled with ``BLANK_GREY`` — every picture the same grey, so after the
+    encoder's pad-and-resize every slot is one identical tensor (the ``blind`` eval adapter goes further and
+    passes ``constant_blank()`` itself); ``mean_colour``, filled with ``rgb``'s own mean colour (a named
+    option only — equal pictures get equal blanks, so it leaks which options match)."""
+    if kind == "grey":
+        return np.full_like(rgb, BLANK_GREY)
+    if kind != "mean_colour":
+        raise ValueError(f"blank kind must be one of {BLANK_KINDS}, got {kind!r}")
     colour = np.round(rgb.reshape(-1, rgb.shape[-1]).mean(axis=0)).astype(np.uint8)
     canvas = np.empty_like(rgb)
     canvas[:] = colour
     return canvas
 
 
-def blank_images(item: dict) -> dict:
+def blank_images(item: dict, kind: str = "grey") -> dict:
     """A dataset item (``{"images": [arrays], ...}``) with every image blanked (see ``blank_image``)."""
-    return dict(item, images=[blank_image(image) for image in item["images"]])
+    return dict(item, images=[blank_image(image, kind) for image in item["images"]])

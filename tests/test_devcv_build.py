@@ -216,7 +216,7 @@ def test_too_few_annotated_recordings_is_a_config_error(tmp_path):
         annotations.unlink()  # recordings without object annotations cannot make items
     result = babyvlm("tasks", "build", "--source", "saycam", "--root", tmp_path / "few", "--out", tmp_path / "o",
                      "--tasks", "baby_count", expect=1)
-    assert "needs at least 3 recordings with object annotations" in result.stderr and "found 2" in result.stderr
+    assert "needs at least 3 sessions with object annotations" in result.stderr and "found 2" in result.stderr
 
 
 def test_export_calls_the_evaluation_exporter(built, tmp_path):

@@ -96,37 +96,75 @@ def test_multi_round_accumulates_images_and_the_models_own_answers(workspace, fa
                 == answers[number - 1]
 
 
-def test_blind_replaces_every_image_by_a_mean_colour_blank_of_the_same_size(fakes):
-    from babyvlm.plugins.evaluation.blind_adapter import blank_like
+class Recorder:
+    """An adapter that remembers every image it was handed."""
 
-    image = jpeg((200, 40, 40), size=24)
-    blank = np.asarray(Image.open(io.BytesIO(blank_like(image))))
-    original = np.asarray(Image.open(io.BytesIO(image)))
-    assert blank.shape == original.shape
-    assert np.abs(blank.reshape(-1, 3).mean(0) - original.reshape(-1, 3).mean(0)).max() < 2
-    assert blank.reshape(-1, 3).std(0).max() < 1.5  # one colour
+    name = "recorder"
 
-    class Recorder:
-        name = "recorder"
+    def __init__(self):
+        self.images = []
 
-        def __init__(self):
-            self.images = []
+    def fingerprint(self):
+        return "recorder"
 
-        def fingerprint(self):
-            return "recorder"
+    def generate_until(self, requests):
+        self.images += [list(r.images) for r in requests]
+        return ["A"] * len(requests)
 
-        def generate_until(self, requests):
-            self.images += [image for r in requests for image in r.images]
-            return ["A"] * len(requests)
+    loglikelihood = generate_until_multi_round = generate_until
 
-        loglikelihood = generate_until_multi_round = generate_until
+
+def test_blind_passes_one_constant_grey_picture_in_every_slot(fakes):
+    from babyvlm.media import BLANK_GREY, BLANK_SIZE
 
     inner = Recorder()
     blind = registry.build("eval_adapter", dict(type="blind", adapter=inner))
     assert blind.fingerprint() == "blind(recorder)"
+    red, blue = jpeg((200, 40, 40), size=24), jpeg((10, 10, 250), size=16)
+    blind.generate_until([Request("generate", "x", "t", [red, blue], [{"from": "human", "value": "<image><image> q"}]),
+                          Request("generate", "y", "t", [red], [{"from": "human", "value": "<image> q"}])])
+    seen = [image for images in inner.images for image in images]
+    assert len(seen) == 3 and len(set(seen)) == 1  # equal pictures and different ones: all the same bytes
+    grey = np.asarray(Image.open(io.BytesIO(seen[0])))
+    assert grey.shape == (BLANK_SIZE, BLANK_SIZE, 3) and np.abs(grey.astype(int) - BLANK_GREY).max() <= 1
+
+
+def test_the_mean_colour_blank_is_a_named_option_that_keeps_each_pictures_colour(fakes):
+    from babyvlm.plugins.evaluation.blind_adapter import blank_like
+
+    image = jpeg((200, 40, 40), size=24)
+    blank = np.asarray(Image.open(io.BytesIO(blank_like(image, kind="mean_colour"))))
+    original = np.asarray(Image.open(io.BytesIO(image)))
+    assert blank.shape == original.shape
+    assert np.abs(blank.reshape(-1, 3).mean(0) - original.reshape(-1, 3).mean(0)).max() < 2
+    inner = Recorder()
+    blind = registry.build("eval_adapter", dict(type="blind", adapter=inner, blank="mean_colour"))
+    assert blind.fingerprint() == "blind(recorder,blank=mean_colour)"
     blind.generate_until([Request("generate", "x", "t", [image, jpeg((10, 10, 250), size=16)],
                                   [{"from": "human", "value": "<image><image> q"}])])
-    assert [np.asarray(Image.open(io.BytesIO(b))).std(axis=(0, 1)).max() < 1.5 for b in inner.images] == [True, True]
+    assert len(set(inner.images[0])) == 2
+    with pytest.raises(ConfigError, match="blank must be one of"):
+        registry.build("eval_adapter", dict(type="blind", adapter=inner, blank="white"))
+
+
+def test_shuffled_gives_each_item_another_items_images_and_keeps_them_across_rounds(fakes):
+    from babyvlm.core.records import TaskItem
+
+    items = [TaskItem(f"i{k}", "t", [jpeg((20 * k, 0, 0), size=8), jpeg((0, 20 * k, 0), size=8)], [], "A")
+             for k in range(6)]
+    inner = Recorder()
+    shuffled = registry.build("eval_adapter", dict(type="shuffled", adapter=inner, seed=1))
+    shuffled.see_items("t", items)
+    shuffled.generate_until([Request("generate", item.item_id, "t", list(item.images)) for item in items])
+    own = {item.item_id: item.images for item in items}
+    donors = {tuple(images) for images in inner.images}
+    assert all(tuple(images) != tuple(own[item.item_id]) for images, item in zip(inner.images, items, strict=True))
+    assert donors == {tuple(item.images) for item in items}  # a derangement: every item lends its images once
+    shuffled.generate_until([Request("generate", "i2#round1", "t", items[2].images[:1]),
+                             Request("generate", "i2#round2", "t", list(items[2].images))])
+    assert inner.images[-1][:1] == inner.images[-2] == inner.images[2][:1]  # the same donor in every round
+    with pytest.raises(ConfigError, match="was not shown to it"):
+        shuffled.generate_until([Request("generate", "unknown", "t", items[0].images)])
 
 
 def test_random_is_seeded_independent_of_batching_and_uses_the_answer_space(workspace, fakes):

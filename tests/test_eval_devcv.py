@@ -82,6 +82,8 @@ def test_baseline_checks_report_random_and_blind_beside_chance(release, tmp_path
     from babyvlm.plugins.evaluation.baselines import baseline_checks
 
     checks = baseline_checks(release, out_dir=tmp_path / "checks")
+    assert {check["check"] for check in checks} == {"random_near_chance"}  # blind(random) would be random again
+    checks = baseline_checks(release, model=dict(type="random", seed=3), out_dir=tmp_path / "checks2")
     localize = [check for check in checks if check["task"] == "baby_localize"]
     assert {check["check"] for check in localize} == {"random_near_chance", "blind_near_chance"}
     for check in localize:

@@ -137,3 +137,40 @@ def test_tokenizer_may_be_named_by_string(corpus, tmp_path):
     with pytest.warns(UserWarning, match="corpus too small"):  # default vocab 6000 from a tiny corpus
         tokenizer = experiment.build_tokenizer()
     assert tokenizer.vocab_size > 261
+
+
+def test_every_recording_outside_the_evaluation_train_split_is_held_out_of_training(corpus, tmp_path):
+    """The DevCV split of each recording (``data.heldout_splits``): val and test recordings never train,
+    and heldout.json says why each recording is held out."""
+    probe = Experiment(experiment_config(corpus, heldout_recordings=0), tmp_path / "probe", log=lambda line: None)
+    probe.ensure_data()
+    recordings = sorted(probe.builder.recording_ids(probe.store_dir))
+    assert len(recordings) >= 3
+    splits = {rid: "train" for rid in recordings}
+    splits[recordings[0]], splits[recordings[1]] = "test", "val"
+    (tmp_path / "splits.json").write_text(json.dumps(splits))
+    config = experiment_config(corpus, heldout_splits=str(tmp_path / "splits.json"), heldout_recordings=1,
+                               store=str(probe.store_dir))
+    experiment = Experiment(config, tmp_path / "run", log=lambda line: None)
+    experiment.ensure_data()
+    saved = json.loads((tmp_path / "run" / "heldout.json").read_text())
+    assert saved["why"][recordings[0]] == "test" and saved["why"][recordings[1]] == "val"
+    assert sorted(saved["why"].values()).count("random") == 1 and len(saved["recordings"]) == 3
+    trained = {s["meta"]["recording_id"] for s in experiment.dataset()}
+    assert trained and not trained & set(saved["recordings"])
+    assert experiment.transcripts() and experiment.heldout == set(saved["recordings"])
+
+
+def test_a_held_out_recording_reaching_training_data_is_refused(corpus, tmp_path, monkeypatch):
+    experiment = Experiment(experiment_config(corpus), tmp_path / "run", log=lambda line: None)
+    experiment.ensure_data()
+    leaked = next(iter(experiment.heldout))
+    from babyvlm.plugins.pretraining_set.dataset import PretrainingDataset
+
+    monkeypatch.setattr(PretrainingDataset, "recording_ids", lambda self: {leaked, "other"})
+    with pytest.raises(ConfigError, match="held-out recordings .* reached the training data"):
+        experiment.dataset()
+    missing = tmp_path / "none.json"
+    with pytest.raises(ConfigError, match="data.heldout_splits: .*none.json is not a file"):
+        Experiment(experiment_config(corpus, heldout_splits=str(missing)), tmp_path / "run2",
+                   log=lambda line: None).ensure_data()

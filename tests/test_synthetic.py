@@ -138,7 +138,10 @@ def test_scene_complexity_grows_with_age():
     assert old[0] > young[0] * 1.5  # objects per scene
     assert old[1] > young[1]  # camera motion
     assert old[2] > young[2]  # distinct object kinds
-    assert max(len(s.tracks) for seed in range(6) for s in _world(31, seed, 600, 48).scenes) <= 12
+    scenes = [s for seed in range(6) for s in _world(31, seed, 600, 48).scenes]
+    assert max(sum(t.role == "resident" for t in s.tracks) for s in scenes) <= 12  # the scene's own objects
+    assert max(sum(t.role == "pile" for t in s.tracks) for s in scenes) <= 12  # a pile holds up to 12
+    assert any(t.role == "passer" for s in scenes for t in s.tracks)
 
 
 def test_objects_enter_and_leave_the_frame():

@@ -35,7 +35,7 @@ from babyvlm.plugins.synthetic.speech import mentioned, normalise
 
 OPTIONS = SaycamOptions(minutes=1.5, seed=7, size=64)
 EGO_OPTIONS = Ego4DOptions(minutes=0.5, seed=7, size=64)
-MESSY_OPTIONS = SaycamOptions(minutes=30, seed=3, size=32)
+MESSY_OPTIONS = SaycamOptions(minutes=30, seed=4, size=32)  # a seed whose corpus shows every messy form
 SESSION = re.compile(r"[SAY]_\d{8}_\d{4}")
 STEM = re.compile(r"(?P<child>[SAY])_(?P<date>\d{8})_(?P<months>\d{2})(?P<days>\d{2})_(?P<segment>\d{2})")
 
@@ -117,7 +117,8 @@ def test_annotations_are_inside_frames_and_objects_are_drawn_there(corpus):
             for ann in by_frame[index]:
                 x, y, w, h = ann["bbox"]
                 outside[y:y + h, x:x + w] = False
-                assert diff[y:y + h, x:x + w].mean() > 12, (entry["stem"], index, ann)
+                # at least half of the object's visible pixels really differ from the bare room
+                assert (diff[y:y + h, x:x + w] > 12).sum() >= 0.5 * ann["area"], (entry["stem"], index, ann)
                 checked += 1
             assert diff[outside].mean() < 8
     assert checked >= 10

@@ -41,7 +41,9 @@ class Scorer(Protocol):
 
 @runtime_checkable
 class Builder(Protocol):
-    """Cuts a source into a sample store and reads it back by recording."""
+    """Cuts a source into a sample store and reads it back by recording. The dataset ``dataset`` returns
+    may offer ``recording_ids()`` (the recordings its samples come from), so an experiment can verify that
+    no held-out recording reached training."""
 
     def build(self, source: Any, root: str | os.PathLike, out: str | os.PathLike, **options: Any) -> Any: ...
     def describe(self, out: str | os.PathLike) -> dict[str, Any]: ...

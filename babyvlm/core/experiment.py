@@ -11,8 +11,11 @@ Config keys
 -----------
 ``data``
     ``source`` (a source spec), ``root`` (corpus folder; default ``WORK/corpus``), ``builder`` (a builder
-    spec), ``heldout_recordings`` (whole recordings kept out of training, chosen by ``seed`` and saved as
-    ``WORK/heldout.json`` so later processes see the same split), ``store`` (a store folder to use
+    spec), ``heldout_splits`` (a JSON file mapping recording id -> split, e.g. the evaluation tasks' split:
+    every recording not in ``"train"`` is kept out of every training phase), ``heldout_recordings`` (that
+    many more whole recordings kept out, chosen by ``seed``); the held-out set is saved with the reason for
+    each recording as ``WORK/heldout.json``, so later processes see the same split, and every phase's
+    training data is checked against it. ``store`` (a store folder to use
     instead of ``WORK/store``, e.g. shared with another run), ``blank_images`` (every image blanked: a
     blind twin's training data), ``max_age_months`` (only recordings of children up to that age: a
     developmental sweep's data; recordings without an age are counted as skipped).
@@ -56,6 +59,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,6 +155,8 @@ class Experiment(StudyStages):
         self.cfg = load_config(config)
         self.data, self.phases = _check_config(self.cfg)
         self.work_dir, self.log = Path(work_dir), log
+        if "tasks" in self.cfg:  # a whole study: its evaluation tasks' val/test recordings never train
+            self.data.setdefault("heldout_splits", str(self.task_splits_file))
         self.seed = int(self.cfg.get("seed", seed))
         self.store_dir = Path(self.data["store"]) if self.data.get("store") else self.work_dir / "store"
         self.tokenizer_source: Path | None = None  # a tokenizer folder to use instead of training one
@@ -174,9 +180,12 @@ class Experiment(StudyStages):
         result = self.builder.build(self.data["source"], self.root, self.store_dir, log=self.log, **age)
         self.log(result.summary())
         self.results.data = self.builder.describe(self.store_dir)
-        self._heldout = self._pick_heldout(self.data["heldout_recordings"])
-        atomic_write_json(self._heldout_file, sorted(self._heldout))
+        reasons = self._pick_heldout(self.data["heldout_recordings"])
+        self._heldout = set(reasons)
+        atomic_write_json(self._heldout_file, {"recordings": sorted(reasons), "why": dict(sorted(reasons.items()))})
         self.results.heldout_recordings = sorted(self._heldout)
+        self.log(f"held out of every training phase: {len(reasons)} recordings "
+                 f"({', '.join(f'{n} {why}' for why, n in sorted(Counter(reasons.values()).items()))})")
         return self.store_dir
 
     def ensure_data(self) -> Path:
@@ -192,8 +201,16 @@ class Experiment(StudyStages):
         if self._heldout is None:
             if not self._heldout_file.exists():
                 raise ConfigError(f"{self.work_dir}: no built store here yet; call build_data() first")
-            self._heldout = set(load_json(self._heldout_file))
+            self._heldout = set(self.heldout_reasons())
         return self._heldout
+
+    def heldout_reasons(self) -> dict[str, str]:
+        """Held-out recording -> why (``"test"``, ``"val"``: its evaluation split; ``"random"``: one of
+        ``data.heldout_recordings``)."""
+        saved = load_json(self._heldout_file)
+        if isinstance(saved, list):  # written by an earlier babyvlm: no reasons
+            return dict.fromkeys(saved, "random")
+        return dict(saved.get("why", {}))
 
     def dataset(self, formats: list[str] | None = None, split: str = "train") -> Any:
         """The store's samples of ``formats`` from training (``train``) or held-out (``heldout``) recordings."""
@@ -201,8 +218,20 @@ class Experiment(StudyStages):
             raise ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
         blank = {"blank_images": True} if self.data.get("blank_images") else {}  # a blind twin's view
         if split == "train":
-            return self.builder.dataset(self.store_dir, formats=formats, exclude_recordings=self.heldout, **blank)
+            dataset = self.builder.dataset(self.store_dir, formats=formats, exclude_recordings=self.heldout, **blank)
+            self._check_no_heldout(dataset)
+            return dataset
         return self.builder.dataset(self.store_dir, formats=formats, recordings=self.heldout, **blank)
+
+    def _check_no_heldout(self, dataset: Any) -> None:
+        """The training data holds no held-out recording (the store's own recording filter, verified)."""
+        if not hasattr(dataset, "recording_ids"):  # optional for a builder's dataset: say it went unchecked
+            self.log(f"note: {type(dataset).__name__} has no recording_ids(); held-out exclusion not verified")
+            return
+        used = set(dataset.recording_ids())
+        leaked = sorted(used & self.heldout)
+        if leaked:
+            raise ConfigError(f"{self.store_dir}: held-out recordings {leaked[:3]} reached the training data")
 
     def transcripts(self) -> list[str]:
         """The training recordings' distinct utterances (the tokenizer's and ``0-language``'s corpus)."""
@@ -359,15 +388,32 @@ class Experiment(StudyStages):
             raise ConfigError("no model yet; call build_model() first")
         return self.model
 
-    def _pick_heldout(self, count: int) -> set[str]:
-        if count <= 0:
-            return set()
+    def _pick_heldout(self, count: int) -> dict[str, str]:
+        """Recording -> why it is held out: every recording the ``heldout_splits`` file puts outside
+        ``train``, then ``count`` more chosen by the seed."""
         recordings = sorted(self.builder.recording_ids(self.store_dir))
-        if len(recordings) <= count:
-            raise ConfigError(f"data.heldout_recordings={count} leaves nothing to train on: the store has "
-                              f"{len(recordings)} recordings")
-        random.Random(self.seed).shuffle(recordings)
-        return set(recordings[:count])
+        reasons = {rid: split for rid, split in self._evaluation_splits().items() if split != "train"}
+        rest = [rid for rid in recordings if rid not in reasons]
+        if count > 0:
+            if len(rest) <= count:
+                raise ConfigError(f"data.heldout_recordings={count} leaves nothing to train on: the store has "
+                                  f"{len(rest)} recordings besides the evaluation splits' {len(reasons)}")
+            random.Random(self.seed).shuffle(rest)
+            reasons.update(dict.fromkeys(rest[:count], "random"))
+        if recordings and not set(recordings) - set(reasons):
+            raise ConfigError(f"{self.store_dir}: every recording of the store is held out; nothing to train on")
+        return reasons
+
+    def _evaluation_splits(self) -> dict[str, str]:
+        path = self.data.get("heldout_splits")
+        if not path:
+            return {}
+        if not Path(path).is_file():
+            raise ConfigError(f"data.heldout_splits: {path} is not a file (build the evaluation tasks first)")
+        splits = load_json(Path(path))
+        if not isinstance(splits, dict) or not all(isinstance(v, str) for v in splits.values()):
+            raise ConfigError(f"data.heldout_splits: {path} must map recording ids to split names")
+        return splits
 
     def _phase_dataset(self, phase: dict[str, Any], folder: Path) -> Any:
         data = phase["data"]

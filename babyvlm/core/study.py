@@ -41,7 +41,7 @@ from typing import Any
 
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_json
+from babyvlm.core.io import atomic_write_json, load_json
 from babyvlm.core.pipeline import Stage, StageCache
 from babyvlm.core.specs import plain, spec_dict
 
@@ -67,6 +67,11 @@ class StudyStages:
     @property
     def tasks_dir(self) -> Path:
         return self.work_dir / "tasks"
+
+    @property
+    def task_splits_file(self) -> Path:
+        """Recording id -> DevCV split of the in-domain tasks (``data.heldout_splits`` of a whole study)."""
+        return self.tasks_dir / "splits.json"
 
     @property
     def ood_root(self) -> Path:
@@ -104,8 +109,13 @@ class StudyStages:
         for key, value in (spec.get("task_options") or {}).items():
             common += ["--task-opt", f"{key}={value}"]
         source = self.data["source"]["type"]
+        for key, value in (spec.get("split_fractions") or {}).items():
+            common += ["--split-fraction", f"{key}={value}"]
         run_command("tasks", "build", "--source", source, "--root", str(self.root), "--domain", IN_DOMAIN, *common)
         built = [str(self.tasks_dir / IN_DOMAIN)]
+        # the split of every in-domain recording: its val and test recordings stay out of every training phase
+        manifest = load_json(self.tasks_dir / IN_DOMAIN / "manifest.json")
+        atomic_write_json(self.task_splits_file, manifest.get("split_of", {}))
         if spec.get("out_of_domain", True):
             ood = plain(self.cfg.get("ood_data") or {})
             ood_source = spec_dict(ood.get("source", "ego4d"), "ood_data.source")["type"]
@@ -134,6 +144,8 @@ class StudyStages:
         for section in ("corpus", "ood_corpus", "tasks", "evaluation", "report"):
             cfg.pop(section, None)
         cfg["data"] = dict(cfg["data"], root=str(self.root), store=str(self.store_dir), blank_images=True)
+        if self.data.get("heldout_splits"):  # the twin holds out exactly what the model holds out
+            cfg["data"]["heldout_splits"] = self.data["heldout_splits"]
         for phase in cfg.get("phases", []):  # the twin trains on this run's task sets
             if isinstance(phase.get("data"), dict) and "llava_json" in phase["data"]:
                 phase["data"]["llava_json"] = resolve_tasks_path(phase["data"]["llava_json"], self.tasks_dir)

@@ -52,6 +52,20 @@ class Draft:
     choices: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Decision:
+    """One answer an item asks for, as the shortcut probes (``probes.py``) see it: the question, the images
+    it is about, the option images when the options are pictures, and the gold label."""
+
+    key: str  # the item id (with the round for multi-round items)
+    labels: list[str]  # the answers allowed, in option order
+    gold: str
+    text: str  # the human turns, <image> tokens included
+    query: list[bytes]
+    options: list[bytes] | None = None  # one image per label, when the options are pictures
+    position: int = 0  # the round, in multi-round items
+
+
 class DevCVTask:
     """Base of every DevCV task. Subclasses set the class attributes and implement ``make_drafts``."""
 
@@ -65,6 +79,10 @@ class DevCVTask:
     builds_splits: tuple[str, ...] = SPLITS
     held_out: bool = False  # left out of instruction sets by default
     max_new_tokens: int = 16
+    # which images the probes treat as the question's (None: all but the options) and as the options
+    query_slots: tuple[int, ...] | None = None
+    option_slots: tuple[int, ...] = ()
+    multi_round: bool = False  # one answer per round (``respond_with`` takes a list)
 
     def __init__(self, max_items: int = 200, frame_size: int = 224, crop_size: int = 96,
                  keyframe_sec: float = 1.0, min_box: int = 12, jpeg_quality: int = 90):
@@ -118,6 +136,8 @@ class DevCVTask:
                             for number, draft in enumerate(drafts)]
             log(f"{self.name} {split}: {len(built[split])} items from {len(material.recordings)} recordings")
             self.__dict__.pop("_jpeg_memo", None)
+            self.__dict__.pop("_statistics_memo", None)
+            self.__dict__.pop("_typical_memo", None)
         return built
 
     def plan(self, materials: Mapping[str, Any]) -> None:
@@ -199,7 +219,22 @@ class DevCVTask:
         by_id = {prediction.item_id: prediction for prediction in predictions}
         return {"acc": _mean(bool(by_id.get(item.item_id) and by_id[item.item_id].correct) for item in items)}
 
-    # ---- synthetic responses for the validity checks --------------------------------------------------
+    # ---- what the validity checks see ---------------------------------------------------------------
+    def decisions(self, item: TaskItem) -> list[Decision]:
+        """The answers the item asks for, for the shortcut probes (one for single-answer tasks)."""
+        images = list(item.images)
+        options = [images[slot] for slot in self.option_slots] if self.option_slots else None
+        slots = self.query_slots
+        if slots is None:
+            slots = tuple(k for k in range(len(images)) if k not in self.option_slots)
+        text = " ".join(turn["value"] for turn in self.prompt(item) if turn.get("from") == "human")
+        return [Decision(item.item_id, self.answer_space(item), item.answer, text, [images[k] for k in slots],
+                         options)]
+
+    def scored_units(self, items: Sequence[TaskItem]) -> int:
+        """How many independent right/wrong answers the primary metric averages (the binomial test's n)."""
+        return len(items)
+
     def respond_with(self, item: TaskItem, mode: str, answer: Any) -> list[Any]:
         """The responses a model answering ``answer`` would give (the oracle passes the gold answer)."""
         responses = []

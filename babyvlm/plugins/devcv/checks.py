@@ -212,6 +212,7 @@ def check_determinism(context: CheckContext) -> list[CheckResult]:
                 request = BuildRequest(source=manifest["source"], root=manifest["root"], out=scratch, domain=domain,
                                        tasks=[name], splits=sorted(entry["splits"]), seed=manifest["seed"],
                                        source_options=manifest.get("source_options", {}),
+                                       split_fractions=manifest.get("split_fractions") or {},
                                        task_options=entry.get("options", {}))
                 build_tasks(request, log=lambda line: None)
                 task = context.tasks[name]
@@ -236,12 +237,34 @@ def _files_digest(task: Any, folder: Path, split: str) -> str:
 
 @register_check("baselines")
 def check_baselines(context: CheckContext) -> list[CheckResult]:
-    """The ``random`` and ``blind`` baselines score near chance on each test split (a task whose blind
-    baseline beats chance leaks its answer through the text or the answer distribution)."""
-    from babyvlm.plugins.evaluation.baselines import baseline_checks  # the evaluation plugin's engine
+    """The ``random`` baseline scores near chance on each test split, and the real ``blind`` adapter passes
+    nothing of the pictures on (``babyvlm.plugins.evaluation.baselines``)."""
+    from babyvlm.plugins.evaluation.baselines import baseline_checks, blind_leak_checks
 
     results = []
-    for check in baseline_checks(context.root, tasks=sorted(context.tasks)):
+    for check in baseline_checks(context.root, tasks=sorted(context.tasks)) + blind_leak_checks(context.loaded,
+                                                                                                context.tasks):
         where = f"{check['domain']}/{check['task']}/test"
         results.append(CheckResult(check["check"], where, check["passed"] is not False, check["detail"]))
+    return results
+
+
+@register_check("shortcuts")
+def check_shortcuts(context: CheckContext) -> list[CheckResult]:
+    """The shortcut probes (``probes.py``) on every test split (every split of a released folder): fit on
+    the same domain's train split, else another domain's, else cross-validated; a probe beating chance by
+    more than ``probes.MARGIN`` with one-sided binomial p < ``probes.ALPHA`` fails, naming itself."""
+    from babyvlm.plugins.devcv.probes import run_probes
+
+    results = []
+    for (domain, name, split), items in sorted(context.loaded.items()):
+        if split != "test" or not items:
+            continue
+        task = context.tasks[name]
+        train_key = next((key for key in [(domain, name, "train")] + sorted(context.loaded)
+                          if key[1:] == (name, "train") and context.loaded.get(key)), None)
+        train = context.loaded[train_key] if train_key else None
+        for outcome in run_probes(task, items, train, "/".join(train_key) if train_key else "", seed=0):
+            results.append(CheckResult(f"probe:{outcome.probe}", _where((domain, name, split)), not outcome.failed,
+                                       outcome.describe()))
     return results

@@ -77,11 +77,13 @@ def list_command(as_json: bool) -> None:
 @click.option("--max-items", type=int, default=200, show_default=True, help="Items per task and split (at most).")
 @click.option("--source-opt", multiple=True, help="KEY=VALUE option for the source (repeatable).")
 @click.option("--task-opt", multiple=True, help="KEY=VALUE option for every task (e.g. crop_size=64).")
+@click.option("--split-fraction", "split_fraction", multiple=True,
+              help="val=F or test=F: the share of in-domain sessions in that split (default val=0.15, test=0.15).")
 @click.option("--instructions/--no-instructions", default=True, show_default=True,
               help="With the train split: also write the mixed LLaVA instruction set.")
 def build_command(source_name: str, root: str, out: str, task_list: str | None, splits: str | None, seed: int,
                   domain: str | None, max_items: int, source_opt: tuple[str, ...], task_opt: tuple[str, ...],
-                  instructions: bool) -> None:
+                  split_fraction: tuple[str, ...], instructions: bool) -> None:
     """Build (or resume) the task files from a source's annotated recordings."""
     import time
 
@@ -92,7 +94,8 @@ def build_command(source_name: str, root: str, out: str, task_list: str | None, 
     request = BuildRequest(source=source_name, root=root, out=out, domain=domain, tasks=_task_names(task_list),
                            splits=_task_names(splits), seed=seed,
                            source_options=parse_key_values(source_opt, "--source-opt"),
-                           task_options={"max_items": max_items, **parse_key_values(task_opt, "--task-opt")})
+                           task_options={"max_items": max_items, **parse_key_values(task_opt, "--task-opt")},
+                           split_fractions=_fractions(split_fraction))
     manifest = build_tasks(request, log=click.echo)
     if instructions and "train" in (request.splits or ["train"]) and domain == "saycam":
         from babyvlm.plugins.devcv.instructions import write_instructions
@@ -101,6 +104,16 @@ def build_command(source_name: str, root: str, out: str, task_list: str | None, 
             click.echo(f"instructions: {path}")
     total = sum(s["items"] for entry in manifest["tasks"].values() for s in entry["splits"].values())
     click.echo(f"{out}/{domain}: {len(manifest['tasks'])} tasks, {total} items in {time.perf_counter() - started:.1f} s")
+
+
+def _fractions(pairs: tuple[str, ...]) -> dict[str, float]:
+    fractions = {}
+    for key, value in parse_key_values(pairs, "--split-fraction").items():
+        try:
+            fractions[key] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--split-fraction {key}={value!r}: expected a number between 0 and 1") from None
+    return fractions
 
 
 @tasks_group.command("check")

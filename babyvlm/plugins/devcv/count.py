@@ -1,44 +1,67 @@
 """``baby_count`` — Object Counting: one frame; "How many {objs} do you see?" answered with a number.
 
-Every (keyframe, category) pair counts the category's boxes in the frame, and every keyframe with
-several boxes also asks for all of them ("How many objects do you see?", ``all_objects=True``), since a
-single category rarely appears more than once in home video. Items are taken round-robin
-over the counts (stopping when one count is left, so a constant answer cannot dominate); the answer space
-(each item's ``choices``) is the full count range present in the split's items.
+The answer space is fixed for every split and domain: ``COUNT_SPACE`` = 1-12, which covers the released
+files' answers (1-12) and the built ones, so chance is 1/12 everywhere. A (frame, category) is asked
+only when every object of the category on the frame is countable (inside the frame, mostly unoccluded, at
+least 8 px: ``SplitMaterial.whole_counts``): the count is then unambiguous. Frames are considered every
+``every_sec`` seconds. Only categories that appear at least ``min_pile`` times on
+some keyframe of the split are asked about (a word that only ever appears alone would give its answer
+away). Items are chosen so that the frames' cheap statistics (file size, luminance, colour) predict nothing
+of the count (``options.decorrelated_pick``: counts taken round-robin within bins of a linear prediction
+from those statistics), with at most ``max_items / 24`` items per count, so the golds are as flat over the
+answer space as the video allows. The balance check tests the counts the split holds (a split of home video
+may hold no pile of twelve); chance stays 1/12, and the majority probe shows what a missing count is
+worth to a guesser.
 """
 
 from __future__ import annotations
 
 from babyvlm.plugins.devcv.base import Draft, NumberTask
-from babyvlm.plugins.devcv.options import balanced_pick
+from babyvlm.plugins.devcv.frames import provenance
+from babyvlm.plugins.devcv.options import decorrelated_pick
+from babyvlm.plugins.devcv.probes import picture_statistics
 from babyvlm.plugins.devcv.words import plural
 
 PROMPT = "<image>\nHow many {objs} do you see?"
+COUNT_SPACE = tuple(range(1, 13))
 
 
 class ObjectCounting(NumberTask):
     name, short = "baby_count", "count"
-    inputs, answer_text = "1 image, an object word", "a number (the count range in the annotations)"
-    default_space = tuple(range(0, 12))  # released files without choices: 0-11 (the paper saw 4-11)
-
-    all_objects: bool = True
-    ALL = "object"  # the word asked when every annotated box counts
-
-    def _candidates(self, material) -> list[tuple]:
-        found = []
-        for recording, frame in material.keyframes():
-            found += [(recording, frame, category) for category in sorted(frame.categories())]
-            if self.all_objects and len(frame.categories()) > 1:
-                found.append((recording, frame, self.ALL))
-        return found
-
-    def _count(self, frame, category: str) -> int:
-        return len(frame.boxes) if category == self.ALL else frame.count(category)
+    inputs, answer_text = "1 image, an object word", "1-12"
+    default_space = COUNT_SPACE
+    min_pile = 3
+    every_sec = 0.2  # frames considered (piles change by one object at a time: denser than keyframes)
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
-        chosen = balanced_pick(self._candidates(material), lambda c: self._count(c[1], c[2]), self.max_items, rng)
-        counts = [self._count(frame, category) for _, frame, category in chosen]
-        space = [str(n) for n in range(min(counts), max(counts) + 1)] if counts else []
+        found = [entry for entry in material.whole_counts(self.every_sec) if entry[3] in COUNT_SPACE]
+        most: dict[str, int] = {}
+        for _, _, category, count in found:
+            most[category] = max(count, most.get(category, 0))
+        countable = [entry for entry in found if most[entry[2]] >= self.min_pile]
+        wanted: dict[int, tuple] = {}
+        for recording, frame, _, _ in countable:  # one decoding pass per recording, not one per frame
+            wanted.setdefault(id(recording), (recording, set()))[1].add(frame.frame_index)
+        for recording, indices in wanted.values():
+            recording.images(indices)
+        statistics: dict[tuple, object] = {}
+
+        def features(entry: tuple) -> object:
+            recording, frame = entry[0], entry[1]
+            key = (recording.recording_id, frame.frame_index)
+            if key not in statistics:
+                statistics[key] = picture_statistics(recording.image(frame), self.jpeg_quality)
+            return statistics[key]
+
+        cap = -(-self.max_items // (2 * len(COUNT_SPACE)))
+        chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
+        space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],
-                      choices=space, extras={"object": category})
-                for (recording, frame, category), count in zip(chosen, counts, strict=True)]
+                      choices=space, extras={"object": category, **provenance([(recording, frame)])})
+                for recording, frame, category, count in chosen]
+
+    def gold_positions(self, items):
+        from collections import Counter
+
+        counts = Counter(item.answer for item in items)
+        return counts, [str(n) for n in COUNT_SPACE if counts[str(n)]]

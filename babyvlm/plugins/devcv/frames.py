@@ -41,6 +41,23 @@ class Instance:
         return self.recording.recording_id, self.frame.frame_index, self.box.track_id
 
 
+def provenance(sources: Sequence[Instance | tuple[AnnotatedRecording, FrameObjects]]) -> dict[str, object]:
+    """Where an item's pictures come from: ``recording`` (the first source's recording, the unit the
+    evaluator's confidence intervals resample) and ``sources`` (every object or frame used, as
+    ``recording:frame[:track]``)."""
+    recordings, keys = [], []
+    for source in sources:
+        if isinstance(source, Instance):
+            recording_id, frame, track = source.key
+            keys.append(f"{recording_id}:{frame}:{track}")
+        else:
+            recording, frame = source
+            recording_id = recording.recording_id
+            keys.append(f"{recording_id}:{frame.frame_index}")
+        recordings.append(recording_id)
+    return {"recording": recordings[0] if recordings else None, "sources": list(dict.fromkeys(keys))}
+
+
 class AnnotatedRecording:
     """A recording with its parsed annotations and cached frame access."""
 
@@ -115,6 +132,34 @@ class SplitMaterial:
                 if self.whole(frame, box):
                     found.append(Instance(recording, frame, box))
         return found
+
+    def whole_counts(self, every_sec: float | None = None, min_side: float = 8,
+                     min_visible: float = 0.6) -> list[tuple[AnnotatedRecording, FrameObjects, str, int]]:
+        """(recording, frame, category, count) for every category on a frame whose objects are all
+        countable: inside the frame (not cut by its edge), at least ``min_side`` px and at least
+        ``min_visible`` unoccluded — a count is only asked where it is unambiguous. Frames are the
+        keyframes, or one every ``every_sec`` seconds when given."""
+        found = []
+        for recording in self.recordings:
+            for frame in (recording.keyframes if every_sec is None else _every(recording.frames, every_sec)):
+                found += self._counts(recording, frame, min_side, min_visible)
+        return found
+
+    def _counts(self, recording: AnnotatedRecording, frame: FrameObjects, min_side: float,
+                min_visible: float) -> list[tuple[AnnotatedRecording, FrameObjects, str, int]]:
+        found = []
+        for category in sorted(frame.categories()):
+            boxes = [box for box in frame.boxes if box.category == category]
+            if all(self.countable(frame, box, min_side, min_visible) for box in boxes):
+                found.append((recording, frame, category, len(boxes)))
+        return found
+
+    @staticmethod
+    def countable(frame: FrameObjects, box: ObjectBox, min_side: float, min_visible: float) -> bool:
+        x, y, w, h = box.bbox
+        inside = x >= 1 and y >= 1 and x + w <= frame.width - 1 and y + h <= frame.height - 1
+        visible = box.visible_fraction is None or box.visible_fraction >= min_visible
+        return inside and visible and min(w, h) >= min_side
 
     def by_category(self) -> dict[str, list[Instance]]:
         grouped: dict[str, list[Instance]] = {}

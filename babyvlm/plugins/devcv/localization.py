@@ -1,9 +1,9 @@
 """``baby_localize`` — Localization: one frame and an object word; answer the quadrant (A-D) of its box centre.
 
-Objects whose category appears once in the frame and whose centre is clear of the midlines (``dead_zone``
-of the frame size) are used. Quadrants are balanced by mirroring the frame (left-right and/or up-down),
-which moves the object to the quadrant the next balanced position asks for; ``bb`` is the box in the
-written image.
+Objects whose category appears once in the frame, at least ``min_box`` px, with their centre clear of the
+midlines (``dead_zone`` of the frame size) are used. Frames are shown as recorded (never mirrored or
+flipped: an upside-down room would give the answer away); the quadrants are balanced *by selection*,
+taking candidates round-robin over the four quadrants. ``bb`` is the box in the written image.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from babyvlm.plugins.devcv.base import Draft, LetterTask
+from babyvlm.plugins.devcv.frames import provenance
+from babyvlm.plugins.devcv.options import balanced_pick
 
 PROMPT = ("<image>\nPoint at the {obj}. Is it in the (A) top left or (B) top right or (C) bottom left or "
           "(D) bottom right of the image?")
@@ -30,24 +32,15 @@ class Localization(LetterTask):
                 cx, cy = box.centre
                 clear = (abs(cx / frame.width - 0.5) > self.dead_zone and abs(cy / frame.height - 0.5) > self.dead_zone)
                 if frame.count(box.category) == 1 and clear and min(box.bbox[2:]) >= material.min_box:
-                    candidates.append((recording, frame, box))
-        rng.shuffle(candidates)
-        positions, drafts = self.positions(rng), []
-        for recording, frame, box in candidates[: self.max_items]:
-            drafts.append(self._draft(recording, frame, box, positions.next()))
-        return drafts
+                    quadrant = 2 * (cy > frame.height / 2) + (cx > frame.width / 2)
+                    candidates.append((recording, frame, box, quadrant))
+        chosen = balanced_pick(candidates, lambda c: c[3], self.max_items, rng)
+        return [self._draft(recording, frame, box, quadrant) for recording, frame, box, quadrant in chosen]
 
     def _draft(self, recording, frame, box, quadrant: int) -> Draft:
         image = recording.image(frame)
         scale = recording.scale(frame)
-        x, y, w, h = (v * scale for v in box.bbox)
-        height, width = image.shape[:2]
-        right, bottom = (x + w / 2) > width / 2, (y + h / 2) > height / 2
-        want_right, want_bottom = bool(quadrant % 2), quadrant >= 2
-        if right != want_right:
-            image, x = image[:, ::-1], width - x - w
-        if bottom != want_bottom:
-            image, y = image[::-1], height - y - h
-        bb = [round(x, 1), round(y, 1), round(w, 1), round(h, 1)]
+        bb = [round(v * scale, 1) for v in box.bbox]
         return Draft(images=[np.ascontiguousarray(image)], turns=[(PROMPT.format(obj=box.category), "ABCD"[quadrant])],
-                     extras={"bb": bb, "object": box.category, "quadrant": QUADRANTS[quadrant]})
+                     extras={"bb": bb, "object": box.category, "quadrant": QUADRANTS[quadrant],
+                             **provenance([(recording, frame)])})

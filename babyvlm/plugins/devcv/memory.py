@@ -22,12 +22,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.core.errors import ModelInputError
 from babyvlm.core.records import Prediction, Request, TaskItem
-from babyvlm.plugins.devcv.base import DevCVTask, Draft, _check_count, _check_mode, pick_lowest
-from babyvlm.plugins.devcv.options import BalancedPositions, place_gold
+from babyvlm.plugins.devcv.base import Decision, DevCVTask, Draft, _check_count, _check_mode, pick_lowest
+from babyvlm.plugins.devcv.frames import provenance
+from babyvlm.plugins.devcv.options import balanced_sequence, place_gold
 from babyvlm.plugins.devcv.parsing import LETTERS, parse_letter
+from babyvlm.plugins.devcv.probes import picture_statistics
 
 FIRST = "Touch the new image. (A) <image>"
 LATER = "Let's try more. Touch the new image. (A) <image> (B) <image>"
@@ -41,6 +45,7 @@ class DelayedMemory(DevCVTask):
     inputs, answer_text = "15 rounds, 29 images", "A/B per round"
     learned = 5
     max_new_tokens = 8
+    multi_round = True
 
     def default_chance(self) -> float:
         return 0.25  # both test rounds of a learned object right by guessing: 1/2 * 1/2
@@ -61,66 +66,104 @@ class DelayedMemory(DevCVTask):
         if len(keys) <= self.learned:
             material.report.skip("memory_too_few_objects", f"{split}: {len(keys)} object tracks")
             return []
-        positions, drafts = BalancedPositions(2, rng), []
-        for _ in range(self.max_items):
-            learned = self._learned_tracks(keys, rng)
-            novel = self._novel(tracks, learned, rng)
+        rounds = 3 * self.learned
+        # each round's gold letter is drawn per item from its own balanced column: over the item set every
+        # round is A as often as B, and no round's gold says anything about another's
+        columns = [balanced_sequence(self.max_items, 2, rng) for _ in range(rounds)]
+        drafts = []
+        for number in range(self.max_items):
+            learned = self._pick_tracks(keys, self.learned, set(), rng, distinct=True)
+            novel = None if learned is None else self._pick_tracks(keys, 2 * self.learned, set(learned), rng,
+                                                                    distinct=False)
             if novel is None:
                 material.report.skip("memory_too_few_novel_images", f"{split}: {len(keys)} object tracks")
                 break
-            objects = [rng.choice(tracks[key]) for key in learned]
-            drafts.append(self._draft(material, objects, novel, positions, rng))
+            objects = [self._typical(tracks[key], material, rng) for key in learned]
+            fresh = [self._typical(tracks[key], material, rng) for key in novel]
+            drafts.append(self._draft(material, objects, fresh, [column[number] for column in columns], rng))
         return drafts
 
-    def _learned_tracks(self, keys: list[tuple], rng) -> list[tuple]:
-        """Five tracks, of five different categories when the split has them (look-alikes make the task
-        ambiguous rather than harder)."""
+    @staticmethod
+    def _pick_tracks(keys: list[tuple], count: int, exclude: set, rng, distinct: bool) -> list[tuple] | None:
+        """``count`` different tracks outside ``exclude``, their categories drawn uniformly (the learned and
+        the novel pictures come from one distribution, so no look tells them apart); ``distinct``: of
+        different categories while there are enough (look-alikes make learning ambiguous, not harder)."""
         by_category: dict[str, list[tuple]] = {}
         for key in keys:
-            by_category.setdefault(key[2], []).append(key)
-        categories = rng.sample(sorted(by_category), min(self.learned, len(by_category)))
-        chosen = [rng.choice(by_category[category]) for category in categories]
-        rest = [key for key in keys if key not in chosen]
-        return chosen + rng.sample(rest, self.learned - len(chosen))
-
-    def _novel(self, tracks: dict[tuple, list], learned: list[tuple], rng) -> list | None:
-        """Ten novel images: other tracks than the learned ones, spread over as many categories as the split
-        has (round-robin), one image per track while tracks last."""
-        seen = {key[2] for key in learned}
-        by_category: dict[str, list[tuple]] = {}
-        for key in sorted(tracks, key=str):
-            if key not in learned:
+            if key not in exclude:
                 by_category.setdefault(key[2], []).append(key)
-        order = sorted(by_category, key=lambda c: (c in seen, rng.random()))  # unlearned categories first
-        for keys in by_category.values():
-            rng.shuffle(keys)
-        picked: list = []
-        while len(picked) < 2 * self.learned and any(by_category.values()):
-            for category in order:
-                if by_category[category] and len(picked) < 2 * self.learned:
-                    picked.append(rng.choice(tracks[by_category[category].pop()]))
-        spare = [i for key in sorted(tracks, key=str) if key not in learned for i in tracks[key] if i not in picked]
-        if len(picked) < 2 * self.learned and len(spare) >= 2 * self.learned - len(picked):
-            # fewer tracks than novel images: other frames of the novel tracks (counted, not hidden)
-            self.report.skip("memory_novel_track_reused", f"{len(picked)} tracks for {2 * self.learned} novel images")
-            picked += rng.sample(spare, 2 * self.learned - len(picked))
-        return picked if len(picked) == 2 * self.learned else None
+        picked: list[tuple] = []
+        for _ in range(count):
+            usable = [c for c in sorted(by_category) if set(by_category[c]) - set(picked)
+                      and not (distinct and len(by_category) >= count and any(p[2] == c for p in picked))]
+            if not usable:
+                return None
+            category = rng.choice(usable)
+            picked.append(rng.choice(sorted(set(by_category[category]) - set(picked), key=str)))
+        return picked
 
-    def _draft(self, material, objects, novel, positions, rng) -> Draft:
+    def _draft(self, material, objects, novel, golds: list[int], rng) -> Draft:
         crops = {id(i): material.crop(i) for i in objects + novel}
         names = _labels(objects + novel)
         rounds = [([objects[0]], objects[0])]  # (shown, the new one)
-        rounds += [(place_gold(objects[k], [objects[k - 1]], positions.next(), rng), objects[k])
+        rounds += [(place_gold(objects[k], [objects[k - 1]], golds[k], rng), objects[k])
                    for k in range(1, self.learned)]
+        foils = self._straddling_foils(objects, novel, crops, rng)
         tests = [objects[k] for k in range(self.learned)] * 2
         rng.shuffle(tests)
-        rounds += [(place_gold(fresh, [seen], positions.next(), rng), fresh) for seen, fresh in zip(tests, novel, strict=True)]
+        fresh = [foils[id(seen)].pop() for seen in tests]
+        rounds += [(place_gold(new, [seen], golds[self.learned + k], rng), new)
+                   for k, (seen, new) in enumerate(zip(tests, fresh, strict=True))]
         turns, images, labels = [], [], []
         for number, (shown, new) in enumerate(rounds):
             turns.append((FIRST if number == 0 else LATER, LETTERS[shown.index(new)]))
             images += [crops[id(i)] for i in shown]
             labels.append([names[id(i)] for i in shown])
-        return Draft(images=images, turns=turns, extras={"labels": labels})
+        return Draft(images=images, turns=turns, extras={"labels": labels, **provenance(objects + novel)})
+
+    def _typical(self, instances: list, material, rng, draws: int = 3) -> Any:
+        """Of ``draws`` random frames of a track, the one whose picture statistics lie nearest the split's
+        typical picture — for learned and novel pictures alike, so no picture stands out by its look and a
+        consistent preference for some look has little to work on."""
+        chosen = rng.sample(instances, min(draws, len(instances)))
+        if len(chosen) == 1:
+            return chosen[0]
+        centre, spread = self._typical_picture(material)
+        return min(chosen, key=lambda i: float(np.sum(((self._statistics(material.crop(i)) - centre) / spread) ** 2)))
+
+    def _typical_picture(self, material) -> tuple[np.ndarray, np.ndarray]:
+        """Median and spread of the statistics of the split's object crops (computed once per split)."""
+        found = self.__dict__.get("_typical_memo")
+        if found is None or found[0] is not material:
+            crops = [self._statistics(material.crop(i)) for i in material.instances()]
+            stack = np.stack(crops)
+            found = (material, np.median(stack, axis=0), np.maximum(stack.std(axis=0), 1e-6))
+            self.__dict__["_typical_memo"] = found
+        return found[1], found[2]
+
+    def _statistics(self, crop: np.ndarray) -> np.ndarray:
+        memo = self.__dict__.setdefault("_statistics_memo", {})  # crops recur across items: encode each once
+        found = memo.get(id(crop))
+        if found is None or found[0] is not crop:
+            found = memo[id(crop)] = (crop, picture_statistics(crop, self.jpeg_quality))
+        return found[1]
+
+    def _straddling_foils(self, objects: list, novel: list, crops: dict[int, Any], rng) -> dict[int, list]:
+        """Two novel pictures per learned object: the first at random, the second the one of the rest lying
+        on the other side of the learned picture from the first on the most cheap statistics (file size,
+        luminance, colour). A model preferring, say, darker pictures then tends to get one of the object's
+        two test rounds right and one wrong, so the adjusted score (both rounds right) does not rise with a
+        consistent preference that involves no memory; the foils themselves stay a random draw."""
+        statistics = {id(i): self._statistics(crops[id(i)]) for i in objects + novel}
+        left, foils = list(novel), {}
+        for seen in objects:
+            first = left.pop(rng.randrange(len(left)))
+            side = np.sign(statistics[id(first)] - statistics[id(seen)])
+            opposite = [int(np.sum(np.sign(statistics[id(other)] - statistics[id(seen)]) != side)) for other in left]
+            best = max(opposite)
+            second = left.pop(rng.choice([k for k, n in enumerate(opposite) if n == best]))
+            foils[id(seen)] = [first, second]
+        return foils
 
     # ---- loading ------------------------------------------------------------------------------------
     def adopt(self, item: TaskItem) -> TaskItem:
@@ -212,6 +255,20 @@ class DelayedMemory(DevCVTask):
 
     def oracle_answer(self, item: TaskItem) -> Any:
         return gold_letters(item)
+
+    def decisions(self, item: TaskItem) -> list[Decision]:
+        """One per round: that round's option images, answered A or B."""
+        found, used = [], 0
+        for number, (human, gold) in enumerate(zip(human_turns(item), gold_letters(item), strict=True)):
+            shown = human.count(IMAGE_TOKEN)
+            found.append(Decision(f"{item.item_id}#round{number + 1}", list(LETTERS[: max(1, shown)]), gold or "",
+                                  human, [], list(item.images[used:used + shown]), position=number))
+            used += shown
+        return found
+
+    def scored_units(self, items: Sequence[TaskItem]) -> int:
+        """The adjusted score counts learned objects: ``base_round`` per item."""
+        return sum(self.learned_rounds(item) for item in items)
 
     def constant_answers(self, items: Sequence[TaskItem]) -> list[Any]:
         return ["A", "B"]

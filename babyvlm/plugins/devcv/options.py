@@ -8,6 +8,7 @@ Everything uses ``random.Random`` seeded from strings (stable across Python vers
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -39,6 +40,14 @@ class BalancedPositions:
         return self._block.pop()
 
 
+def balanced_sequence(length: int, values: int, rng: random.Random) -> list[int]:
+    """``length`` draws from ``range(values)``, each value used equally often (to within one), in a shuffled
+    order: a column of answers balanced over a whole item set with no pattern along it."""
+    sequence = [k % values for k in range(length)]
+    rng.shuffle(sequence)
+    return sequence
+
+
 def place_gold(gold: T, distractors: Sequence[T], position: int, rng: random.Random) -> list[T]:
     """The distractors in a seeded order with ``gold`` inserted at ``position``."""
     others = list(distractors)
@@ -47,15 +56,20 @@ def place_gold(gold: T, distractors: Sequence[T], position: int, rng: random.Ran
 
 
 def balanced_pick(candidates: Sequence[Any], answer_of: Callable[[Any], Hashable], limit: int,
-                  rng: random.Random, until_one_left: bool = True) -> list[Any]:
+                  rng: random.Random, until_one_left: bool = True, spread: float | None = None) -> list[Any]:
     """Up to ``limit`` candidates taken round-robin over their answers (each answer's pool shuffled), so a
     skewed supply gives as flat an answer distribution as it allows. ``until_one_left``: stop when a single
-    answer still has candidates, rather than filling up with it (a constant answer must not win)."""
+    answer still has candidates, rather than filling up with it (a constant answer must not win).
+    ``spread``: no answer gets more than ``spread`` times the rarest answer's supply (a flatter set of
+    fewer items)."""
     pools: dict[Hashable, list[Any]] = {}
     for candidate in candidates:
         pools.setdefault(answer_of(candidate), []).append(candidate)
     for answer in sorted(pools, key=str):
         rng.shuffle(pools[answer])
+    if spread is not None and pools:
+        cap = math.ceil(spread * min(len(pool) for pool in pools.values()))
+        pools = {answer: pool[:cap] for answer, pool in pools.items()}
     order = sorted(pools, key=str)
     chosen: list[Any] = []
     while len(chosen) < limit and sum(bool(pool) for pool in pools.values()) > (1 if until_one_left and len(pools) > 1 else 0):
@@ -66,6 +80,74 @@ def balanced_pick(candidates: Sequence[Any], answer_of: Callable[[Any], Hashable
     return chosen
 
 
-def least_used(options: Sequence[T], used: Counter) -> T:
-    """The option used least so far (first in ``options`` among equals)."""
-    return min(options, key=lambda option: used[option])
+def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[Any], Sequence[float]], limit: int,
+                           rng: random.Random, bands: int = 4) -> list[Any]:
+    """Up to ``limit`` two-option candidates chosen so that a probe of the checks' own kinds, learning from
+    cheap picture statistics, is right on exactly as many of them as it is wrong (adversarial filtering,
+    as SWAG's, Zellers et al. 2018). ``difference_of(c)``: the statistics of c's right picture minus the
+    other's. Two-fold cross-fitted logistic regression and gradient-boosted trees (trained on both orders
+    of each pair) score every candidate; within each of ``bands`` confidence bands the chosen candidates
+    are half ones the probe gets right and half ones it gets wrong."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(candidates) < 4:
+        return []
+    x = np.asarray([difference_of(c) for c in candidates], dtype=np.float64)
+    order = list(range(len(candidates)))
+    rng.shuffle(order)
+    folds = [order[0::2], order[1::2]]
+    belief = np.zeros(len(candidates))
+    for held, fit in ((folds[0], folds[1]), (folds[1], folds[0])):
+        train = np.concatenate([x[fit], -x[fit]])
+        labels = np.r_[np.ones(len(fit)), np.zeros(len(fit))]
+        models = [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+                  HistGradientBoostingClassifier(max_iter=80, max_depth=3, random_state=0)]
+        belief[held] = np.mean([model.fit(train, labels).predict_proba(x[held])[:, 1] for model in models], axis=0)
+    band_of = np.minimum((np.abs(belief - 0.5) * 2 * bands).astype(int), bands - 1)
+    pools: list[tuple[list[int], list[int]]] = []
+    for band in range(bands):
+        members = [k for k in order if band_of[k] == band]
+        pools.append(([k for k in members if belief[k] > 0.5], [k for k in members if belief[k] <= 0.5]))
+    chosen: list[int] = []
+    while len(chosen) + 2 <= limit and any(right and wrong for right, wrong in pools):
+        for right, wrong in pools:
+            if right and wrong and len(chosen) + 2 <= limit:
+                chosen += [right.pop(), wrong.pop()]
+    rng.shuffle(chosen)
+    return [candidates[k] for k in chosen]
+
+
+def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], float], features_of: Callable[[Any], Any],
+                      limit: int, rng: random.Random, bins: int = 5, per_answer: int | None = None) -> list[Any]:
+    """Up to ``limit`` candidates chosen so that cheap features say nothing of the answer: a least-squares
+    fit of the answer on the (standardised) features ranks the candidates, and within each of ``bins``
+    quantile bins of that prediction the answers are taken round-robin (``balanced_pick``); ``per_answer``
+    caps how many items any one answer gets."""
+    import numpy as np
+
+    if not candidates:
+        return []
+    x = np.asarray([features_of(c) for c in candidates], dtype=np.float64)
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    y = np.asarray([float(answer_of(c)) for c in candidates])
+    design = np.column_stack([x, np.ones(len(y))])
+    predicted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    order = np.argsort(predicted, kind="stable")
+    groups = [list(part) for part in np.array_split(order, bins)]
+    share = -(-limit // bins)
+    chosen: list[Any] = []
+    taken: Counter = Counter()
+    for group in groups:
+        pool = [candidates[k] for k in group
+                if per_answer is None or taken[answer_of(candidates[k])] < per_answer]
+        picked = balanced_pick(pool, answer_of, share, rng, until_one_left=True)
+        for candidate in picked:
+            if per_answer is None or taken[answer_of(candidate)] < per_answer:
+                chosen.append(candidate)
+                taken[answer_of(candidate)] += 1
+    rng.shuffle(chosen)
+    return chosen[:limit]

@@ -1,4 +1,4 @@
-"""``babyvlm tasks build``: a source's recordings -> split by recording -> every task's item files.
+"""``babyvlm tasks build``: a source's recordings -> split by session -> every task's item files.
 
 Layout (one for what is built and what is released): ``OUT/<domain>/<short>_<split>.json`` +
 ``OUT/<domain>/images/`` (+ ``baby_winoground.csv``), with ``OUT/<domain>/manifest.json`` recording the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,26 +40,48 @@ class BuildRequest:
     seed: int = 0
     source_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
+    split_fractions: dict[str, float] = field(default_factory=dict)  # val/test shares of the sessions
 
 
-def assign_splits(recordings: Sequence[Recording], domain: str, seed: int) -> dict[str, str]:
-    """Recording id -> split: whole recordings only, seeded; out-of-domain is all test."""
+def session_of(recording: Recording) -> str:
+    """The session a recording belongs to: a source's own ``meta["session"]``, else child and date (the
+    segments of one SAYCam recording day share their scenes), else the recording itself."""
+    if recording.meta.get("session"):
+        return str(recording.meta["session"])
+    if recording.child and recording.date:
+        return f"{recording.child}_{recording.date}"
+    return recording.recording_id
+
+
+def assign_splits(recordings: Sequence[Recording], domain: str, seed: int,
+                  fractions: Mapping[str, float] | None = None) -> dict[str, str]:
+    """Recording id -> split: whole sessions only (every recording of a session on one side), seeded;
+    ``fractions`` of the sessions go to val and test (default ``SPLIT_FRACTIONS``); out-of-domain is all test."""
     splits = DOMAINS[domain]
-    ids = sorted(r.recording_id for r in recordings if r.annotations_path is not None)
-    if len(ids) < len(splits):
-        raise ConfigError(f"domain {domain!r} needs at least {len(splits)} recordings with object annotations "
-                          f"(one per split {list(splits)}), found {len(ids)}")
+    annotated = sorted((r for r in recordings if r.annotations_path is not None), key=lambda r: r.recording_id)
+    sessions: dict[str, list[str]] = {}
+    for recording in annotated:
+        sessions.setdefault(session_of(recording), []).append(recording.recording_id)
+    if len(sessions) < len(splits):
+        raise ConfigError(f"domain {domain!r} needs at least {len(splits)} sessions with object annotations "
+                          f"(one per split {list(splits)}), found {len(sessions)}")
     if splits == ("test",):
-        return dict.fromkeys(ids, "test")
-    random.Random(f"devcv-splits:{seed}").shuffle(ids)
-    counts = {name: max(1, round(len(ids) * share)) for name, share in SPLIT_FRACTIONS.items()}
+        return {rid: "test" for ids in sessions.values() for rid in ids}
+    shares = dict(SPLIT_FRACTIONS, **(fractions or {}))
+    if set(shares) != set(SPLIT_FRACTIONS) or not all(0 < v < 1 for v in shares.values()) or sum(shares.values()) >= 1:
+        raise ConfigError(f"split fractions: val and test, each between 0 and 1, together under 1; got {shares}")
+    order = sorted(sessions)
+    random.Random(f"devcv-splits:{seed}").shuffle(order)
+    counts = {name: max(1, round(len(order) * share)) for name, share in shares.items()}
     assignment, start = {}, 0
     for name in ("test", "val"):
-        assignment.update(dict.fromkeys(ids[start:start + counts[name]], name))
+        for session in order[start:start + counts[name]]:
+            assignment.update(dict.fromkeys(sessions[session], name))
         start += counts[name]
-    assignment.update(dict.fromkeys(ids[start:], "train"))
+    for session in order[start:]:
+        assignment.update(dict.fromkeys(sessions[session], "train"))
     if "train" not in assignment.values():
-        raise ConfigError(f"domain {domain!r}: {len(ids)} annotated recordings leave none for train")
+        raise ConfigError(f"domain {domain!r}: {len(order)} annotated sessions leave none for train")
     return assignment
 
 
@@ -88,7 +110,8 @@ def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> di
                 continue
             if recordings is None:
                 recordings = _recordings(request, log)
-                manifest["split_of"] = assign_splits(recordings, request.domain, request.seed)
+                manifest["split_of"] = assign_splits(recordings, request.domain, request.seed,
+                                                     request.split_fractions)
             started = time.perf_counter()
             subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}
             built = task.build(recordings, subset, seed=request.seed, log=lambda line: log(f"  {line}"))
@@ -120,11 +143,12 @@ def _recordings(request: BuildRequest, log) -> list[Recording]:
 def _open_manifest(folder: Path, request: BuildRequest) -> dict[str, Any]:
     path = folder / MANIFEST
     identity = {"seed": request.seed, "source": request.source, "domain": request.domain,
-                "source_options": request.source_options}
+                "source_options": request.source_options, "split_fractions": request.split_fractions}
     if not path.is_file():
         return {**identity, "root": str(request.root), "tasks": {}, "split_of": {}}
     manifest = load_json(path)
     recorded = {key: manifest.get(key) for key in identity}
+    recorded["split_fractions"] = manifest.get("split_fractions") or {}
     if recorded != identity:
         raise ConfigError(f"{path}: built with {recorded}, not {identity}; build into a fresh --out")
     return manifest

@@ -1,15 +1,27 @@
-"""``baby_subitize`` — Subitizing: 1-4 copies of an annotated object's crop on a plain background; "How
-many {objs} do you see?" answered with a number. Counts cycle through 1-4 (balanced). Held out of
-instruction tuning, as in the paper."""
+"""``baby_subitize`` — Subitizing: 1-4 copies of an annotated object on a textured background; "How many
+{objs} do you see?" answered with a number.
+
+The objects' total area is drawn independently of the count (log-uniform over ``AREA_RANGE`` of the
+canvas), item sizes vary within an image and the field they occupy varies in size; then, from
+``CANDIDATES`` times as many rendered images as needed, items are chosen so that the pictures' cheap
+statistics (file size, luminance mean and spread, mean colour) predict nothing of the count
+(``options.decorrelated_pick``), with the counts balanced over 1-4. Held out of instruction tuning, as in
+the paper."""
 
 from __future__ import annotations
 
+import math
+
 from babyvlm.plugins.devcv.base import Draft, NumberTask
-from babyvlm.plugins.devcv.frames import sprite_scene
-from babyvlm.plugins.devcv.options import BalancedPositions
+from babyvlm.plugins.devcv.frames import provenance
+from babyvlm.plugins.devcv.options import BalancedPositions, decorrelated_pick
+from babyvlm.plugins.devcv.probes import picture_statistics
+from babyvlm.plugins.devcv.rendering import magnitude_scene
 from babyvlm.plugins.devcv.words import plural
 
 PROMPT = "<image>\nHow many {objs} do you see?"
+AREA_RANGE = (0.04, 0.16)
+CANDIDATES = 2
 
 
 class Subitizing(NumberTask):
@@ -19,20 +31,24 @@ class Subitizing(NumberTask):
     held_out = True
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
-        instances = material.instances()
-        if not instances:
+        pools = material.by_category()
+        if not pools:
             return []
-        counts, drafts = BalancedPositions(len(self.default_space), rng), []
-        space = [str(n) for n in self.default_space]
-        for _ in range(self.max_items):
-            instance, count = rng.choice(instances), self.default_space[counts.next()]
-            image = sprite_scene(material.crop(instance), count, rng, sprite=56)
+        counts, candidates = BalancedPositions(len(self.default_space), rng), []
+        for _ in range(CANDIDATES * self.max_items):
+            category, count = rng.choice(sorted(pools)), self.default_space[counts.next()]
+            chosen = rng.sample(pools[category], min(4, len(pools[category])))
+            area = math.exp(rng.uniform(*map(math.log, AREA_RANGE)))
+            image = magnitude_scene([material.crop(instance) for instance in chosen], count, area, rng)
             if image is None:
                 material.report.skip("subitize_no_room", f"{split}: count {count}")
                 continue
-            drafts.append(Draft(images=[image], turns=[(PROMPT.format(objs=plural(instance.box.category)), str(count))],
-                                choices=space, extras={"object": instance.box.category}))
-        return drafts
+            candidates.append((category, chosen, count, area, image, picture_statistics(image, self.jpeg_quality)))
+        picked = decorrelated_pick(candidates, lambda c: c[2], lambda c: c[5], self.max_items, rng)
+        space = [str(n) for n in self.default_space]
+        return [Draft(images=[image], turns=[(PROMPT.format(objs=plural(category)), str(count))], choices=space,
+                      extras={"object": category, **provenance(chosen), "notes": {"total_area": round(area, 4)}})
+                for category, chosen, count, area, image, _ in picked]
 
     def gold_positions(self, items):
         from collections import Counter

@@ -9,7 +9,6 @@ sides, or exits against the motion, are not used. ``LeavingTask`` is the builder
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.plugins.devcv.annotations import FrameObjects, ObjectBox
 from babyvlm.plugins.devcv.base import DirectionTask, Draft
-from babyvlm.plugins.devcv.options import least_used
+from babyvlm.plugins.devcv.options import balanced_pick
 
 
 @dataclass(frozen=True)
@@ -81,73 +80,38 @@ def _direction(frame: FrameObjects, box: ObjectBox, first: ObjectBox, margin: fl
     return " ".join(part for part in (vertical, horizontal) if part) or None
 
 
-FLIPS = {"horizontal": {"left": "right", "right": "left"}, "vertical": {"top": "bottom", "bottom": "top"},
-         "transpose": {"left": "top", "top": "left", "right": "bottom", "bottom": "right"}}
-ORDER = ("top", "bottom", "left", "right")
-
-
-def flipped(direction: str, horizontal: bool, vertical: bool, transpose: bool = False) -> str:
-    """The exit direction after transposing the frames (x <-> y), then mirroring them left-right and/or
-    up-down (the order ``_mirror`` applies them in)."""
-    words = direction.split(" ")
-    for flag, name in ((transpose, "transpose"), (horizontal, "horizontal"), (vertical, "vertical")):
-        if flag:
-            words = [FLIPS[name].get(word, word) for word in words]
-    words.sort(key=ORDER.index)  # "top left", never "left top"
-    return " ".join(words)
-
-
 class LeavingTask(DirectionTask):
-    """The VDR builder both entries share: frames of a track leaving, mirrored to balance the answers."""
+    """The VDR builder both entries share: the frames of a track leaving, shown as recorded (never mirrored
+    or transposed: an upside-down or transposed room would give the answer away). The exit directions are
+    balanced *by selection*: exits are taken round-robin over the entry's directions, none more than
+    ``spread`` times as often as the rarest."""
 
     question: str = ""
     inputs = "5-9 video frames, an object word"
     stride = 1
-    transposes: tuple[bool, ...] = (False,)  # (False, True): also swap x and y (reaches every side)
-
-    def symmetries(self) -> list[tuple[bool, bool, bool]]:
-        return [(h, v, t) for t in self.transposes for h in (False, True) for v in (False, True)]
-
+    spread = 1.3  # no direction more than 1.3 times as often as the rarest one
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         candidates = []
         for recording in material.recordings:
-            found = exits(recording.frames, stride=self.stride)
+            found = [leaving for leaving in exits(recording.frames, stride=self.stride)
+                     if leaving.direction in self.directions]
             # both VDR entries decode the frames of every exit at once, so the second finds them cached
             recording.images({index for leaving in found for index in (*leaving.visible, leaving.gone)})
-            candidates += [(recording, leaving) for leaving in found
-                           if any(flipped(leaving.direction, *flips) in self.directions for flips in self.symmetries())]
-        rng.shuffle(candidates)
-        used: Counter = Counter()
+            candidates += [(recording, leaving) for leaving in found]
+        chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread)
         drafts = []
-        for recording, leaving in candidates[: self.max_items]:
-            reachable: dict[str, tuple[bool, bool, bool]] = {}
-            for flips in self.symmetries():
-                reachable.setdefault(flipped(leaving.direction, *flips), flips)
-            target = least_used([d for d in self.directions if d in reachable], used)
-            used[target] += 1
-            horizontal, vertical, transpose = reachable[target]
+        for recording, leaving in chosen:
             length = rng.randint(min_shown(leaving), len(leaving.visible) + 1)
             indices = leaving.shown(length)
             frames = recording.images(indices)
-            images = [_mirror(frames[index], horizontal, vertical, transpose) for index in indices]
+            images = [np.ascontiguousarray(frames[index]) for index in indices]
             text = IMAGE_TOKEN * len(images) + "\n" + self.question.format(obj=leaving.category)
-            drafts.append(Draft(images=images, turns=[(text, target)],
+            drafts.append(Draft(images=images, turns=[(text, leaving.direction)],
                                 extras={"object": leaving.category, "frames": indices,
-                                        "recorded_direction": leaving.direction,
-                                        "mirrored": {"horizontal": horizontal, "vertical": vertical,
-                                                     "transposed": transpose}}))
+                                        "recording": recording.recording_id,
+                                        "sources": [f"{recording.recording_id}:{leaving.gone}:{leaving.track_id}"]}))
         return drafts
 
 
 def min_shown(leaving: Exit) -> int:
     return min(5, len(leaving.visible) + 1)
-
-
-def _mirror(image, horizontal: bool, vertical: bool, transpose: bool = False):
-    if transpose:
-        image = image.transpose(1, 0, 2)
-    if horizontal:
-        image = image[:, ::-1]
-    if vertical:
-        image = image[::-1]
-    return np.ascontiguousarray(image)

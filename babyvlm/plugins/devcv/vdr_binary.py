@@ -1,5 +1,5 @@
 """``baby_vdr_binary`` — Visual Delayed Response, binary: does the object leave through the left or the
-right side? Exits through the left or right edge only; frames mirrored left-right to balance the answers."""
+right side? Exits through the left or right edge only, balanced by selection (``LeavingTask``)."""
 
 from __future__ import annotations
 

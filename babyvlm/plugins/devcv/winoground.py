@@ -141,5 +141,9 @@ class LookingWhileListening(DevCVTask):
             return 0.5 if p == preferred else 2.0
         return [[(loss(i, p), False) for p in (0, 1)] for i in (0, 1)]
 
+    def decisions(self, item: TaskItem) -> list:
+        """None a probe can answer: the entry is scored by comparing phrase likelihoods across images."""
+        return []
+
     def oracle_answer(self, item: TaskItem) -> Any:
         return "oracle"

@@ -2,21 +2,29 @@
 
 ``random_near_chance``: the seeded ``random`` adapter's primary score lies within the margin of the
 task's chance level (a task where random guessing does better or worse has a wrong chance level or
-biased scoring). ``blind_near_chance``: ``blind(model)`` (``model`` defaults to ``random``; give a
-checkpoint to ask whether the text alone gives the answers away) also lies within the margin. The
-margin is ``z`` binomial standard errors of the chance rate at the task's item count, plus ``slack``.
+biased scoring). ``blind_near_chance``: ``blind(model)`` for a given model (a checkpoint: does the text
+alone give the answers away?) also lies within the margin. The margin is ``z`` binomial standard errors
+of the chance rate at the task's item count, plus ``slack``.
+
+``blind_is_blind`` (``blind_leak_checks``): every request of every item goes through the real ``blind``
+adapter; what it passes on must be one constant picture in every slot, and the image-statistics shortcut
+probe, fit and scored on the blinded items, must not beat chance — a blank that kept anything of the real
+picture (its mean colour, say) fails here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from babyvlm import registry
+from babyvlm.core.records import TaskItem
 
 
 def baseline_checks(data_dir: str | os.PathLike, tasks: Sequence[str] | str = "all", model: Any = "random",
@@ -26,19 +34,51 @@ def baseline_checks(data_dir: str | os.PathLike, tasks: Sequence[str] | str = "a
     ``margin``, ``n``, ``passed``, ``detail``."""
     evaluator = registry.build("evaluator", "devcv")
     random_spec = dict(type="random", seed=seed)
-    blind_spec = dict(type="blind", adapter=random_spec if model == "random" else model)
     with tempfile.TemporaryDirectory(prefix="babyvlm-baselines-") as scratch:
         root = Path(out_dir) if out_dir is not None else Path(scratch)
         runs = {"random_near_chance": evaluator.evaluate(random_spec, tasks, data_dir, root / "random", mode=mode,
-                                                         split=split, limit=limit, seed=seed, log=_quiet),
-                "blind_near_chance": evaluator.evaluate(blind_spec, tasks, data_dir, root / "blind", mode=mode,
-                                                        split=split, limit=limit, seed=seed, log=_quiet)}
+                                                         split=split, limit=limit, seed=seed, log=_quiet)}
+        if model != "random":  # blind(random) is random again: only a real model says something here
+            runs["blind_near_chance"] = evaluator.evaluate(dict(type="blind", adapter=model), tasks, data_dir,
+                                                           root / "blind", mode=mode, split=split, limit=limit,
+                                                           seed=seed, log=_quiet)
     checks = []
     for check, summary in runs.items():
         for domain, data in summary["domains"].items():
             for name, task in data["tasks"].items():
                 checks.append(_check(check, domain, name, task, z, slack))
     return checks
+
+
+def blind_leak_checks(loaded: Mapping[tuple[str, str, str], Sequence[TaskItem]], tasks: Mapping[str, Any],
+                      seed: int = 0, blank: str = "grey") -> list[dict[str, Any]]:
+    """``blind_is_blind`` per test split (see the module docstring): ``loaded`` maps (domain, task, split)
+    to items, ``tasks`` task names to tasks; ``blank`` is the blind adapter's (its default, or the named
+    ``mean_colour`` option, which this check shows leaking)."""
+    from babyvlm.plugins.devcv.probes import run_probes
+    from babyvlm.plugins.evaluation.blind_adapter import BlindAdapter
+
+    blind = BlindAdapter(adapter=dict(type="random", seed=seed), blank=blank)
+    checks = []
+    for (domain, name, split), items in sorted(loaded.items()):
+        if split != "test" or not items:
+            continue
+        task = tasks[name]
+        requests = [request for item in items for request in task.requests(item, "loglikelihood")]
+        seen = {hashlib.sha256(image).hexdigest() for request in blind.blinded(requests) for image in request.images}
+        train = next((v for (d, n, s), v in sorted(loaded.items()) if (n, s) == (name, "train") and v), None)
+        probe = next(o for o in run_probes(task, _blinded(blind, items), _blinded(blind, train) if train else None,
+                                           "blinded train split" if train else "", seed, only=("image_stats",)))
+        passed = len(seen) <= 1 and not probe.failed
+        detail = (f"{len(seen)} distinct picture(s) reach the model over {len(requests)} requests; "
+                  f"on what it sees: {probe.describe()}")
+        checks.append(dict(check="blind_is_blind", task=name, domain=domain, passed=passed, detail=detail))
+    return checks
+
+
+def _blinded(blind: Any, items: Sequence[TaskItem]) -> list[TaskItem]:
+    return [replace(item, images=[blind.blank_of(image, f"{item.task} item {item.item_id}") for image in item.images])
+            for item in items]
 
 
 def _check(check: str, domain: str, name: str, task: dict[str, Any], z: float, slack: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm import registry
+from babyvlm.core.clusters import cluster_items
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
 from babyvlm.core.records import Prediction, Request, SkipReport, TaskItem
@@ -207,10 +208,12 @@ class DevCVEvaluator:
         task, items = unit["task"], unit["items"]
         predictions = [prediction_from(record["prediction"]) for record in records]
         metrics = {metric: plain_number(value) for metric, value in task.aggregate(items, predictions).items()}
-        spread = bootstrap(task.aggregate, items, predictions, self.bootstrap_resamples, seed)
+        clusters, unit_kind = cluster_items(items)
+        spread = bootstrap(task.aggregate, items, predictions, self.bootstrap_resamples, seed, clusters)
         samples = [dict(record["sample"], doc_id=number) for number, record in enumerate(records)]
         return {"task_fingerprint": unit["task_fp"], "primary_metric": task.primary_metric,
                 "metrics": metrics, "spread": spread, "chance": chance_of(task, items),
+                "ci_clusters": {"by": unit_kind, "count": len(set(clusters))},
                 "higher_is_better": dict.fromkeys(metrics, True), "n": len(items),
                 "ties": sum(1 for p in predictions if p.extras.get("tied")),
                 "unparsed": sum(1 for p in predictions if p.parsed is None), "samples": samples}

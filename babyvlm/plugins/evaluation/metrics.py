@@ -1,9 +1,11 @@
 """Uncertainty and the leaderboard's overall score.
 
-``bootstrap`` resamples items with replacement (seeded) and recomputes the task's own ``aggregate`` on
-each resample, so every metric, including set-level ones (group score, adjusted memory accuracy), gets
-a standard error (the resamples' standard deviation, lmms-eval's ``_stderr``) and a 95% percentile
-interval. ``overall`` is the DevCV leaderboard's: the mean of the 11 entries' primary metrics, a
+``bootstrap`` resamples *clusters* of items with replacement (seeded) and recomputes the task's own
+``aggregate`` on each resample, so every metric, including set-level ones (group score, adjusted memory
+accuracy), gets a standard error (the resamples' standard deviation, lmms-eval's ``_stderr``) and a 95%
+percentile interval. Items are not independent when they come from one recording or reuse one picture
+(Memory reuses each crop across many items; Looking While Listening each frame), so the engine groups them
+with ``babyvlm.core.clusters.cluster_items`` and resamples the groups. ``overall`` is the DevCV leaderboard's: the mean of the 11 entries' primary metrics, a
 missing entry counting 0.
 """
 
@@ -26,15 +28,21 @@ LEADERBOARD_ENTRIES: tuple[str, ...] = (
 
 def bootstrap(aggregate: Callable[[Sequence[TaskItem], Sequence[Prediction]], Mapping[str, float]],
               items: Sequence[TaskItem], predictions: Sequence[Prediction], resamples: int = 200,
-              seed: int = 0) -> dict[str, dict[str, float]]:
-    """``{metric: {"stderr", "ci_low", "ci_high"}}`` from ``resamples`` seeded item resamples."""
+              seed: int = 0, clusters: Sequence[int] | None = None) -> dict[str, dict[str, float]]:
+    """``{metric: {"stderr", "ci_low", "ci_high"}}`` from ``resamples`` seeded resamples of the clusters
+    (``clusters``: a label per item; default: each item its own)."""
     if not items or resamples < 2:
         return {}
+    labels = list(clusters) if clusters is not None else list(range(len(items)))
+    groups: dict[int, list[TaskItem]] = {}
+    for label, item in zip(labels, items, strict=True):
+        groups.setdefault(label, []).append(item)
+    members = list(groups.values())
     by_id = {p.item_id: p for p in predictions}
     rng = random.Random(f"bootstrap:{seed}")
     draws: dict[str, list[float]] = {}
     for number in range(resamples):
-        chosen = [items[rng.randrange(len(items))] for _ in items]
+        chosen = [item for _ in members for item in members[rng.randrange(len(members))]]
         # fresh ids, so a task that keys by id counts a twice-drawn item twice
         sample_items = [replace(item, item_id=f"{item.item_id}#{k}") for k, item in enumerate(chosen)]
         sample_predictions = [replace(by_id[item.item_id], item_id=f"{item.item_id}#{k}")

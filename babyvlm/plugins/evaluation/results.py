@@ -51,6 +51,8 @@ def lmms_results(domain: str, data: Mapping[str, Any], summary: Mapping[str, Any
         if "blind" in task:
             entry[f"blind_{task['primary_metric']},none"] = task["blind"]
         entry.update(ties=task["ties"], unparsed=task["unparsed"], primary_metric=task["primary_metric"])
+        if "ci_clusters" in task:  # what the bootstrap resampled (recordings, shared-image groups or items)
+            entry["ci_clusters"] = task["ci_clusters"]
         for column, value in task.get("human", {}).items():
             entry[f"human_{column},none"] = value
         results[name] = entry

@@ -7,6 +7,7 @@ without decoding them and without knowing the store's key or file layout.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -86,10 +87,16 @@ class PretrainingSetBuilder:
 
     def dataset(self, out: str | os.PathLike, formats: Iterable[str] | None = None,
                 recordings: Iterable[str] | None = None, exclude_recordings: Iterable[str] | None = None,
-                blank_images: bool = False) -> torch.utils.data.Dataset:
+                blank_images: bool | str = False) -> torch.utils.data.Dataset:
         """The store's samples (optionally some formats or recordings); ``blank_images`` replaces every
-        image by its mean colour (how a blind twin is trained: same recipe, nothing to see)."""
-        transform = media.blank_images if blank_images else None
+        image by one constant grey picture (``True`` or ``"grey"``: how a blind twin is trained — same
+        recipe, nothing to see) or, as a named option, by its own mean colour (``"mean_colour"``)."""
+        transform = None
+        if blank_images:
+            kind = "grey" if blank_images is True else str(blank_images)
+            if kind not in media.BLANK_KINDS:
+                raise ConfigError(f"blank_images must be True, 'grey' or 'mean_colour', got {blank_images!r}")
+            transform = functools.partial(media.blank_images, kind=kind)
         return PretrainingDataset(out, formats=list(formats) if formats else None, recordings=recordings,
                                   exclude_recordings=exclude_recordings, verify_on_read=self.verify_on_read,
                                   transform=transform)

@@ -50,6 +50,10 @@ class PretrainingDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def recording_ids(self) -> set[str]:
+        """The recordings (key groups) this dataset's samples come from."""
+        return {bytes(key).split(b"/", 1)[0].decode() for key in self.keys}
+
     def sample_id(self, index: int) -> str:
         """The id of item ``index`` without decoding its images (keys are sample ids for built stores)."""
         return self.store.get(int(self.shard_ids[index]), bytes(self.keys[index])).sample_id

@@ -176,7 +176,9 @@ class MarkdownReporter:
             total += [f"{100 * (model.value - blind.value):+.1f}", FLAG_TEXT[flag] if flag else ""]
         rows.append(total)
         caption = ("Scores in %, the primary metric of each entry; [95% CI] = score ± 1.96 × stderr from the "
-                   "results files. Chance: as the run's tasks state it unless marked (* published chance of the "
+                   "results files, bootstrapped over clusters of items (the recording each item was built from, "
+                   "else items sharing a picture; each results file's ci_clusters says which and how many), since "
+                   "items from one recording or reusing one picture are not independent. Chance: as the run's tasks state it unless marked (* published chance of the "
                    "released answer space, † from the registered task). Overall as the DevCV leaderboard: the "
                    "mean of its 11 entries, a missing entry counting 0.")
         blocks: list[Block] = [Heading(f"Results, {domain.label}"), Table(header, rows, caption)]

@@ -33,6 +33,14 @@ MIN_VISIBLE_FRACTION = 0.2  # of the object's full sprite area
 MIN_VISIBLE_PIXELS = 12
 CANVAS_SCALE = 1.8  # scene canvas side / frame side
 ROLLING = frozenset({"ball", "car", "truck", "train", "apple", "block"})
+# Things a pile is made of (small, many alike), and the sides passers leave the view through: every one
+# of the eight, the left and right most (both Visual Delayed Response entries use those).
+PILEABLE = ("ball", "block", "car", "apple", "duck", "cup", "spoon", "sock", "key", "cookie", "banana", "fish",
+            "shoe", "book", "bowl", "flower", "truck", "train", "boat", "bottle")
+PASS_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1))  # left, right, top, ...
+PASS_WEIGHTS = (0.19, 0.19, 0.08, 0.08, 0.115, 0.115, 0.115, 0.115)
+PILE_MAX = 12  # the most objects one pile holds (Object Counting's answers run to 12)
+OFF_VIEW = -1e4  # where an object waits while it is not in the scene
 
 
 # ---- behaviour: how complex the world is, by who wears the camera ----------------------------
@@ -49,6 +57,8 @@ class Behaviour:
     zoom_range: tuple[float, float]
     scene_seconds: tuple[float, float]
     hands_prob: float  # chance the wearer's hands are in view during a scene
+    passer_rate: float = 0.0  # objects per second rolled, carried or walking across the view and out of it
+    pile_prob: float = 0.0  # chance a scene holds a pile of one kind that grows and shrinks one object at a time
 
     @classmethod
     def infant(cls, age_months: float) -> Behaviour:
@@ -58,13 +68,13 @@ class Behaviour:
                    move_prob=0.15 + 0.4 * p, enter_leave_prob=0.15 + 0.25 * p, cluster_prob=0.2 + 0.2 * p,
                    gaze_seconds=3.5 - 2.0 * p, follow_rate=0.8 + 1.6 * p, jitter=0.006 + 0.016 * p,
                    zoom_range=(0.92 - 0.1 * p, 1.12 + 0.18 * p), scene_seconds=(20.0, 60.0),
-                   hands_prob=0.6 - 0.3 * p)
+                   hands_prob=0.6 - 0.3 * p, passer_rate=0.35 + 0.7 * p, pile_prob=0.3 + 0.6 * p)
 
     @classmethod
     def adult(cls) -> Behaviour:
         return cls(vocabulary=VOCABULARY, max_objects=10, move_prob=0.55, enter_leave_prob=0.35, cluster_prob=0.3,
                    gaze_seconds=2.2, follow_rate=2.5, jitter=0.01, zoom_range=(0.85, 1.3), scene_seconds=(25.0, 70.0),
-                   hands_prob=0.7)
+                   hands_prob=0.7, passer_rate=0.9, pile_prob=0.7)
 
 
 # ---- domains: how the world looks -------------------------------------------------------------
@@ -214,6 +224,7 @@ class Track:
     height: float
     xs: np.ndarray  # per frame of the scene
     ys: np.ndarray
+    role: str = "resident"  # resident (the scene's own objects) | pile | passer (crosses the view once)
 
 
 @dataclass
@@ -230,6 +241,7 @@ class Scene:
     zoom: np.ndarray = field(default_factory=lambda: np.zeros(0))
     exposure: np.ndarray = field(default_factory=lambda: np.zeros(0))
     hands: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # per frame: visible, x, size (frame units)
+    pile_centre: tuple[float, float] | None = None  # where a pile is being built (the child watches it)
 
 
 @dataclass(frozen=True)
@@ -296,7 +308,13 @@ class VideoWorld:
         for name in names:
             near = cluster if cluster is not None and names.count(name) > 1 else None
             scene.tracks.append(self._plan_track(name, times, canvas_side, scene.tracks, near))
+        if self.rng.random() < self.behaviour.pile_prob:
+            pile = self._plan_pile(names, times, canvas_side, scene.tracks)
+            if pile:
+                scene.tracks += pile
+                scene.pile_centre = (float(np.mean([t.xs[-1] for t in pile])), float(np.mean([t.ys[-1] for t in pile])))
         self._plan_camera(scene, times, canvas_side)
+        scene.tracks += self._plan_passers(scene, times, canvas_side, {t.category.name for t in scene.tracks})
         self._plan_light_and_hands(scene, times, first=index == 0)
         return scene
 
@@ -361,6 +379,118 @@ class VideoWorld:
         xs, ys = _eased_path(path_t, path_p, times, eased)
         return Track(track_id, category(name), variant, width, height, xs.astype(np.float32), ys.astype(np.float32))
 
+    def _plan_pile(self, names: list[str], times: np.ndarray, side: int, placed: list[Track]) -> list[Track]:
+        """Up to ``PILE_MAX`` small objects of one kind gathered in one place, brought in one at a time and
+        some taken away again: over a scene the pile shows many different counts (what Object Counting and
+        Who Has More need). Item sizes vary within and between piles, independent of the count."""
+        rng = self.rng
+        kinds = [name for name in PILEABLE if name not in names and any(c.name == name for c in self.behaviour.vocabulary)]
+        if not kinds:
+            return []
+        name = str(kinds[int(rng.integers(len(kinds)))])
+        total = int(rng.integers(6, PILE_MAX + 1))
+        centre = (float(rng.uniform(0.4, 0.6) * side), float(rng.uniform(0.55, 0.72) * side))
+        typical = self.size * float(rng.uniform(0.08, 0.12))
+        radius = typical * math.sqrt(total * 2.4 / math.pi)  # room for every object without overlapping
+        t0, t1 = float(times[0]), float(times[-1]) + 1 / self.fps
+        present = int(rng.integers(1, total + 1))  # there from the start; the rest arrive one by one
+        arrivals = sorted(rng.uniform(t0 + 1.0, t0 + 0.5 * (t1 - t0), total - present))
+        tracks = []
+        for k in range(total):
+            variant = SpriteVariant.random(rng)
+            aspect = DESIGNS[name].aspect * variant.aspect_scale
+            longest = typical * float(rng.uniform(0.8, 1.25))
+            width, height = (longest, longest / aspect) if aspect >= 1 else (longest * aspect, longest)
+            rest = self._pile_spot(centre, radius, width, height, side, tracks)
+            path_t, path_p, eased = [t0], [rest], []
+            track_id = self._next_track
+            self._next_track += 1
+            if k >= present:
+                arrive = float(arrivals[k - present])
+                start = self._off_canvas(width, height, side)
+                path_p[0] = start
+                path_t += [max(t0, arrive - float(rng.uniform(0.8, 1.6))), arrive]
+                path_p += [start, rest]
+                eased += [False, True]
+                self.events.append(Event("enter", path_t[-2], arrive, track_id, name))
+            if rng.random() < 0.25 and t1 - path_t[-1] > 4:  # taken away again
+                begin = float(rng.uniform(path_t[-1] + 1, t1 - 2))
+                path_t += [begin, begin + float(rng.uniform(0.8, 1.6))]
+                path_p += [rest, self._off_canvas(width, height, side)]
+                eased += [True, True]
+                self.events.append(Event("leave", begin, min(path_t[-1], t1), track_id, name))
+            xs, ys = _eased_path(path_t, path_p, times, eased)
+            tracks.append(Track(track_id, category(name), variant, width, height, xs.astype(np.float32),
+                                ys.astype(np.float32), role="pile"))
+        return tracks
+
+    def _pile_spot(self, centre: tuple[float, float], radius: float, width: float, height: float, side: int,
+                   placed: list[Track]) -> tuple[float, float]:
+        """A resting place within ``radius`` of the pile's centre, touching no earlier pile object if it can."""
+        best, best_gap = centre, -math.inf
+        for _ in range(20):
+            angle, distance = self.rng.uniform(0, 2 * math.pi), radius * math.sqrt(self.rng.uniform(0, 1))
+            x = float(np.clip(centre[0] + distance * math.cos(angle), width / 2, side - width / 2))
+            y = float(np.clip(centre[1] + distance * math.sin(angle), height / 2, side - height / 2))
+            gap = min((max(abs(x - float(t.xs[-1])) - (width + t.width) / 2,
+                           abs(y - float(t.ys[-1])) - (height + t.height) / 2) for t in placed), default=side)
+            if gap > best_gap:
+                best, best_gap = (x, y), gap
+            if gap > 2:
+                break
+        return best
+
+    def _plan_passers(self, scene: Scene, times: np.ndarray, side: int, taken: set[str]) -> list[Track]:
+        """Objects that cross the view and leave it through one of its eight sides and corners (a ball
+        rolling past, a toy carried off, the dog walking by), planned in view coordinates after the camera
+        path so each really leaves the picture the way it was sent."""
+        rng, n = self.rng, len(times)
+        duration = n / self.fps
+        words = [c.name for c in self.behaviour.vocabulary]
+        tracks = []
+        for _ in range(int(rng.poisson(self.behaviour.passer_rate * duration))):
+            crossing = float(rng.uniform(1.6, 3.0))
+            if duration < crossing + 0.5:
+                break
+            start = float(rng.uniform(times[0], times[0] + duration - crossing))
+            dx, dy = PASS_DIRECTIONS[int(rng.choice(len(PASS_DIRECTIONS), p=PASS_WEIGHTS))]
+            name = str(words[int(rng.integers(len(words)))])
+            tracks.append(self._passer(scene, times, side, name, start, crossing, (dx, dy)))
+        return tracks
+
+    def _passer(self, scene: Scene, times: np.ndarray, side: int, name: str, start: float, crossing: float,
+                direction: tuple[int, int]) -> Track:
+        rng = self.rng
+        variant = SpriteVariant.random(rng)
+        aspect = DESIGNS[name].aspect * variant.aspect_scale
+        longest = self.size * rng.uniform(*self.domain.object_size)
+        width, height = (longest, longest / aspect) if aspect >= 1 else (longest * aspect, longest)
+        beyond = max(width, height)  # far enough outside the view to be gone
+        exit_point = np.asarray([self._beyond(direction[0], beyond, rng), self._beyond(direction[1], beyond, rng)])
+        entry_point = np.asarray([self._beyond(-direction[0], beyond, rng), self._beyond(-direction[1], beyond, rng)])
+        frame_t = times - start
+        fraction = np.clip(frame_t / crossing, 0, 1)[:, None]
+        view = entry_point[None, :] + fraction * (exit_point - entry_point)[None, :]  # frame pixels
+        zoom = scene.zoom
+        xs = scene.cx + (view[:, 0] - self.size / 2) / zoom
+        ys = scene.cy + (view[:, 1] - self.size / 2) / zoom
+        gone = (frame_t < 0) | (frame_t > crossing)
+        xs[gone], ys[gone] = OFF_VIEW, OFF_VIEW
+        track_id = self._next_track
+        self._next_track += 1
+        self.events.append(Event("roll" if name in ROLLING else "move", start, start + crossing, track_id, name))
+        return Track(track_id, category(name), variant, width, height, xs.astype(np.float32), ys.astype(np.float32),
+                     role="passer")
+
+    def _beyond(self, step: int, margin: float, rng: np.random.Generator) -> float:
+        """A view coordinate past the edge ``step`` points at (-1 before 0, +1 after the side), or along
+        the middle of the view for 0."""
+        if step < 0:
+            return -margin * float(rng.uniform(0.8, 1.2))
+        if step > 0:
+            return self.size + margin * float(rng.uniform(0.8, 1.2))
+        return self.size * float(rng.uniform(0.25, 0.75))
+
     def _free_spot(self, width: float, height: float, side: int, placed: list[Track],
                    near: tuple[float, float] | None = None) -> tuple[float, float]:
         """A resting place on the lower part of the canvas (or near ``near``), away from objects already there."""
@@ -382,10 +512,19 @@ class VideoWorld:
         return best
 
     def _off_canvas(self, width: float, height: float, side: int) -> tuple[float, float]:
-        edge = self.rng.integers(3)  # left, right or bottom: where people come from
-        along = float(self.rng.uniform(0.3, 0.9) * side)
+        """A point off the canvas beyond any of its four sides or corners: where objects are carried
+        in from and taken away to (lifted up, carried off sideways, pushed down), so the way an object
+        leaves says nothing of what it is."""
         margin = max(width, height)
-        return ((-margin, along), (side + margin, along), (along, side + margin))[edge]
+        dx, dy = PASS_DIRECTIONS[int(self.rng.integers(len(PASS_DIRECTIONS)))]
+        return (self._edge_point(dx, margin, side), self._edge_point(dy, margin, side))
+
+    def _edge_point(self, step: int, margin: float, side: int) -> float:
+        if step < 0:
+            return -margin
+        if step > 0:
+            return side + margin
+        return float(self.rng.uniform(0.3, 0.9) * side)
 
     def _plan_camera(self, scene: Scene, times: np.ndarray, side: int) -> None:
         rng, behaviour, n = self.rng, self.behaviour, len(times)
@@ -421,6 +560,8 @@ class VideoWorld:
         scene.zoom = zoom
 
     def _pick_gaze(self, scene: Scene, i: int, side: int) -> tuple[int | None, tuple[float, float]]:
+        if scene.pile_centre is not None and self.rng.random() < 0.7:  # a pile being built holds attention
+            return None, scene.pile_centre
         on_canvas = [k for k, t in enumerate(scene.tracks) if 0 <= t.xs[i] <= side and 0 <= t.ys[i] <= side]
         if on_canvas and self.rng.random() < 0.75:  # people mostly look at things
             return int(self.rng.choice(on_canvas)), (0.0, 0.0)
@@ -539,8 +680,8 @@ class VideoWorld:
 
     def track_table(self) -> list[dict[str, object]]:
         """Per-instance facts for annotation files: category, sprite variant, scene."""
-        return [{"track_id": t.track_id, "category_id": t.category.id, "scene": s.index, "variant": t.variant.to_dict()}
-                for s in self.scenes for t in s.tracks]
+        return [{"track_id": t.track_id, "category_id": t.category.id, "scene": s.index, "role": t.role,
+                 "variant": t.variant.to_dict()} for s in self.scenes for t in s.tracks]
 
 
 def _smooth_series(rng: np.random.Generator, n: int, period: int) -> np.ndarray:
