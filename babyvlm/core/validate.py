@@ -26,7 +26,9 @@ def check_number(component: str, name: str, value: object, *, whole: bool = Fals
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    known = [str(k) for k in known]
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    close = close or [k for k in known if len(str(name)) >= 3 and k.startswith(str(name))][:1]  # 'heldout'
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
