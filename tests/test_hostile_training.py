@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from disk_support import grow, small_tmpfs
 from safetensors.torch import load_file
 from test_train_cli import copy_work, prepared  # noqa: F401  (prepared: a module fixture used below)
 from test_train_mmengine import DATA, ToyModel, quiet, trainer
@@ -254,29 +255,34 @@ print("trained", result.steps)
 
 
 def test_two_training_processes_into_one_work_dir_the_second_is_refused(tmp_path):
+    """Both start at once; whichever takes the work dir's lock first trains (held mid-run until the test
+    lets it go), the other is refused naming it."""
     work = tmp_path / "work"
     script = tmp_path / "train.py"
     release = tmp_path / "release"
     script.write_text(HELD_TRAINING.format(tests=str(TESTS), work=str(work), release=str(release)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    first = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=env)
+    both = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 120
-        while not (work / "trainer.json").is_file() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.05)  # the first holds the lock and is about to train
-        assert first.poll() is None, first.stdout.read() if first.stdout else ""
-        second = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+        deadline = time.monotonic() + 180
+        while all(p.poll() is None for p in both) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the one refused has exited
+        loser = next(p for p in both if p.poll() is not None)
+        winner = next(p for p in both if p is not loser)
+        refused = loser.communicate(timeout=10)[1]
         release.write_text("go")
-        output, _ = first.communicate(timeout=180)
+        output, errors = winner.communicate(timeout=180)
     finally:
-        if first.poll() is None:
-            first.kill()
-    assert second.returncode != 0
-    last = second.stderr.strip().splitlines()[-1]
-    assert f"{work}: another process is writing here (pid {first.pid} on host " in last
+        release.write_text("go")
+        for process in both:
+            if process.poll() is None:
+                process.kill()
+    assert loser.returncode != 0
+    last = refused.strip().splitlines()[-1]
+    assert f"{work}: another process is writing here (pid {winner.pid} on host " in last, refused[-2000:]
     assert "training phase 2-joint since" in last and "wait for it to finish, or stop it" in last
-    assert first.returncode == 0 and "trained 8" in output, output[-2000:]
+    assert winner.returncode == 0 and "trained 8" in output, (output + errors)[-2000:]
     iterations = [json.loads(line)["iter"] for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 9))  # one run's lines, each once
 
@@ -340,17 +346,8 @@ def test_enospc_during_a_checkpoint_names_the_file_and_keeps_the_previous_one(tm
     assert same_weights(reference / "iter_12.safetensors", work / "iter_12.safetensors")
 
 
-def _mount_tmpfs(folder: Path, size: str) -> bool:
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-    return done.returncode == 0
-
-
 def test_real_small_tmpfs_fills_during_a_checkpoint_then_training_resumes(tmp_path):
-    disk = tmp_path / "small"
-    if os.geteuid() != 0 or not _mount_tmpfs(disk, "1600k"):
-        pytest.skip("mounting a tmpfs needs root (or CAP_SYS_ADMIN)")
-    try:
+    with small_tmpfs(tmp_path / "small", "1600k") as disk:
         work = disk / "work"
         with pytest.raises(BabyVLMError) as full:
             fit_wide(work)
@@ -360,14 +357,11 @@ def test_real_small_tmpfs_fills_during_a_checkpoint_then_training_resumes(tmp_pa
         written = checkpoints.read_index(work)
         assert written and checkpoints.damage(work, 4, written) is None
         assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        grow(disk)
         assert fit_wide(work, resume=True).steps == 12
         reference = tmp_path / "reference"
         fit_wide(reference)
         assert same_weights(reference / "iter_12.safetensors", work / "iter_12.safetensors")
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_the_dino_trainer_resumes_from_its_own_checkpoint_bit_for_bit(tmp_path):
