@@ -221,6 +221,17 @@ def test_resuming_a_finished_phase_says_so_with_its_recorded_losses(finished, tm
     assert "nan" not in phase_line(Phase)
 
 
+def test_a_fresh_run_into_an_old_work_dir_replaces_its_checkpoints(finished, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(finished, work)
+    trainer(max_steps=6, checkpoint_every=2, keep_checkpoints=2).fit(ToyModel(), DATA, log=quiet, stage="2-joint",
+                                                                     work_dir=work)
+    assert (work / "last_checkpoint").read_text().strip() == "iter_6.json"
+    assert checkpoints.available_checkpoints(work) == ["iter_4", "iter_6"]  # the old run's 8 and 12 are gone
+    assert sorted(p.name for p in work.glob("iter_*.json")) == ["iter_4.json", "iter_6.json"]
+    assert fit_resumed(work, max_steps=6, checkpoint_every=2).extra["finished_already"]
+
+
 def test_a_half_written_last_metrics_line_is_tolerated(finished, tmp_path):
     work = copy_cut_at(finished, tmp_path / "work", 8)
     text = (work / "metrics.jsonl").read_text().splitlines()

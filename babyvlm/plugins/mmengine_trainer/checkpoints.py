@@ -187,7 +187,9 @@ class CheckpointContent:
 def write_checkpoint(folder: Path, content: CheckpointContent, keep: int) -> Path:
     """Write the checkpoint's files, then the index and ``last_checkpoint``, then drop the checkpoints
     beyond the newest ``keep``; returns the record's path."""
-    index = read_index(folder, missing_ok=True)
+    # checkpoints past this one are another run's (a fresh start, or a resume from an earlier one): dropped
+    index = {name: digest for name, digest in read_index(folder, missing_ok=True).items()
+             if _file_order((name, digest))[0] <= content.iteration}
     for name, data in content.files().items():
         with disk_errors(folder / name, AFTER_DISK_FULL):
             atomic_write_bytes(folder / name, data)

@@ -17,6 +17,7 @@ from safetensors.torch import save
 from babyvlm.core.io import atomic_write_text
 from babyvlm.plugins.mmengine_trainer.checkpoints import (
     FORMAT,
+    LAST,
     VERSION,
     CheckpointContent,
     optimizer_state,
@@ -41,6 +42,10 @@ class CheckpointHook(Hook):
     def __init__(self, interval: int, keep: int, settings: dict[str, Any]) -> None:
         self.interval, self.keep, self.settings = interval, keep, settings
         self.pending_rng: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+
+    def before_train(self, runner) -> None:
+        if runner.iter == 0 and is_main_process():  # a fresh start: another run's checkpoint is not resumed by
+            (Path(runner.work_dir) / LAST).unlink(missing_ok=True)  # accident (those files go as this run saves)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
         # after mmengine re-seeds on resume: put back the generators as they were at the checkpoint
