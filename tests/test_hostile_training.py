@@ -265,6 +265,8 @@ print("trained", result.steps)
 """
 
 
+@pytest.mark.slow  # two processes importing torch and mmengine: ~35 s on 2 loaded cores; the fast tier has
+# the same refusal in-process (test_a_lock_left_by_a_killed_training_is_taken_over)
 def test_two_training_processes_into_one_work_dir_the_second_is_refused(tmp_path):
     """Both start at once; whichever takes the work dir's lock first trains (held mid-run until the test
     lets it go), the other is refused naming it."""
