@@ -1,6 +1,8 @@
 """Video and image I/O shared by plugins: mp4 encode/decode with PyAV, JPEG bytes with Pillow.
 
-Decoding is sequential (one pass per video); corrupt or truncated files raise ``DataError`` naming
+Images from outside (task items, served requests, study stimuli) are decoded by ``decode_image`` only,
+which refuses one whose header declares more than ``MAX_IMAGE_PIXELS`` before decoding it (a PNG
+decompression bomb). Video decoding is sequential (one pass per video); corrupt or truncated files raise ``DataError`` naming
 the file instead of a traceback from inside FFmpeg, and a FIFO or device is refused before FFmpeg
 opens it. ``iter_frames`` yields every frame as an RGB array; ``iter_lazy_frames`` is the same pass
 yielding ``LazyFrame``s that are converted (and scaled) only when used, for passes that keep few of
@@ -180,14 +182,39 @@ def encode_jpeg(image: np.ndarray | Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def decode_jpeg(data: bytes, where: str = "image") -> np.ndarray:
-    """JPEG bytes -> HxWx3 uint8 RGB (read-only). An RGB image is not converted: ``convert`` would copy it."""
+# the most pixels an image from outside may have (about 8000 x 8000); a small PNG can declare 100000 x 100000
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+
+
+class ImageTooLarge(DataError):
+    """An image whose header declares more pixels than allowed (a decompression bomb, or just too big)."""
+
+
+def decode_image(data: bytes, where: str = "image", max_pixels: int = MAX_IMAGE_PIXELS, kind: str = "image") -> np.ndarray:
+    """Image bytes (JPEG, PNG, ...) from anywhere -> HxWx3 uint8 RGB (read-only): the one decoder every path
+    that reads untrusted images uses. The size is read from the header first and an image of more than
+    ``max_pixels`` is refused (``ImageTooLarge``) before a pixel is decoded; anything undecodable is a
+    ``DataError`` naming ``where``. An RGB image is not converted: ``convert`` would copy it."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(f"{where}: image of {width} x {height} pixels is larger than the "
+                                    f"{max_pixels:,} pixels allowed; refused before decoding")
             img.load()
             return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, met while reading the header
+        raise ImageTooLarge(f"{where}: image larger than the {max_pixels:,} pixels allowed (its header declares "
+                            f"more than Pillow's own limit); refused before decoding") from exc
     except Exception as exc:  # Pillow raises several types for corrupt data
-        raise DataError(f"{where}: cannot decode JPEG ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{where}: cannot decode {kind} ({type(exc).__name__}: {exc})") from exc
+
+
+def decode_jpeg(data: bytes, where: str = "image") -> np.ndarray:
+    """JPEG bytes -> HxWx3 uint8 RGB (``decode_image``, under the name store readers use)."""
+    return decode_image(data, where, kind="JPEG")
 
 
 BLANK_KINDS = ("grey", "mean_colour")

@@ -136,3 +136,17 @@ def write_ego4d_root(root: str | Path, narrations: Mapping[str, Sequence[tuple[f
     for uid in (narrations if videos is None else videos):
         tiny_video(root / "full_scale" / f"{uid}.mp4", seconds=seconds)
     return root
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid-looking PNG of a few hundred bytes whose header declares ``width`` x ``height`` pixels (a
+    decompression bomb: decoding it would need width * height * 3 bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"\0" * (1 + 3 * 64) * 64, 9)  # the first rows only; a decoder would want them all
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))

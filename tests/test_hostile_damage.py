@@ -15,6 +15,7 @@ import lmdb
 import pytest
 import test_builder_support as support
 from click.testing import CliRunner
+from disk_support import grow, small_tmpfs
 
 from babyvlm.cli import cli as babyvlm_cli
 from babyvlm.core.errors import BabyVLMError, DataError
@@ -187,17 +188,8 @@ def test_export_replaces_an_older_export_whole_and_refuses_other_folders(store, 
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-def _mount_tmpfs(folder: Path, size: str) -> bool:
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-    return done.returncode == 0
-
-
 def test_real_small_tmpfs_fills_during_build_then_the_build_resumes(tmp_path):
-    disk = tmp_path / "small"
-    if os.geteuid() != 0 or not _mount_tmpfs(disk, "120k"):
-        pytest.skip("mounting a tmpfs needs root (or CAP_SYS_ADMIN)")
-    try:
+    with small_tmpfs(tmp_path / "small", "120k") as disk:
         root = support.write_corpus(tmp_path / "corpus", recordings=3, seconds=6)
         args = ["data", "build", "--source", "fake", "--root", root, "--out", disk / "store", "--commit-every", "3"]
         full = cli(*args)
@@ -205,14 +197,11 @@ def test_real_small_tmpfs_fills_during_build_then_the_build_resumes(tmp_path):
         assert full.stderr.strip() == (f"Error: no space left on device {disk} (writing {disk}/store/shards/{SHARD}): "
                                        "free some space there and run the same command again (what was written "
                                        "before is kept and the same command resumes)")
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        grow(disk)
         resumed = cli(*args)
         assert resumed.returncode == 0, resumed.stderr
         assert "already done" in resumed.stdout
         assert cli("data", "verify", disk / "store").returncode == 0  # in a subprocess: no handle keeps it busy
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 # ---- integrity ------------------------------------------------------------------------------------

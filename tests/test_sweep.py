@@ -197,11 +197,12 @@ def test_bad_key_fails_before_any_point_runs(plugins, runner_module, tmp_path):
 
 
 def test_default_run_point_is_the_experiment(plugins, tmp_path):
-    """Without run_point each point is ``babyvlm.Experiment(config, work_dir).run()``: here its config
-    check refuses the point (no 'model' section), which the sweep records."""
+    """Without run_point each point is ``babyvlm.Experiment(config, work_dir).run()``: its config check
+    refuses a point (here: no 'model' section) before any point runs."""
     config = {k: v for k, v in BASE.items() if k != "model"}
-    sweep = run_sweep(config, tmp_path / "default", age_points("12"), kind="age", log=lambda _: None)
-    assert sweep["points"][0]["error"] == "experiment config has no 'model' section"
+    with pytest.raises(ConfigError, match="sweep point '12': experiment config has no 'model' section"):
+        run_sweep(config, tmp_path / "default", age_points("12"), kind="age", log=lambda _: None)
+    assert not (tmp_path / "default").exists()
 
 
 def write_config(folder: Path) -> Path:

@@ -84,9 +84,12 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path):
     # a run that stopped after its checkpoint at step 4: the later files never existed
     cut = tmp_path / "cut"
     cut.mkdir()
-    for name in ("iter_4.pth", "iter_4.safetensors"):
+    for name in ("iter_4.json", "iter_4.safetensors", "state_4.safetensors"):
         (cut / name).write_bytes((full / name).read_bytes())
-    (cut / "last_checkpoint").write_text(str(cut / "iter_4.pth"))
+    index = (full / "checkpoints.sha256").read_text().splitlines()
+    (cut / "checkpoints.sha256").write_text("".join(f"{line}\n" for line in index if line.endswith("_4.json")
+                                                    or "_4.safetensors" in line))
+    (cut / "last_checkpoint").write_text("iter_4.json")
     torch.manual_seed(123)  # a fresh process would start from other weights: the checkpoint must win
     result = trainer(keep_checkpoints=5).fit(ToyModel(), DATA, log=quiet, stage="2-joint", work_dir=cut, resume=True)
     assert result.steps == 12 and len(result.losses) == 8

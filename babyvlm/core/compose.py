@@ -15,6 +15,7 @@ for people to read; load it explicitly by its file path only if you trust it.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -26,7 +27,10 @@ from mmengine.config import Config
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError, DataError
 from babyvlm.core.io import atomic_write_text, load_json, parse_key_values, path_inside
+from babyvlm.core.kinds import KINDS
+from babyvlm.core.specs import parse_spec
 from babyvlm.core.specs import plain as _plain
+from babyvlm.core.validate import did_you_mean, refuse_unknown
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # option names that hold paths: in a checkpoint's spec they must be folder-relative and listed
@@ -148,8 +152,43 @@ def _child(node: Any, part: str, path: str, flag: str, key: str, missing_ok: boo
             return node[part]
         if missing_ok:
             return None
-        raise ConfigError(f"{flag} {key}: the config has no {path!r} (there: {', '.join(node.keys())})")
+        raise ConfigError(f"{flag} {key}: the config has no {path!r}{did_you_mean(part, node.keys())} (there: "
+                          f"{', '.join(node.keys())})")
     raise ConfigError(f"{flag} {key}: {path.rsplit('.', 1)[0]!r} is a value, not a section")
+
+
+def check_spec_options(kind: str, spec: Any, where: str) -> None:
+    """Refuse a spec whose options its component does not take, with a did-you-mean, before anything is
+    built (a typo in a trainer option must fail before the stages before training run). Options whose
+    key is a component kind (``encoder=dict(type=...)``) are specs too and are checked the same way.
+    Components taking ``**options`` they consume themselves accept anything."""
+    name, options = parse_spec(spec, where)
+    accepted = accepted_options(registry.get(kind, name))
+    if accepted is not None:
+        refuse_unknown(options, accepted, f"{where} ({kind} {name!r})", "option")
+    for key, value in options.items():
+        if key in KINDS and isinstance(value, Mapping) and isinstance(value.get("type"), str):
+            check_spec_options(key, value, f"{where}.{key}")
+
+
+def accepted_options(component: Any) -> list[str] | None:
+    """The keyword options ``component(...)`` takes; ``**options`` passed on to a base class add the base's,
+    and ``**options`` kept by the component itself mean any (None)."""
+    names: list[str] = []
+    package = getattr(component, "__module__", "").partition(".")[0]
+    classes = [c for c in inspect.getmro(component) if "__init__" in vars(c)] if inspect.isclass(component) else []
+    for callable_ in classes or [component]:
+        if getattr(callable_, "__module__", "").partition(".")[0] != package:
+            return None  # **options reach another package's class (torch's Module): not ours to know
+        try:
+            parameters = inspect.signature(callable_).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in ("self", *names)]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
 
 
 def build(kind: str, spec: str | Mapping[str, Any], **options: Any) -> Any:

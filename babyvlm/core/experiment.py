@@ -66,16 +66,28 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm import registry
-from babyvlm.core.compose import _plain, build, build_model, load_config, write_resolved_config
+from babyvlm.core.compose import (
+    _plain,
+    build,
+    build_model,
+    check_spec_options,
+    load_config,
+    write_resolved_config,
+)
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
 from babyvlm.core.specs import spec_dict
-from babyvlm.core.study import StudyStages, resolve_tasks_path
+from babyvlm.core.study import STUDY_SECTIONS, StudyStages, check_study_sections, resolve_tasks_path
+from babyvlm.core.validate import check_number, refuse_unknown
 
 Log = Callable[[str], None]
 RESULTS_VERSION = 2
 PHASE_WEIGHTS = "weights.safetensors"
 STORE_DATA = ("store", "transcripts")
+SECTIONS = ("data", "tokenizer", "model", "phases", "seed", *STUDY_SECTIONS, "report")
+DATA_KEYS = ("source", "root", "builder", "heldout_recordings", "heldout_splits", "store", "blank_images",
+             "max_age_months")
+PHASE_KEYS = ("name", "trainer", "stage", "data", "init", "formats", "template")
 
 
 @dataclass
@@ -504,6 +516,7 @@ def _check_config(cfg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     count = data.setdefault("heldout_recordings", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ConfigError(f"data.heldout_recordings must be a whole number >= 0, got {count!r}")
+    _check_keys_and_specs(cfg, data)
     phases = [_check_phase(number, phase) for number, phase in enumerate(_plain(cfg.get("phases", [])))]
     names = [p["name"] for p in phases]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -512,13 +525,50 @@ def _check_config(cfg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return data, phases
 
 
+def check_config(config: str | os.PathLike | Mapping[str, Any]) -> None:
+    """Refuse a bad experiment config (unknown keys, wrong types) without building anything from it."""
+    _check_config(load_config(config))
+
+
+def _check_keys_and_specs(cfg: Any, data: dict[str, Any]) -> None:
+    """Every section and key known (a typo names its closest known key); component specs' options taken
+    by their components; the study sections' values of the right type."""
+    refuse_unknown([key for key in cfg if not str(key).startswith("_")], SECTIONS, "config", "section")
+    refuse_unknown(data, DATA_KEYS, "data")
+    for key in ("root", "store"):
+        if data.get(key) is not None and not isinstance(data[key], str | os.PathLike):
+            raise ConfigError(f"data: {key} must be a folder path, got {data[key]!r:.80}")
+    if not isinstance(data.get("blank_images", False), bool):
+        raise ConfigError(f"data: blank_images must be true or false, got {data['blank_images']!r}")
+    if data.get("max_age_months") is not None:
+        check_number("data", "max_age_months", data["max_age_months"], low=0, strict=True)
+    if cfg.get("seed") is not None:
+        check_number("config", "seed", cfg.get("seed"), whole=True, low=0)
+    check_spec_options("source", data["source"], "data.source")
+    check_spec_options("builder", data["builder"], "data.builder")
+    if cfg.get("tokenizer") is not None:
+        check_spec_options("tokenizer", _plain(cfg.tokenizer), "tokenizer")
+    model = _plain(cfg.model)
+    if isinstance(model, dict):
+        model = {key: value for key, value in model.items() if key != "kernels"}  # build_model's, not the model's
+    check_spec_options("model", model, "model")
+    check_study_sections(cfg)
+
+
 def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
     where = f"phases[{number}]"
+    if not isinstance(phase, dict):
+        raise ConfigError(f"{where}: expected dict(name=..., trainer=..., ...), got {phase!r:.80}")
     if "name" not in phase or "trainer" not in phase:
         missing = [k for k in ("name", "trainer") if k not in phase]
         raise ConfigError(f"{where} needs {', '.join(missing)}")
+    refuse_unknown(phase, PHASE_KEYS, where)
+    for key in ("name", "stage", "template"):
+        if phase.get(key) is not None and (not isinstance(phase[key], str) or not phase[key]):
+            raise ConfigError(f"{where}: {key} must be a non-empty string, got {phase[key]!r:.80}")
     phase = dict(phase)
     phase["trainer"] = spec_dict(phase["trainer"], f"{where}.trainer")
+    check_spec_options("trainer", phase["trainer"], f"{where}.trainer")
     phase.setdefault("stage", phase["name"])
     phase.setdefault("data", "transcripts" if phase["stage"] == "0-language" else "store")
     phase.setdefault("init", "previous")
@@ -526,11 +576,14 @@ def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
     if isinstance(data, dict):
         if "llava_json" not in data:
             raise ConfigError(f"{where}.data: a dict needs llava_json=PATH (an instruction file)")
+        refuse_unknown(data, ("llava_json",), f"{where}.data")
     elif data not in STORE_DATA:
         raise ConfigError(f"{where}.data must be 'store', 'transcripts' or dict(llava_json=PATH), got {data!r}")
     if data == "store":
         if "formats" not in phase:
             raise ConfigError(f"{where} needs formats (the store formats it trains on)")
+        if not isinstance(phase["formats"], list | tuple) or not all(isinstance(f, str) for f in phase["formats"]):
+            raise ConfigError(f"{where}: formats must be a list of store formats, got {phase['formats']!r:.80}")
         phase["formats"] = list(phase["formats"])
     phase.setdefault("formats", [])
     if not isinstance(phase["init"], str):

@@ -44,11 +44,19 @@ from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_json, load_json
 from babyvlm.core.pipeline import Stage, StageCache
 from babyvlm.core.specs import plain, spec_dict
+from babyvlm.core.validate import check_number, refuse_unknown
 
 TASKS_PLACEHOLDER = "{tasks}"
 IN_DOMAIN, OUT_OF_DOMAIN = "saycam", "ego4d"
 REPORT_DOMAINS = {IN_DOMAIN: "in_domain", OUT_OF_DOMAIN: "out_of_domain"}
 BLIND_TWIN_DIR = "blind_twin"
+CORPUS_KEYS = ("kind", "minutes", "seed", "fps", "size", "video_minutes")
+# the keys of each optional study section (a typo is refused before any stage runs)
+STUDY_SECTIONS = {"corpus": CORPUS_KEYS, "ood_corpus": CORPUS_KEYS, "ood_data": ("source", "root"),
+                  "tasks": ("names", "seed", "max_items", "task_options", "commands", "out_of_domain",
+                            "split_fractions"),
+                  "evaluation": ("evaluator", "mode", "baselines", "blind_twin", "tasks", "limit", "adapter_options")}
+EVALUATION_MODES = ("generate", "loglikelihood")
 
 
 def run_command(name: str, *args: str) -> None:
@@ -222,6 +230,8 @@ class StudyStages:
     def run_study(self, force: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         """Every stage, cached (see the module docstring); ``force`` names stages to rerun anyway."""
         self.check_study_config()
+        for phase in getattr(self, "phases", []):  # trainer options' values, before the stages ahead of training
+            registry.build("trainer", phase["trainer"])
         started = time.perf_counter()
         cache = StageCache(self.work_dir, log=self.log)
         cfg = plain(self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else self.cfg)
@@ -237,6 +247,7 @@ class StudyStages:
         stages.append(Stage("evaluation", cfg.get("evaluation"), self.evaluate_models,
                             depends_on=[s.name for s in stages]))
         stages.append(Stage("report", cfg.get("report"), self.write_report, depends_on=["evaluation"]))
+        refuse_unknown(sorted(force), [s.name for s in stages], "--force", "stage")
         for number, stage in enumerate(stages, 1):
             elapsed = time.perf_counter() - started
             self.results.seconds = round(elapsed, 1)  # what the report states, when it runs
@@ -246,6 +257,87 @@ class StudyStages:
         self.write_results()
         return {"seconds": self.results.seconds, "ran": cache.ran, "cached": cache.skipped,
                 "outputs": cache.outputs}
+
+
+def check_study_sections(cfg: Any) -> None:
+    """The optional study sections: known keys only (with a did-you-mean) and values of the right type,
+    each named by section and key, so ``corpus.minutes=abc`` fails here and not in the corpus stage."""
+    from babyvlm.core.compose import check_spec_options
+
+    sections = {name: plain(cfg.get(name)) for name in STUDY_SECTIONS if cfg.get(name) is not None}
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: expected a dict(...) section, got {section!r:.80}")
+        refuse_unknown(section, STUDY_SECTIONS[name], name)
+    for name in ("corpus", "ood_corpus"):
+        _check_corpus(name, sections.get(name, {}))
+    if "source" in sections.get("ood_data", {}):
+        check_spec_options("source", sections["ood_data"]["source"], "ood_data.source")
+    _check_tasks(sections.get("tasks", {}))
+    evaluation = sections.get("evaluation", {})
+    if evaluation.get("mode", "loglikelihood") not in EVALUATION_MODES:
+        raise ConfigError(f"evaluation: mode must be one of {', '.join(EVALUATION_MODES)}, got {evaluation['mode']!r}")
+    _task_names_option("evaluation", evaluation.get("tasks", "all"))
+    for key in ("adapter_options",):
+        if not isinstance(evaluation.get(key, {}), dict):
+            raise ConfigError(f"evaluation: {key} must be a dict, got {evaluation[key]!r:.80}")
+    _check_flag("evaluation", "blind_twin", evaluation)
+    if "evaluator" in evaluation:
+        check_spec_options("evaluator", evaluation["evaluator"], "evaluation.evaluator")
+    if cfg.get("report") is not None:
+        check_spec_options("reporter", plain(cfg.get("report")), "report")
+
+
+def _check_corpus(name: str, corpus: dict[str, Any]) -> None:
+    if not corpus:
+        return
+    kinds = sorted(getattr(registry.get("command", "synth"), "commands", {}))
+    if kinds and corpus.get("kind", "saycam") not in kinds:
+        raise ConfigError(f"{name}: kind must be one of {', '.join(kinds)}, got {corpus['kind']!r}")
+    for key in ("minutes", "video_minutes"):
+        if key in corpus:
+            check_number(name, key, corpus[key], low=0, strict=True)
+    for key in ("seed", "fps", "size"):
+        if key in corpus:
+            check_number(name, key, corpus[key], whole=True, low=0)
+
+
+def _check_tasks(tasks: dict[str, Any]) -> None:
+    if isinstance(tasks.get("names"), str) and tasks["names"] != "all":
+        raise ConfigError(f"tasks: names must be 'all' or a list of task names, got {tasks['names']!r:.80}")
+    names = _task_names_option("tasks", tasks.get("names", "all"))
+    for key, low in (("seed", 0), ("max_items", 1)):
+        if key in tasks:
+            check_number("tasks", key, tasks[key], whole=True, low=low)
+    _check_flag("tasks", "out_of_domain", tasks)
+    fractions = tasks.get("split_fractions") or {}
+    if not isinstance(fractions, dict):
+        raise ConfigError(f"tasks: split_fractions must be a dict like dict(test=0.3), got {fractions!r:.80}")
+    refuse_unknown(fractions, ("val", "test"), "tasks.split_fractions")
+    for key, value in fractions.items():
+        check_number("tasks.split_fractions", key, value, low=0, high=1, strict=True)
+    options = tasks.get("task_options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"tasks: task_options must be a dict of task options, got {options!r:.80}")
+    for name in names or registry.names("task"):  # the options' values, as `tasks build --task-opt` checks them
+        registry.build("task", dict(type=name, **options))
+
+
+def _task_names_option(section: str, names: Any) -> list[str]:
+    """``"all"`` (-> []), a comma-separated string or a list of registered task names."""
+    if names == "all":
+        return []
+    listed = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+    if not isinstance(listed, list) or not listed or not all(isinstance(n, str) and n for n in listed):
+        raise ConfigError(f"{section}: tasks must be 'all' or a non-empty list of task names, got {names!r:.80}")
+    for name in listed:
+        registry.get("task", name)  # an unknown name: the registry's error, with a did-you-mean
+    return listed
+
+
+def _check_flag(section: str, key: str, values: dict[str, Any]) -> None:
+    if key in values and not isinstance(values[key], bool):
+        raise ConfigError(f"{section}: {key} must be true or false, got {values[key]!r}")
 
 
 def _eta(name: str, cache: StageCache) -> str:

@@ -86,9 +86,14 @@ class DevCVTask:
 
     def __init__(self, max_items: int = 200, frame_size: int = 224, crop_size: int = 96,
                  keyframe_sec: float = 1.0, min_box: int = 12, jpeg_quality: int = 90):
-        if max_items < 1 or frame_size < 32 or crop_size < 16 or keyframe_sec <= 0 or min_box < 1:
-            raise ConfigError(f"{self.name}: max_items >= 1, frame_size >= 32, crop_size >= 16, keyframe_sec > 0 "
-                              f"and min_box >= 1 are required")
+        from babyvlm.core.validate import check_number
+
+        where = f"task {self.name!r}"
+        for option, value, low in (("max_items", max_items, 1), ("frame_size", frame_size, 32),
+                                   ("crop_size", crop_size, 16), ("min_box", min_box, 1)):
+            check_number(where, option, value, whole=True, low=low)
+        check_number(where, "keyframe_sec", keyframe_sec, low=0, strict=True)
+        check_number(where, "jpeg_quality", jpeg_quality, whole=True, low=1, high=100)
         self.max_items, self.frame_size, self.crop_size = max_items, frame_size, crop_size
         self.keyframe_sec, self.min_box, self.jpeg_quality = keyframe_sec, min_box, jpeg_quality
         self.report = SkipReport()

@@ -103,7 +103,9 @@ def build_command(source_name: str, root: str, out: str, task_list: str | None, 
         for path in write_instructions(f"{out}/{domain}", seed=seed, log=click.echo):
             click.echo(f"instructions: {path}")
     total = sum(s["items"] for entry in manifest["tasks"].values() for s in entry["splits"].values())
-    click.echo(f"{out}/{domain}: {len(manifest['tasks'])} tasks, {total} items in {time.perf_counter() - started:.1f} s")
+    skipped = manifest.get("annotations", {}).get("skipped", {}).get("total", 0)
+    click.echo(f"{out}/{domain}: {len(manifest['tasks'])} tasks, {total} items in {time.perf_counter() - started:.1f} s; "
+               f"annotation records skipped: {skipped} (by reason and per task in {out}/{domain}/manifest.json)")
 
 
 def _fractions(pairs: tuple[str, ...]) -> dict[str, float]:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from babyvlm.core.records import Recording, SkipReport
-from babyvlm.plugins.devcv.annotations import FrameObjects, ObjectBox, read_annotations
+from babyvlm.plugins.devcv.annotations import FrameObjects, ObjectBox, read_recording_annotations
 
 _CACHE: OrderedDict[tuple, dict[int, np.ndarray]] = OrderedDict()
 CACHE_RECORDINGS = 48  # recordings whose decoded frames stay cached (keyframes at 224 px: ~8 MB a minute)
@@ -116,7 +116,7 @@ class SplitMaterial:
             if recording.annotations_path is None:
                 report.skip("recording_without_annotations", recording.recording_id)
                 continue
-            frames = read_annotations(recording.annotations_path, report)
+            frames = read_recording_annotations(recording, report)
             self.recordings.append(AnnotatedRecording(recording, frames, frame_size, keyframe_sec))
 
     def keyframes(self) -> Iterator[tuple[AnnotatedRecording, FrameObjects]]:

@@ -113,11 +113,16 @@ def _item(folder: Path, path: Path, number: int, record: Any, task: str) -> Task
     gpt = [turn["value"] for turn in conversations if turn.get("from") == "gpt"]
     if not gpt:
         raise DataError(f"{where}: no gpt turn holding the answer")
+    choices = record.get("choices", [])
+    if "choices" in record and (not isinstance(choices, list) or not choices):
+        # an empty list would silently score the item over the task's default answer space
+        raise DataError(f"{where}: 'choices' must be a non-empty list of the answers the item may take (or left "
+                        f"out for the task's default answer space), got {choices!r:.80}")
     extras = {key: value for key, value in record.items() if key not in CORE_KEYS}
     extras["image_paths"] = paths
     return TaskItem(item_id=item_id, task=task, images=[read_image(folder, p, where) for p in paths],
                     conversations=conversations, answer=gpt[-1].strip(),
-                    choices=[str(c) for c in record.get("choices", [])], extras=extras)
+                    choices=[str(c) for c in choices], extras=extras)
 
 
 def with_image_tokens(conversations: list[dict[str, str]], visuals: int) -> list[dict[str, str]]:

@@ -2,8 +2,8 @@
 
 Layout (one for what is built and what is released): ``OUT/<domain>/<short>_<split>.json`` +
 ``OUT/<domain>/images/`` (+ ``baby_winoground.csv``), with ``OUT/<domain>/manifest.json`` recording the
-seed, source, split of every recording and, per task and split, the item count, answer distribution,
-chance and file digest. Domain ``saycam`` (in-domain) gets train/val/test, ``ego4d`` (out-of-domain)
+seed, source, split of every recording, the annotation records read and left out (by reason), and per
+task its skip report and, per split, the item count, answer distribution, chance and file digest. Domain ``saycam`` (in-domain) gets train/val/test, ``ego4d`` (out-of-domain)
 test only. Resumable per task: a task whose files exist and whose manifest entry matches the seed and
 options is not rebuilt. One writer per folder (``WriterLock``).
 """
@@ -20,8 +20,9 @@ from typing import Any
 
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import WriterLock, atomic_write_text, load_json
-from babyvlm.core.records import Recording
+from babyvlm.core.records import Recording, SkipReport
 from babyvlm.plugins.devcv import TASKS
+from babyvlm.plugins.devcv.annotations import read_recording_annotations
 from babyvlm.plugins.devcv.itemio import dumps
 
 DOMAINS = {"saycam": ("train", "val", "test"), "ego4d": ("test",)}
@@ -112,6 +113,7 @@ def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> di
                 recordings = _recordings(request, log)
                 manifest["split_of"] = assign_splits(recordings, request.domain, request.seed,
                                                      request.split_fractions)
+                manifest["annotations"] = annotation_counts(recordings, log)
             started = time.perf_counter()
             subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}
             built = task.build(recordings, subset, seed=request.seed, log=lambda line: log(f"  {line}"))
@@ -125,7 +127,7 @@ def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> di
                                           "chance": task.chance(items)}
             _write_manifest(folder, manifest)
             log(f"{name}: {', '.join(f'{s} {len(built.get(s, []))}' for s in wanted)} items "
-                f"in {time.perf_counter() - started:.1f} s")
+                f"in {time.perf_counter() - started:.1f} s; {_skipped(task.report)}")
     return manifest
 
 
@@ -136,8 +138,28 @@ def _recordings(request: BuildRequest, log) -> list[Recording]:
     recordings = list(source.recordings())
     annotated = sum(r.annotations_path is not None for r in recordings)
     log(f"source {request.source}: {len(recordings)} recordings, {annotated} with object annotations; "
-        f"{source.report.summary()}")
+        f"the source {source.report.summary()}")
     return recordings
+
+
+def annotation_counts(recordings: Sequence[Recording], log: Callable[[str], None]) -> dict[str, Any]:
+    """Every annotation file read once: frames and boxes kept, and each record left out, by reason
+    (the tasks read the same files; this is the build's count, each record once)."""
+    report, frames, boxes = SkipReport(), 0, 0
+    files = [recording for recording in recordings if recording.annotations_path is not None]
+    for recording in files:
+        read = read_recording_annotations(recording, report)
+        frames += len(read)
+        boxes += sum(len(frame.boxes) for frame in read)
+    log(f"annotations: {len(files)} files, {frames} frames, {boxes} boxes kept; records {report.summary()}")
+    return {"files": len(files), "frames": frames, "boxes": boxes, "skipped": report.to_dict()}
+
+
+def _skipped(report: SkipReport) -> str:
+    """``skipped: N (reason count, ...)``: a task's line stays short; the examples are in the manifest."""
+    if not report.total:
+        return "skipped: 0"
+    return f"skipped: {report.total} ({', '.join(f'{r} {n}' for r, n in report.counts.most_common())})"
 
 
 def _open_manifest(folder: Path, request: BuildRequest) -> dict[str, Any]:

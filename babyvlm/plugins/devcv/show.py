@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from babyvlm.core.errors import DataError
 from babyvlm.core.io import atomic_write_bytes
+from babyvlm.media import decode_image
 
 TILE = 160
 
@@ -30,7 +31,8 @@ def show_item(folder: str | Path, task_name: str, item_id: str, out: str | Path,
 
     task = babyvlm.build("task", task_name)
     item = find_item(Path(folder), task, item_id, split)
-    images = [Image.open(io.BytesIO(data)).convert("RGB") for data in item.images]
+    images = [Image.fromarray(decode_image(data, f"{task_name} item {item_id!r}: {path}"))
+              for data, path in zip(item.images, image_files(item), strict=True)]
     columns = min(6, max(1, len(images)))
     rows = (len(images) + columns - 1) // columns
     text = _text(item)
@@ -50,6 +52,12 @@ def show_item(folder: str | Path, task_name: str, item_id: str, out: str | Path,
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
     return atomic_write_bytes(out, buffer.getvalue())
+
+
+def image_files(item) -> list[str]:
+    """The file each of the item's images came from (its position when the item names none)."""
+    paths = item.extras.get("image_paths") or []
+    return [paths[n] if n < len(paths) else f"image {n + 1}" for n in range(len(item.images))]
 
 
 def _text(item) -> str:

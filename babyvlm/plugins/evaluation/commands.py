@@ -20,6 +20,7 @@ import click
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import parse_key_values
+from babyvlm.core.validate import check_number
 
 
 def resolve_adapter(model: str, options: dict[str, Any] | None = None, adapter: str | None = None) -> Any:
@@ -94,6 +95,8 @@ def eval_command(model: str, adapter: str | None, tasks: str, data_dir: Path, ou
     from babyvlm.plugins.evaluation.results import table
 
     options = {"batch_size": batch_size, "seed": seed, "device": device, **parse_key_values(model_opts, "--model-opt")}
+    for name, low in (("seed", 0), ("batch_size", 1)):  # shared settings: a wrong type is named, not a traceback
+        check_number("--model-opt", name, options[name], whole=True, low=low)
     built = resolve_adapter(model, options, adapter)
     evaluator = registry.build("evaluator", dict(type="devcv", flush_every=flush_every))
     main = int(os.environ.get("RANK", "0")) == 0
@@ -104,6 +107,10 @@ def eval_command(model: str, adapter: str | None, tasks: str, data_dir: Path, ou
                                          "device": device})
     if main:
         click.echo(table(summary))
+        skipped = summary.get("skipped", {})
+        if skipped.get("total"):
+            reasons = ", ".join(f"{reason} {count}" for reason, count in skipped["counts"].items())
+            click.echo(f"skipped: {skipped['total']} ({reasons}); each named in the results files")
         click.echo(f"results: {out_dir}/<domain>/{summary['date']}_results.json "
                    f"({len(summary['files'])} files written)")
 

@@ -73,6 +73,7 @@ class DevCVEvaluator:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         _check_limit(limit)
+        _task_names(tasks)  # a bad --tasks fails before the out folder is made
         adapter = registry.build("eval_adapter", adapter) if is_spec(adapter) else adapter
         processes = Processes()
         out = Path(out_dir)
@@ -156,13 +157,15 @@ class DevCVEvaluator:
                     skipped.skip("task_without_items_in_domain", f"{domain}/{name}")
                     continue
                 cut = limit.get(name, limit.get("*")) if isinstance(limit, Mapping) else limit
-                items = items[:cut] if cut else items
+                items, undecodable = decodable_items(items[:cut] if cut else items, f"{domain}/{name}", skipped, log)
+                if not items:
+                    continue
                 task_fp = task_fingerprint(task, mode, split)
                 keys = {item.item_id: (task_fp, domain, item.item_id, item_hash(item)) for item in items}
                 if len(keys) != len(items):
                     raise DataError(f"{folder}: task {name} has duplicate item ids; every item needs its own id")
                 plan.append(dict(domain=domain, folder=folder, name=name, task=task, items=items, keys=keys,
-                                 task_fp=task_fp))
+                                 task_fp=task_fp, undecodable=undecodable))
                 log(f"{domain}/{name}: {len(items)} items")
         return plan
 
@@ -216,7 +219,8 @@ class DevCVEvaluator:
                 "ci_clusters": {"by": unit_kind, "count": len(set(clusters))},
                 "higher_is_better": dict.fromkeys(metrics, True), "n": len(items),
                 "ties": sum(1 for p in predictions if p.extras.get("tied")),
-                "unparsed": sum(1 for p in predictions if p.parsed is None), "samples": samples}
+                "unparsed": sum(1 for p in predictions if p.parsed is None), "samples": samples,
+                "skipped_items": unit.get("undecodable", [])}
 
 
 # ---- items, requests, predictions --------------------------------------------------------------------
@@ -239,6 +243,29 @@ def answer_items(adapter: Any, task: Any, items: Sequence[TaskItem], mode: str) 
         for (row, position), answer in zip(places, answers, strict=True):
             responses[row][position] = answer
     return [task.score(item, answer, mode) for item, answer in zip(items, responses, strict=True)]
+
+
+def decodable_items(items: list[TaskItem], where: str, skipped: SkipReport,
+                    log: Log) -> tuple[list[TaskItem], list[dict[str, str]]]:
+    """The items whose every image decodes (``media.decode_image``: corrupt files and decompression bombs
+    refused); each other one is skipped, counted and named (task, item, file) so the run goes on."""
+    from babyvlm.media import decode_image
+
+    kept, undecodable = [], []
+    for item in items:
+        paths = item.extras.get("image_paths") or []
+        for number, data in enumerate(item.images):
+            file = paths[number] if number < len(paths) else f"image {number + 1}"
+            try:
+                decode_image(data, f"{where} item {item.item_id!r}: {file}")
+            except DataError as exc:
+                undecodable.append({"item_id": item.item_id, "file": file, "error": str(exc)})
+                skipped.skip("undecodable_image", str(exc))
+                log(f"skipped: {exc}")
+                break
+        else:
+            kept.append(item)
+    return kept, undecodable
 
 
 def progress_record(unit: Mapping[str, Any], item: TaskItem, prediction: Prediction, adapter_fp: str) -> dict[str, Any]:
@@ -357,7 +384,9 @@ def _task_names(tasks: Sequence[str] | str) -> list[str] | None:
     if isinstance(tasks, str):
         tasks = [name.strip() for name in tasks.split(",") if name.strip()]
     names = list(tasks)
-    if not names or names == ["all"]:
+    if not names:  # an empty --tasks is a mistake, not a request for every task
+        raise ConfigError("--tasks: no task named; give task names (comma-separated) or 'all'")
+    if names == ["all"]:
         return None
     known = set(registry.names("task"))
     for name in names:

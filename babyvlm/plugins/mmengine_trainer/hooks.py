@@ -1,95 +1,73 @@
-"""Runner hooks: checkpoint weights as safetensors beside mmengine's state file (plus RNG and sampler
-state), and per-iteration metrics (loss, lr, samples/s, tokens/s) to a JSONL log and the progress line."""
+"""Runner hooks: checkpoints in babyvlm's pickle-free format (``checkpoints.py``: weights and optimizer
+tensors as safetensors, the rest as JSON, every file checksummed), and per-iteration metrics (loss, lr,
+samples/s, tokens/s) to a JSONL log and the progress line."""
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
-from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_bytes
-
-WEIGHTS_SUFFIX = ".safetensors"
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
-def weights_bytes(module: torch.nn.Module) -> bytes:
-    """A state dict as safetensors bytes (tied tensors are stored once per name: cloned)."""
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    return save(state)
-
-
-def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+from babyvlm.core.io import atomic_write_text
+from babyvlm.plugins.mmengine_trainer.checkpoints import (
+    FORMAT,
+    LAST,
+    VERSION,
+    CheckpointContent,
+    optimizer_state,
+    rng_state,
+    scheduler_state,
+    set_rng_state,
+    unwrap,
+    weights_bytes,
+    write_checkpoint,
+)
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+class CheckpointHook(Hook):
+    """Saves checkpoint ``iter_N`` every ``interval`` iterations and after the last one (rank 0), keeping
+    the newest ``keep``; after a resume, puts the random streams back as they were when it was saved.
 
+    Runs last (``VERY_LOW``) so the saved scheduler state includes this iteration's step, as mmengine's
+    own checkpoint hook does."""
 
-class SafetensorsStateHook(Hook):
-    """``iter_N.pth`` keeps optimizer/scheduler/message-hub/RNG/sampler state; the weights go to
-    ``iter_N.safetensors`` (written first, atomically: a ``.pth`` never exists without its weights)."""
+    priority = "VERY_LOW"
 
-    priority = "HIGH"
+    def __init__(self, interval: int, keep: int, settings: dict[str, Any]) -> None:
+        self.interval, self.keep, self.settings = interval, keep, settings
+        self.pending_rng: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
-    def __init__(self) -> None:
-        self._pending_rng: dict[str, Any] | None = None
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        name = f"iter_{runner.iter + 1}"
-        checkpoint.pop("state_dict", None)
-        checkpoint["weights_file"] = name + WEIGHTS_SUFFIX
-        checkpoint["rng"] = rng_state()
-        checkpoint["sampler"] = runner.train_dataloader.sampler.state_dict()
-        if is_main_process():
-            atomic_write_bytes(Path(runner.work_dir) / (name + WEIGHTS_SUFFIX), weights_bytes(_unwrap(runner.model)))
-            self._drop_orphans(Path(runner.work_dir), keep=name)
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        weights = Path(runner.work_dir) / str(checkpoint.get("weights_file", ""))
-        if not weights.is_file():
-            raise ConfigError(f"checkpoint in {runner.work_dir} names weights {weights.name!r}, which are missing")
-        checkpoint["state_dict"] = load_file(str(weights))
-        sampler = checkpoint.get("sampler", {})
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        if sampler.get("world_size", world) != world:
-            raise ConfigError(f"checkpoint in {runner.work_dir} was written by {sampler['world_size']} processes; "
-                              f"resume it with the same number (now {world})")
-        self._pending_rng = checkpoint.get("rng")
+    def before_train(self, runner) -> None:
+        if runner.iter == 0 and is_main_process():  # a fresh start: another run's checkpoint is not resumed by
+            (Path(runner.work_dir) / LAST).unlink(missing_ok=True)  # accident (those files go as this run saves)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
         # after mmengine re-seeds on resume: put back the generators as they were at the checkpoint
-        if self._pending_rng is not None:
-            set_rng_state(self._pending_rng)
-            self._pending_rng = None
+        if self.pending_rng is not None:
+            set_rng_state(*self.pending_rng)
+            self.pending_rng = None
 
-    @staticmethod
-    def _drop_orphans(folder: Path, keep: str) -> None:
-        """Weights whose ``.pth`` mmengine's retention already removed."""
-        for weights in folder.glob(f"iter_*{WEIGHTS_SUFFIX}"):
-            stem = weights.name[: -len(WEIGHTS_SUFFIX)]
-            if stem != keep and not (folder / f"{stem}.pth").exists():
-                weights.unlink(missing_ok=True)
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
+        done = runner.iter + 1
+        if (done % self.interval == 0 or done == runner.max_iters) and is_main_process():
+            write_checkpoint(Path(runner.work_dir), self.content(runner, done), self.keep)
+
+    def content(self, runner, iteration: int) -> CheckpointContent:
+        optimizer_tensors, optimizer_plain = optimizer_state(runner.optim_wrapper.optimizer)
+        rng_tensors, rng_plain = rng_state()
+        sampler = runner.train_dataloader.sampler.state_dict()
+        sampler["draws"] = iteration * runner.train_dataloader.batch_size  # this process's draws consumed
+        record = {"format": FORMAT, "version": VERSION, "iteration": iteration, "max_iters": runner.max_iters,
+                  "settings": self.settings, "sampler": sampler, "optimizer": optimizer_plain,
+                  "schedulers": [scheduler_state(s) for s in runner.param_schedulers or []], "rng": rng_plain}
+        return CheckpointContent(iteration, weights_bytes(unwrap(runner.model)),
+                                 save({**optimizer_tensors, **rng_tensors}), record)
 
 
 class MetricsHook(Hook):
@@ -108,9 +86,9 @@ class MetricsHook(Hook):
     def before_train(self, runner) -> None:
         self._last = time.perf_counter()
         if is_main_process() and self.metrics_file.exists():  # a resumed run: drop lines past the checkpoint
-            lines = [line for line in self.metrics_file.read_text().splitlines()
-                     if line.strip() and json.loads(line)["iter"] <= runner.iter]
-            self.metrics_file.write_text("".join(line + "\n" for line in lines))
+            records = read_metrics(self.metrics_file)
+            kept = [line for line, record in records if record["iter"] <= runner.iter]
+            atomic_write_text(self.metrics_file, "".join(line + "\n" for line in kept))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         outputs = outputs or {}
@@ -136,3 +114,17 @@ class MetricsHook(Hook):
                       "tokens_per_s": round(tokens / elapsed, 1), **values}
             with self.metrics_file.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` for each complete line of ``metrics.jsonl``; a line cut short by a kill (the
+    last, half-written) or otherwise unreadable is left out rather than failing the resume."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("iter"), int):
+            records.append((line, record))
+    return records

@@ -1,5 +1,7 @@
 """``ResumableIterLoop``: mmengine's iteration loop, resumed by moving the sampler to the checkpoint's
-position instead of reading (and decoding) every batch already trained on."""
+position instead of reading (and decoding) every batch already trained on. ``resume_draws`` (set when a
+checkpoint is restored) is that position: the draws the checkpoint's run had consumed, which stays right
+when a forced resume changed the batch size."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterato
 
 
 class ResumableIterLoop(IterBasedTrainLoop):
+    resume_draws: int | None = None
+
     def run(self):
         self.runner.call_hook("before_train")
         self.runner.call_hook("before_train_epoch")
         if self._iter > 0:
             sampler = self.dataloader.sampler
-            sampler.set_position(self._iter * self.dataloader.batch_size)
+            draws = self.resume_draws
+            sampler.set_position(self._iter * self.dataloader.batch_size if draws is None else draws)
             self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
             print_log(f"resumed at iteration {self._iter}: sampler moved to draw {sampler.position}", logger="current")
         while self._iter < self._max_iters and not self.stop_training:

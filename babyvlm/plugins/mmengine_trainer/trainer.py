@@ -1,15 +1,21 @@
 """``MMEngineTrainer`` (trainer ``mmengine``): one phase on mmengine's ``Runner``. What it implements is
 described in the package docstring (``babyvlm/plugins/mmengine_trainer/__init__.py``).
 
-Work dir layout (``work_dir``, the phase's folder): ``iter_N.pth`` + ``iter_N.safetensors`` +
-``last_checkpoint`` (resume points), ``metrics.jsonl``, ``trainer.json`` (resolved settings, stage,
+Work dir layout (``work_dir``, the phase's folder): ``iter_N.safetensors`` + ``state_N.safetensors`` +
+``iter_N.json`` (resume points, checksummed in ``checkpoints.sha256``; see ``checkpoints.py``),
+``last_checkpoint`` (the newest, relative), ``metrics.jsonl``, ``trainer.json`` (resolved settings, stage,
 per-part counts), ``<timestamp>/`` (mmengine's log and ``vis_data/`` with TensorBoard events and
-``scalars.json``), ``model/`` (the final ``save_pretrained`` export).
+``scalars.json``), ``model/`` (the final ``save_pretrained`` export), ``.babyvlm.lock`` (one training
+per work dir: a second is refused naming the first).
+
+Resume (``fit(..., resume=True)`` or ``resume=Resume(checkpoint="iter_8", force=False)``): the checkpoint
+is verified before it is read; settings that would change the data order or the optimisation since it was
+written are refused, listed (``force=True`` accepts them); a phase whose last checkpoint is its final
+iteration is reported finished, with its recorded losses, and is not trained again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import tempfile
@@ -21,15 +27,31 @@ from typing import Any
 
 import torch
 
-from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_json
-from babyvlm.plugins.mmengine_trainer.hooks import MetricsHook, SafetensorsStateHook
+from babyvlm.core.errors import BabyVLMError, ConfigError
+from babyvlm.core.io import LockedError, WriterLock, atomic_write_json, disk_errors
+from babyvlm.plugins.mmengine_trainer.checkpoints import (
+    AFTER_DISK_FULL,
+    LAST,
+    TrainingCheckpoint,
+    load_checkpoint,
+    plain_settings,
+    restore_weights,
+    setting_differences,
+)
+from babyvlm.plugins.mmengine_trainer.hooks import CheckpointHook, MetricsHook, read_metrics
 from babyvlm.plugins.mmengine_trainer.loop import ResumableIterLoop
 from babyvlm.plugins.mmengine_trainer.objectives import ModelLoss, PhaseModule
 from babyvlm.plugins.mmengine_trainer.packing import PackedTextDataset, collate_blocks
 from babyvlm.plugins.mmengine_trainer.sampler import ResumableSampler
 from babyvlm.plugins.mmengine_trainer.schedule import WarmupCosineLR
-from babyvlm.plugins.simple_trainer.shared import TrainResult, apply_stage, check_dataset, check_number
+from babyvlm.plugins.simple_trainer.shared import (
+    Resume,
+    TrainResult,
+    apply_stage,
+    check_dataset,
+    check_number,
+    resume_request,
+)
 
 Log = Callable[[str], None]
 PRECISIONS = ("fp32", "bf16")
@@ -37,23 +59,8 @@ STRATEGIES = ("ddp", "fsdp")
 OBJECTIVES = ("auto", "vlm", "causal_lm")
 
 
-@contextlib.contextmanager
-def trusted_checkpoint_loading():
-    """mmengine 0.10.7's resume uses ``torch.load`` on its own ``.pth``, which torch >= 2.6 refuses with
-    ``weights_only``; allowed in-process only while loading checkpoints this trainer wrote."""
-    previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
-
-
 def has_checkpoint(work_dir: str | os.PathLike) -> bool:
-    return (Path(work_dir) / "last_checkpoint").is_file()
+    return (Path(work_dir) / LAST).is_file()
 
 
 def resolve_device(device: str, component: str) -> str:
@@ -107,28 +114,82 @@ class MMEngineTrainer:
 
     # ---- the phase ------------------------------------------------------------------------------
     def fit(self, model: torch.nn.Module, dataset: Sized, log: Log = print, stage: str | None = None,
-            work_dir: str | os.PathLike | None = None, resume: bool = False, context: Any = None,
+            work_dir: str | os.PathLike | None = None, resume: bool | Resume = False, context: Any = None,
             **_unused: Any) -> TrainResult:
         work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="babyvlm-phase-"))
-        if resume and not has_checkpoint(work_dir):
+        request = resume_request(resume)
+        if request and request.checkpoint is None and not has_checkpoint(work_dir):
             raise ConfigError(f"--resume: no checkpoint to resume in {work_dir} (no last_checkpoint file)")
+        lock = _lock_work_dir(work_dir, stage, log)
+        try:
+            return self._fit(model, dataset, log, stage, work_dir, request, context)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, model: torch.nn.Module, dataset: Sized, log: Log, stage: str | None, work_dir: Path,
+             request: Resume | None, context: Any) -> TrainResult:
+        checkpoint = load_checkpoint(work_dir, request.checkpoint) if request else None
         counts = apply_stage(self.component, model, stage, self.train, log)
         objective, dataset, collate = self.objective_for(model, dataset, stage, context)
         check_dataset(self.component, dataset)
+        settings = self.resume_settings(stage, len(dataset))
+        if checkpoint is not None:
+            self._check_resumable(checkpoint, settings, request.force, log)
+            if checkpoint.iteration >= self.max_steps * self.accumulation:
+                return self._finished(model, objective, checkpoint, counts, work_dir, log)
         self._gradient_checkpointing(model, log)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(work_dir / "trainer.json", {"trainer": type(self).__name__, "stage": stage,
-                                                     "options": self.options, "parts": counts,
-                                                     "dataset_size": len(dataset)})
+        with disk_errors(work_dir / "trainer.json", AFTER_DISK_FULL):
+            atomic_write_json(work_dir / "trainer.json", {"trainer": type(self).__name__, "stage": stage,
+                                                         "options": self.options, "parts": counts,
+                                                         "dataset_size": len(dataset)})
         metrics = MetricsHook(work_dir / "metrics.jsonl")
-        hooks = [SafetensorsStateHook(), metrics, *self.extra_hooks(objective, context, work_dir, log)]
-        runner = self._runner(PhaseModule(objective, self.precision), dataset, collate, work_dir, resume, hooks)
+        saver = CheckpointHook(self.checkpoint_every or self.max_steps * self.accumulation, self.keep_checkpoints,
+                               plain_settings(settings))
+        hooks = [saver, metrics, *self.extra_hooks(objective, context, work_dir, log)]
+        runner = self._runner(PhaseModule(objective, self.precision), dataset, collate, work_dir, hooks)
+        runner.resume_from, runner.force_resume, runner.checkpoint_hook = checkpoint, bool(request and request.force), saver
         started = time.perf_counter()
-        with trusted_checkpoint_loading() if resume else contextlib.nullcontext():
-            runner.train()
+        runner.train()
         result = TrainResult(steps=runner.iter, losses=metrics.losses, seconds=time.perf_counter() - started,
                              samples=metrics.samples, tokens=metrics.tokens, parts=counts)
         result.extra.update(self.finish(model, objective, work_dir, log))
+        model.eval()
+        return result
+
+    def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
+        """What a checkpoint records of this run, and a resume compares: the options, the stage, the
+        dataset's size and the number of processes."""
+        return {**self.options, "stage": stage, "dataset_size": dataset_size, "world_size": _world()}
+
+    def _check_resumable(self, checkpoint: TrainingCheckpoint, settings: dict[str, Any], force: bool, log: Log) -> None:
+        saved = checkpoint.record.get("settings", {})
+        if saved.get("world_size", 1) != settings["world_size"]:
+            raise ConfigError(f"checkpoint {checkpoint.name} in {checkpoint.folder} was written by "
+                              f"{saved['world_size']} processes; resume it with the same number (now "
+                              f"{settings['world_size']})")
+        differences = setting_differences(saved, settings)
+        if differences and not force:
+            raise ConfigError(f"--resume: checkpoint {checkpoint.name} in {checkpoint.folder} was written with other "
+                              f"settings, which would change the data order or the optimisation: "
+                              f"{'; '.join(differences)}. Resume with the settings it was written with, or add "
+                              f"--force-resume to accept the changes")
+        if differences:
+            log(f"{self.component}: --force-resume: resuming {checkpoint.name} with changed settings: "
+                f"{'; '.join(differences)}")
+
+    def _finished(self, model: torch.nn.Module, objective: torch.nn.Module, checkpoint: TrainingCheckpoint,
+                  counts: dict[str, dict[str, int]], work_dir: Path, log: Log) -> TrainResult:
+        """A phase whose checkpoint is its last iteration: its weights back in the model, its recorded
+        losses as the result; nothing is trained."""
+        restore_weights(PhaseModule(objective, self.precision), checkpoint)
+        log(f"{self.component}: phase finished already ({checkpoint.name}: iteration {checkpoint.iteration} of "
+            f"{self.max_steps * self.accumulation}); nothing to resume, its weights are loaded")
+        metrics = work_dir / "metrics.jsonl"
+        losses = [float(record["loss"]) for _, record in (read_metrics(metrics) if metrics.is_file() else [])
+                  if record["iter"] <= checkpoint.iteration and "loss" in record]
+        result = TrainResult(steps=checkpoint.iteration, losses=losses, parts=counts)
+        result.extra.update(self.finish(model, objective, work_dir, log), finished_already=True)
         model.eval()
         return result
 
@@ -159,9 +220,8 @@ class MMEngineTrainer:
         return {"work_dir": str(work_dir)}
 
     # ---- mmengine pieces ------------------------------------------------------------------------
-    def _runner(self, module: PhaseModule, dataset: Sized, collate: Callable, work_dir: Path, resume: bool,
-                hooks: list[Any]):
-        from mmengine.runner import Runner
+    def _runner(self, module: PhaseModule, dataset: Sized, collate: Callable, work_dir: Path, hooks: list[Any]):
+        from babyvlm.plugins.mmengine_trainer.runner import CheckpointRunner
 
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         sampler = ResumableSampler(len(dataset), self.batch_size, seed=self.seed,
@@ -176,7 +236,7 @@ class MMEngineTrainer:
         backends = [dict(type="LocalVisBackend")]  # vis_data/scalars.json (JSONL) always
         if self.tensorboard and importlib.util.find_spec("tensorboard") is not None:
             backends.append(dict(type="TensorboardVisBackend"))
-        runner = Runner(
+        runner = CheckpointRunner(
             model=module, work_dir=str(work_dir), experiment_name=f"{work_dir.name}-{uuid.uuid4().hex[:8]}",
             train_dataloader=loader, train_cfg=dict(type=ResumableIterLoop, max_iters=iters),
             optim_wrapper=self._optim_wrapper(), param_scheduler=[dict(
@@ -186,13 +246,12 @@ class MMEngineTrainer:
                 runtime_info=dict(type="RuntimeInfoHook"), timer=dict(type="IterTimerHook"),
                 logger=dict(type="LoggerHook", interval=max(1, self.log_every or iters), log_metric_by_epoch=False),
                 param_scheduler=dict(type="ParamSchedulerHook"),
-                checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=self.checkpoint_every or iters,
-                                max_keep_ckpts=self.keep_checkpoints, save_last=True)),
+                checkpoint=None),  # mmengine's pickles; hooks.CheckpointHook writes babyvlm's format
             custom_hooks=hooks,
             launcher="pytorch" if distributed else "none",
             env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if self.device == "cuda" else "gloo")),
             cfg=dict(model_wrapper_cfg=self._wrapper_cfg()) if distributed else None,
-            randomness=dict(seed=self.seed), resume=resume, visualizer=dict(type="Visualizer", vis_backends=backends),
+            randomness=dict(seed=self.seed), resume=False, visualizer=dict(type="Visualizer", vis_backends=backends),
             log_processor=dict(by_epoch=False), log_level="INFO")
         return runner
 
@@ -232,3 +291,33 @@ def _rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
+
+
+def _world() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _lock_work_dir(work_dir: Path, stage: str | None, log: Log) -> WriterLock | None:
+    """One training per phase work dir: rank 0 holds the ``WriterLock``; when it cannot, every process
+    stops with its message (the others would otherwise wait for it at the first collective)."""
+    lock, error = None, None
+    if _rank() == 0:
+        try:
+            lock = WriterLock(work_dir, f"training phase {stage or work_dir.name}").acquire()
+        except BabyVLMError as exc:
+            if _world() == 1:
+                raise
+            error = str(exc)
+    if _world() > 1 and torch.distributed.is_initialized():
+        errors: list[str | None] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(errors, error)
+        error = next((e for e in errors if e), None)
+    if error:
+        if lock is not None:
+            lock.release()
+        raise LockedError(error)
+    if lock is not None and lock.stale_note():
+        log(lock.stale_note())
+    return lock

@@ -1,8 +1,10 @@
 """The Flask app of ``babyvlm serve``: ``/v1/models``, ``/v1/chat/completions``, ``/health``.
 
 Every refusal is JSON in OpenAI's error shape (``{"error": {"message", "type", "param", "code"}}``):
-400 for a malformed body, 404/405 for unknown routes and methods, 413 for oversized bodies, 429 when the
-queue is full, 500 when generation fails, 504 when an answer takes longer than ``request_timeout_s``.
+400 for a malformed body (every value checked before the request joins a batch), 404/405 for unknown
+routes and methods, 413 for oversized bodies and images (a decompression bomb), 429 when the queue is
+full, 504 when an answer takes longer than ``request_timeout_s``; 500 only for a failure of the server
+itself, never for what a client sent, and a request the model refuses fails alone, not its batch.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def create_app(model: Any, model_name: str, max_batch: int = 8, max_queue: int =
         if body.get("model") not in (None, model_name):
             raise ApiError(404, f"model {body.get('model')!r} is not served here; this server serves "
                                 f"{model_name!r}", param="model", kind="not_found_error", code="model_not_found")
+        try:  # the prompt is built here, so a conversation the model refuses never joins a batch
+            prompt_tokens = len(model.prompt_ids({"conversations": job.conversations})) + \
+                len(job.images) * (int(model.tokens_per_image) - 1)
+        except BabyVLMError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
         try:
             ids = batcher.submit(job, request_timeout_s)
         except QueueFull as exc:
@@ -81,8 +88,6 @@ def create_app(model: Any, model_name: str, max_batch: int = 8, max_queue: int =
             raise ApiError(500, f"generation failed: {type(exc).__name__}: {exc}", kind="server_error") from None
         text, stopped = cut_at_stop(model.tokenizer.decode(ids), job.stop)
         finish = "length" if len(ids) >= job.max_tokens and not stopped else "stop"
-        prompt_tokens = len(model.prompt_ids({"conversations": job.conversations})) + \
-            len(job.images) * (int(model.tokens_per_image) - 1)
         return jsonify({
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model_name,

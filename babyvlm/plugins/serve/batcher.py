@@ -2,7 +2,9 @@
 most ``batch_wait_s`` for more once the first arrives), and answers them in one batched generation.
 
 The queue is bounded (``max_queue``): a request that finds it full is refused at once (HTTP 429) rather
-than waiting without limit. Greedy and sampled jobs are generated in separate batches.
+than waiting without limit. Greedy and sampled jobs are generated in separate batches. When a batch
+fails, each of its jobs is generated alone, so a request the model refuses fails by itself and never
+takes its batch neighbours with it.
 """
 
 from __future__ import annotations
@@ -87,8 +89,12 @@ class Batcher:
         self.batches.append(len(group))
         try:
             outputs: list[Any] = self.run_batch([pending.job for pending in group])
-        except BaseException as exc:  # the error goes to each waiting request; the worker keeps serving
-            for pending in group:
+        except BaseException as exc:
+            if len(group) > 1 and isinstance(exc, Exception):
+                for pending in group:  # one bad request must not fail its neighbours: each alone
+                    self._answer([pending])
+                return
+            for pending in group:  # the error goes to the waiting request(s); the worker keeps serving
                 pending.error = exc
                 pending.done.set()
             return

@@ -3,22 +3,24 @@
 Messages (``system``/``user``/``assistant``, content a string or a list of ``text`` and ``image_url``
 parts with base64 ``data:`` URLs) become LLaVA conversations with one ``<image>`` per image part. A
 system message is prepended to the first user turn (babyvlm's templates have no system role). Remote
-image URLs are refused: the server never fetches anything.
+image URLs are refused: the server never fetches anything. Every value is checked here, in the request's
+own thread, before the job can join a batch: images are decoded (``media.decode_image``: an undecodable
+one is a 400, a decompression bomb a 413) and the seed must fit a generator.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from babyvlm.core.constants import IMAGE_TOKEN
+from babyvlm.core.errors import DataError
+from babyvlm.media import ImageTooLarge, decode_image
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes on every platform
 ROLE_NAMES = {"user": "human", "assistant": "gpt"}
 
 
@@ -73,11 +75,13 @@ def decode_image_url(url: Any, param: str) -> bytes:
         raise ApiError(413, f"image larger than {MAX_IMAGE_BYTES // 2**20} MiB", param=param)
     try:
         data = base64.b64decode(payload, validate=True)
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
     except (binascii.Error, ValueError):
         raise ApiError(400, "image_url.url: invalid base64 data", param=param) from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    try:  # decoded here, in the request's own thread: a bad image never reaches a batch
+        decode_image(data, "image_url.url")
+    except ImageTooLarge as exc:
+        raise ApiError(413, str(exc), param=param) from None
+    except DataError:
         raise ApiError(400, "image_url.url: the data is not a readable image", param=param) from None
     return data
 
@@ -150,8 +154,8 @@ def parse_chat_request(body: Any, max_tokens_limit: int) -> ChatJob:
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
         raise ApiError(400, "'stop' must be a string or a list of up to 4 non-empty strings", param="stop")
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ApiError(400, "'seed' must be an integer", param="seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise ApiError(400, f"'seed' must be an integer in [0, {MAX_SEED}]", param="seed")
     return ChatJob(conversations=conversations, images=images,
                    max_tokens=_number({"max_tokens": max_tokens}, "max_tokens", 16, 1, max_tokens_limit, integer=True),
                    temperature=float(_number(body, "temperature", 1.0, 0.0, 2.0)),

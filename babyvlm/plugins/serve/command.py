@@ -13,6 +13,7 @@ import click
 
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.specs import parse_spec
+from babyvlm.webserver import bind_listener, listening_server
 
 
 def load_served_model(checkpoint: Path):
@@ -55,20 +56,17 @@ def serve(checkpoint: Path, host: str, port: int, model_name: str | None, max_ba
     CHECKPOINT (a babyvlm checkpoint folder) is served at /v1/chat/completions and /v1/models.
     """
     import torch
-    from werkzeug.serving import make_server
 
     from babyvlm.plugins.serve.app import create_app
 
+    listener = bind_listener(host, port)  # a bad --host fails before the model loads
     if threads:
         torch.set_num_threads(threads)
     model = load_served_model(checkpoint)
     name = model_name or checkpoint.resolve().name
     app = create_app(model, name, max_batch=max_batch, max_queue=max_queue, max_tokens_limit=max_tokens_limit,
                      batch_wait_s=batch_wait_ms / 1000)
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server = listening_server(app, host, listener)
     click.echo(f"serving {name} at http://{host}:{server.server_port}/v1", nl=True)
     try:
         server.serve_forever()

@@ -12,8 +12,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from babyvlm.core.errors import ConfigError
+from babyvlm.core.validate import check_number
+
+__all__ = ["Resume", "TrainResult", "apply_stage", "check_dataset", "check_number", "cosine_with_warmup",
+           "resume_request"]
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """How to resume a phase (``fit(..., resume=Resume(...))``; ``resume=True`` means ``Resume()``):
+    ``checkpoint`` names one (``iter_8``; default: the latest), ``force`` accepts settings that changed
+    the data order or the optimisation since it was written."""
+
+    checkpoint: str | None = None
+    force: bool = False
+
+
+def resume_request(resume: bool | Resume | None) -> Resume | None:
+    """``fit``'s ``resume`` argument as a ``Resume`` (None: start afresh)."""
+    if isinstance(resume, Resume):
+        return resume
+    return Resume() if resume else None
+
 
 @dataclass
 class TrainResult:
@@ -38,21 +60,12 @@ class TrainResult:
         return sum(tail) / len(tail)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "first_loss": self.first_loss, "last_loss": self.last_loss,
+        """JSON-ready: without losses (a phase that trained no step here) the losses are None, not NaN
+        (which is not JSON)."""
+        first, last = (self.first_loss, self.last_loss) if self.losses else (None, None)
+        return {"steps": self.steps, "first_loss": first, "last_loss": last,
                 "seconds": round(self.seconds, 2), "samples": self.samples, "tokens": self.tokens,
                 "parts": self.parts, "losses": self.losses, **self.extra}
-
-
-def check_number(component: str, name: str, value: object, *, whole: bool = False, low: float,
-                 high: float | None = None, strict: bool = False) -> None:
-    """Refuse a bad hyperparameter by name (a string lr would otherwise fail deep inside torch)."""
-    kinds = (int,) if whole else (int, float)
-    ok = isinstance(value, kinds) and not isinstance(value, bool)
-    ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-        kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{component}: {name} must be {kind} {bound}, got {value!r}")
 
 
 def check_dataset(component: str, dataset: Sized) -> None:

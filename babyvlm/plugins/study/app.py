@@ -8,7 +8,9 @@ the completion redirect). API: ``POST /api/answer`` stores one answer; ``GET /ap
 An answer is accepted only for the participant in the session cookie, for their next trial index, with the
 item and screen that index holds, a response among the screen's options and a plausible response time
 (0 < rt <= the time since the screen was first served, plus slack); anything else is a 4xx JSON error and
-changes nothing. Answers are committed before the reply, so closing the browser loses nothing answered,
+changes nothing (an answer past the last trial too: 409); two starts at once with one ``PROLIFIC_PID``
+make one participant (the second gets 409 and resumes it). No client input gets a 500. Answers are
+committed before the reply, so closing the browser loses nothing answered,
 and reopening resumes at the next unanswered screen.
 """
 
@@ -27,7 +29,7 @@ from flask import Flask, Response, jsonify, redirect, render_template, request, 
 from werkzeug.exceptions import HTTPException
 
 from babyvlm.plugins.study.content import StudyContent
-from babyvlm.plugins.study.storage import ReplayError, StudyDB
+from babyvlm.plugins.study.storage import DuplicateParticipant, ReplayError, StudyDB
 
 RECRUITING_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 RT_SLACK_MS = 2000.0  # client and server clocks start at slightly different moments
@@ -85,7 +87,13 @@ def create_app(content: StudyContent, db: StudyDB, completion_url: str | None = 
         if participant is None:
             participant_id = f"p-{uuid.uuid4().hex[:12]}"
             seed, order = content.order_for(participant_id)
-            participant = db.add_participant(participant_id, seed, order, params, request.user_agent.string or "")
+            try:
+                participant = db.add_participant(participant_id, seed, order, params, request.user_agent.string or "")
+            except DuplicateParticipant as exc:  # another start with this PROLIFIC_PID won the race: resume it
+                session["participant_id"] = exc.existing["participant_id"]
+                session.permanent = True
+                raise StudyError(409, "this PROLIFIC_PID has just started the study in another request; that "
+                                      "participant is resumed", next=url_for("trial")) from None
         session["participant_id"] = participant["participant_id"]
         session.permanent = True
         return redirect(url_for("trial"))
@@ -120,6 +128,9 @@ def create_app(content: StudyContent, db: StudyDB, completion_url: str | None = 
         if body.get("participant_id") != participant["participant_id"]:
             raise StudyError(403, "participant_id does not match this session")
         index = _integer(body, "trial_index")
+        if participant["next_trial"] >= total:
+            raise StudyError(409, f"the study is finished: all {total} trials are answered; no trial {index}",
+                             expected=None)
         if index != participant["next_trial"]:
             raise StudyError(409, f"trial {index} is not the next trial (expected {participant['next_trial']}); "
                                      f"answers cannot be replayed or skipped", expected=participant["next_trial"])

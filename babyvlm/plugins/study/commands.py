@@ -7,12 +7,27 @@ from pathlib import Path
 import click
 
 from babyvlm.core.errors import ConfigError
+from babyvlm.webserver import bind_listener, listening_server
 
 
-def _task_list(value: str | None) -> list[str]:
-    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+def _task_list(value: str | None, tasks_dir: Path, split: str) -> list[str]:
+    """``--tasks`` as names; without it, every registered task that has ``split`` items in ``tasks_dir``."""
+    if value is not None:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ConfigError("--tasks: name at least one task, e.g. --tasks baby_pv,baby_count,baby_memory "
+                              "(or leave it out for every task in the folder)")
+        return names
+    from babyvlm import registry
+
+    names = []
+    for name in registry.names("task"):
+        item_path = getattr(registry.build("task", name), "item_path", None)  # optional: DevCV tasks say
+        if callable(item_path) and item_path(tasks_dir, split).is_file():
+            names.append(name)
     if not names:
-        raise ConfigError("--tasks: name at least one task, e.g. --tasks baby_pv,baby_count,baby_memory")
+        raise ConfigError(f"{tasks_dir}: no task has {split!r} items here (build some with `babyvlm tasks build`, "
+                          f"or name tasks with --tasks)")
     return names
 
 
@@ -27,7 +42,8 @@ def study_group() -> None:
 
 @study_group.command("serve")
 @click.argument("tasks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--tasks", required=True, help="Comma-separated task names (e.g. baby_pv,baby_count,baby_memory).")
+@click.option("--tasks", default=None, help="Comma-separated task names (e.g. baby_pv,baby_count,baby_memory) "
+              "[default: every task with items in TASKS_DIR].")
 @click.option("--items-per-task", default=10, show_default=True, type=click.IntRange(1),
               help="Items per task; every participant sees the same ones, in their own order.")
 @click.option("--split", default="test", show_default=True)
@@ -42,18 +58,14 @@ def study_group() -> None:
 def serve_command(tasks_dir: Path, tasks: str, items_per_task: int, split: str, port: int, host: str, db_path: Path,
                   seed: int, completion_url: str | None, title: str) -> None:
     """Serve a study over the items in TASKS_DIR (one domain folder of DevCV item files)."""
-    from werkzeug.serving import make_server
-
     from babyvlm.plugins.study.app import create_app
     from babyvlm.plugins.study.content import StudyContent
     from babyvlm.plugins.study.storage import StudyDB
 
-    content = StudyContent(tasks_dir, _task_list(tasks), items_per_task, split, seed)
+    listener = bind_listener(host, port)  # a bad --host fails before the items load
+    content = StudyContent(tasks_dir, _task_list(tasks, tasks_dir, split), items_per_task, split, seed)
     app = create_app(content, StudyDB(db_path), completion_url=completion_url, title=title)
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server = listening_server(app, host, listener)
     click.echo(f"study at http://{host}:{server.server_port}/ ({content.total_trials()} screens per participant, "
                f"answers in {db_path})")
     try:

@@ -57,6 +57,8 @@ class StudyContent:
         chosen = sorted(range(len(items)), key=lambda i: items[i].item_id)
         random.Random(f"{self.seed}:{name}").shuffle(chosen)
         chosen = sorted(chosen[: self.items_per_task] if self.items_per_task else chosen)
+        for index in chosen:
+            _check_images(self.tasks_dir, name, items[index])
         return [StudyItem(name, items[i], screens_for(task, items[i])) for i in chosen]
 
     def settings(self) -> dict[str, Any]:
@@ -90,3 +92,14 @@ class StudyContent:
 
     def total_trials(self) -> int:
         return sum(len(entry.screens) for entries in self.items.values() for entry in entries)
+
+
+def _check_images(tasks_dir: Path, task: str, item: TaskItem) -> None:
+    """Every stimulus decodes (``media.decode_image``: a corrupt file or a decompression bomb is refused
+    here, naming task, item and file, rather than sent to participants' browsers)."""
+    from babyvlm.media import decode_image
+
+    paths = item.extras.get("image_paths") or []
+    for number, data in enumerate(item.images):
+        file = paths[number] if number < len(paths) else f"image {number + 1}"
+        decode_image(data, f"{tasks_dir}: task {task} item {item.item_id!r}: {file}")

@@ -121,12 +121,24 @@ class StudyDB:
 
     def add_participant(self, participant_id: str, seed: int, order: list[list[Any]], params: Mapping[str, str],
                         user_agent: str) -> dict[str, Any]:
+        """Add a participant; ``DuplicateParticipant`` (naming the one there) when another request added
+        one with the same ``PROLIFIC_PID`` first."""
+        try:
+            self._insert_participant(participant_id, seed, order, params, user_agent)
+        except DataError as exc:
+            existing = self.participant_by_prolific(params["PROLIFIC_PID"]) if params.get("PROLIFIC_PID") else None
+            if existing is None or not isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise
+            raise DuplicateParticipant(existing) from None
+        return self.participant(participant_id)  # type: ignore[return-value]
+
+    def _insert_participant(self, participant_id: str, seed: int, order: list[list[Any]], params: Mapping[str, str],
+                            user_agent: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT INTO participants (participant_id, prolific_pid, study_id, session_id, url_params, "
                        "seed, trial_order, created_at, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (participant_id, params.get("PROLIFIC_PID"), params.get("STUDY_ID"), params.get("SESSION_ID"),
                         json.dumps(dict(params)), seed, json.dumps(order), time.time(), user_agent[:300]))
-        return self.participant(participant_id)  # type: ignore[return-value]
 
     def mark_shown(self, participant_id: str, trial_index: int) -> float:
         """When the screen at ``trial_index`` was first served (kept across reloads)."""
@@ -163,6 +175,14 @@ class StudyDB:
         with self.connect() as db:
             rows = db.execute("SELECT * FROM trials ORDER BY participant_id, trial_index").fetchall()
         return [dict(row, stimulus=json.loads(row["stimulus"]), correct=bool(row["correct"])) for row in rows]
+
+
+class DuplicateParticipant(Exception):
+    """A participant with this ``PROLIFIC_PID`` was added meanwhile (two starts at once)."""
+
+    def __init__(self, existing: dict[str, Any]):
+        super().__init__(existing["participant_id"])
+        self.existing = existing
 
 
 class ReplayError(Exception):

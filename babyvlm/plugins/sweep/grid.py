@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,10 +121,17 @@ def age_points(ages: str | Sequence[Any], key: str = AGE_KEY) -> list[Point]:
     return [Point({key: v}, f"{v:g}", v) for v in values]
 
 
-def check_points(config: Any, points: Sequence[Point]) -> None:
-    """Apply every point's overrides to a copy of ``config``: a key that does not fit fails now."""
+def check_points(config: Any, points: Sequence[Point], validate: Callable[[Any], None] | None = None) -> None:
+    """Apply every point's overrides to a copy of ``config``: a key that does not fit fails now, and so
+    does a point whose config ``validate`` refuses (an unknown key, a value of the wrong type)."""
     for point in points:
-        apply_overrides(copy.deepcopy(config), point.overrides(), flag=f"sweep point {point.label!r}:")
+        flag = f"sweep point {point.label!r}:"
+        cfg = apply_overrides(copy.deepcopy(config), point.overrides(), flag=flag)
+        if validate is not None:
+            try:
+                validate(cfg)
+            except ConfigError as exc:
+                raise ConfigError(f"{flag} {exc}") from exc
 
 
 def _short(value: Any) -> str:

@@ -43,6 +43,12 @@ def run_experiment(config: Any, work_dir: Path) -> Mapping[str, Any]:
     return results
 
 
+def _check_experiment_config(config: Any) -> None:
+    from babyvlm.core.experiment import check_config
+
+    check_config(config)
+
+
 def run_sweep(config: Any, work_dir: str | os.PathLike, points: Sequence[Point], *, kind: str = "grid",
               run_point: RunPoint | None = None, reporter: Any = "markdown", log: Log = print) -> dict[str, Any]:
     """Run every point (resuming finished ones), then write ``sweep.json``, ``sweep.md`` and ``sweep.png``
@@ -50,7 +56,7 @@ def run_sweep(config: Any, work_dir: str | os.PathLike, points: Sequence[Point],
     from babyvlm.core.compose import build
 
     base = load_config(config)
-    check_points(base, points)  # every key is checked before the first point runs
+    check_points(base, points, validate=None if run_point else _check_experiment_config)  # before any point runs
     out = Path(work_dir)
     runner = run_point or run_experiment
     board_maker = build("reporter", reporter) if isinstance(reporter, (str, Mapping)) else reporter

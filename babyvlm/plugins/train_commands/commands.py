@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from babyvlm.core.compose import apply_overrides, build, load_config
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment
+from babyvlm.plugins.simple_trainer.shared import Resume
 
 
 @click.command("train")
@@ -19,11 +21,16 @@ from babyvlm.core.experiment import Experiment
 @click.option("--phase", "phase", default="all", show_default=True,
               help="A phase name from the config's phases, or 'all' (in config order).")
 @click.option("--resume", is_flag=True, help="Continue each selected phase from its last checkpoint.")
+@click.option("--resume-from", "resume_from", default=None, metavar="CHECKPOINT",
+              help="Continue the selected phase from this checkpoint (e.g. iter_8) instead of the last one.")
+@click.option("--force-resume", is_flag=True, help="Resume even though settings that change the data order or "
+              "the optimisation differ from the checkpoint's (they are listed; the new ones apply).")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Experiment folder (default: runs/<config name>).")
 @click.option("--set", "overrides", multiple=True,
               help="Override a config field, e.g. phases.2.trainer.max_steps=500 (VALUE is JSON, else a string).")
-def train_command(config: str, phase: str, resume: bool, work_dir: Path | None, overrides: tuple[str, ...]) -> None:
+def train_command(config: str, phase: str, resume: bool, resume_from: str | None, force_resume: bool,
+                  work_dir: Path | None, overrides: tuple[str, ...]) -> None:
     """Train an experiment's phases (0-language, 0-vision, 1-alignment, 2-joint, 3-instruction)."""
     cfg = load_config(config)
     apply_overrides(cfg, overrides, "--set")
@@ -32,20 +39,35 @@ def train_command(config: str, phase: str, resume: bool, work_dir: Path | None, 
     phases = experiment.select_phases(phase)  # an unknown phase fails before any work
     for selected in phases:  # so do unregistered trainers and bad trainer options (e.g. a GPU without one)
         build("trainer", selected["trainer"])
-    resumable = {p["name"] for p in phases if (experiment.phase_dir(p["name"]) / "last_checkpoint").is_file()}
+    if resume_from is not None and len(phases) != 1:
+        raise ConfigError("--resume-from names one phase's checkpoint: select that phase with --phase NAME")
+    resume = resume or force_resume or resume_from is not None
+    resumable = {p["name"] for p in phases if resume_from is not None or
+                 (experiment.phase_dir(p["name"]) / "last_checkpoint").is_file()}
     if resume and not resumable:  # with several phases, those not started yet simply start
         first = phases[0]["name"]
         raise ConfigError(f"--resume: phase {first!r} has no checkpoint in {experiment.phase_dir(first)}"
                           f" (train it without --resume first)")
+    request = Resume(checkpoint=resume_from, force=force_resume)
     with _process_group():
         _prepare(experiment)
         experiment.build_model()
         for selected in phases:
-            result = experiment.train_phase(selected["name"], resume=resume and selected["name"] in resumable)
-            click.echo(f"phase {result.name}: {result.metrics.get('steps')} steps, loss "
-                       f"{result.metrics.get('first_loss', float('nan')):.4f} -> "
-                       f"{result.metrics.get('last_loss', float('nan')):.4f} in {result.seconds} s ({result.work_dir})")
+            result = experiment.train_phase(selected["name"], resume=request if resume and selected["name"] in
+                                            resumable else False)
+            click.echo(phase_line(result))
     click.echo(f"results: {work_dir / 'results.json'}")
+
+
+def phase_line(result: Any) -> str:
+    """The one line a trained phase prints (a finished phase that was resumed says so)."""
+    metrics = result.metrics
+    first, last = metrics.get("first_loss"), metrics.get("last_loss")
+    losses = f"loss {first:.4f} -> {last:.4f}" if first is not None and last is not None else "no loss recorded"
+    if metrics.get("finished_already"):
+        return (f"phase {result.name}: finished already ({metrics.get('steps')} steps, {losses}); nothing was "
+                f"trained ({result.work_dir})")
+    return f"phase {result.name}: {metrics.get('steps')} steps, {losses} in {result.seconds} s ({result.work_dir})"
 
 
 def _prepare(experiment: Experiment) -> None:
