@@ -224,11 +224,25 @@ class Reporter(Protocol):
     def write(self, results: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]: ...
 
 
+@runtime_checkable
+class Annotator(Protocol):
+    """A detector run in-process over a recording's frames (``babyvlm annotations detect``).
+
+    ``annotate(recording, frames)`` gets consecutive chunks of one recording's frames in order (each an
+    ``AnnotatorFrame(frame_index, time_sec, rgb)``, ``rgb`` H x W x 3 uint8 as babyvlm decodes the
+    video, rotation applied) and returns one list per frame of ``DetectedObject(category, bbox=[x, y,
+    w, h] in the frame's pixels, score=None, track_id=None)`` or mappings with those keys
+    (``babyvlm.plugins.annotation_import.objects``). Thresholds, validation and writing are babyvlm's.
+    """
+
+    def annotate(self, recording: Recording, frames: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
+
+
 CONTRACTS: dict[str, type] = {
     "source": Source, "scorer": Scorer, "builder": Builder, "store": Store, "encoder": Encoder,
     "connector": Connector, "language_model": LanguageModel, "tokenizer": Tokenizer, "template": Template,
     "model": Model, "kernels": Kernels, "trainer": Trainer, "task": Task, "eval_adapter": EvalAdapter,
-    "evaluator": Evaluator, "reporter": Reporter,
+    "evaluator": Evaluator, "reporter": Reporter, "annotator": Annotator,
 }
 
 

@@ -92,5 +92,15 @@ def register_reporters(register):
 
 
 @hookspec
+def register_annotators(register):
+    """Object annotators: a detector run in-process over a recording's frames, giving the boxes the DevCV
+    builders need (``babyvlm annotations detect --annotator NAME``). ``cls(**options)`` offers
+    ``annotate(recording, frames)``: ``frames`` is a list of ``AnnotatorFrame(frame_index, time_sec, rgb)``
+    (consecutive chunks of one recording, in order), the answer one list of ``DetectedObject`` per frame
+    (``category``, ``bbox`` = ``[x, y, w, h]`` in the frame's pixels, optional ``score`` and ``track_id``).
+    Score thresholds, validation and the ``*.objects.json`` file are babyvlm's (docs/real-data.md)."""
+
+
+@hookspec
 def register_commands(register):
     """``babyvlm`` CLI subcommands: ``register(name, click_command)``."""

@@ -17,5 +17,6 @@ KINDS: dict[str, str] = {
     "eval_adapter": "register_eval_adapters",
     "evaluator": "register_evaluators",
     "reporter": "register_reporters",
+    "annotator": "register_annotators",
     "command": "register_commands",
 }

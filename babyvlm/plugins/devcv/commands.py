@@ -177,12 +177,22 @@ def instructions_command(folder: str, task_list: str | None, split: str, per_tas
 @click.option("--format", "fmt", type=click.Choice(["lmms-eval"]), required=True)
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Task folder to export (a build's OUT, or OUT/<domain>).")
-def export_command(out: str, fmt: str, data_dir: str) -> None:
-    """Export task folders for an external harness (lmms-eval: YAML + utils.py, by the evaluation plugin)."""
+@click.option("--mode", type=click.Choice(["generate", "loglikelihood"]), default="generate", show_default=True,
+              help="generate: lmms-eval generates answers (generate_until / multi-round); loglikelihood: it scores "
+                   "each option (multiple_choice). Looking While Listening is always scored by likelihood.")
+@click.option("--tasks", "task_list", default="all", show_default=True, help="Comma-separated task names.")
+def export_command(out: str, fmt: str, data_dir: str, mode: str, task_list: str) -> None:
+    """Export task folders for an external harness (lmms-eval: YAML + utils.py, by the evaluation plugin).
+
+    One lmms-eval doc is one whole item, so lmms-eval's --limit N scores the first N items of a task."""
     try:
         from babyvlm.plugins.evaluation.lmms import export_tasks
     except ImportError as exc:
         raise ConfigError(f"--format {fmt}: the evaluation plugin's exporter "
                           f"(babyvlm.plugins.evaluation.lmms.export_tasks) is not available ({exc})") from None
-    written = list(export_tasks(data_dir, out) or [])
-    click.echo(f"exported {data_dir} to {out}: {len(written)} task files")
+    written = list(export_tasks(data_dir, out, task_list, mode=mode) or [])
+    click.echo(f"exported {data_dir} to {out}: {len(written)} task files (mode {mode})")
+    for folder in sorted({path.parent for path in written}):
+        click.echo(f"  run: lmms-eval eval --model babyvlm --model_args pretrained=CKPT --include_path {folder} "
+                   f"--tasks {','.join(sorted(p.stem for p in written if p.parent == folder))} --output_path RESULTS "
+                   f"--log_samples --verbosity DEBUG")

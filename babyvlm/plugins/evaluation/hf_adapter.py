@@ -3,6 +3,10 @@
 
 Prompts: the processor's chat template when it has one (``prompt_format="auto"``), else babyvlm's
 ``baby_v1`` text shape (`` USER: {human} ASSISTANT: {gpt}</s>`` per turn, the tokenizer adding its BOS).
+A turn goes to the chat template as the LLaVA text itself when the template renders string content
+verbatim (babyvlm's own templates do: a babyvlm checkpoint then gets exactly the prompt its template
+builds), else as image/text items whose separators the template re-inserts (``_content``). A chat
+template writes its own BOS, so the tokenizer adds none after it (as ``apply_chat_template(tokenize=True)``).
 Generation is greedy with left padding; a likelihood request runs one full forward per option (images
 processed each time, as lmms-eval does) and scores the option's tokens by their mean loss.
 """
@@ -66,6 +70,7 @@ class HFAdapter:
         self.tokenizer = self.processor.tokenizer
         self.use_chat_template = prompt_format == "chat_template" or (
             prompt_format == "auto" and bool(getattr(self.processor, "chat_template", None)))
+        self.string_content = self.use_chat_template and self._renders_strings_verbatim()
         self._hash = hash_files(self.path, FINGERPRINT_FILES)
 
     @classmethod
@@ -77,10 +82,21 @@ class HFAdapter:
         return f"hf:{self._hash[:16]}:{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
     # ---- prompts ------------------------------------------------------------------------------------
+    def _renders_strings_verbatim(self) -> bool:
+        """Whether the chat template puts a string ``content`` into the prompt unchanged."""
+        probe = f"{IMAGE_TOKEN}{IMAGE_TOKEN} probe\n text?"
+        try:
+            rendered = self.processor.apply_chat_template([{"role": "user", "content": probe}],
+                                                          add_generation_prompt=True, tokenize=False)
+        except Exception:  # a template that only takes item lists may fail in any way on a string
+            return False
+        return isinstance(rendered, str) and probe in rendered
+
     def prompt_text(self, conversations: Sequence[dict[str, str]]) -> str:
         if self.use_chat_template:
             messages = [{"role": "user" if turn["from"] == "human" else "assistant",
-                         "content": _content(turn["value"])} for turn in conversations]
+                         "content": turn["value"] if self.string_content else _content(turn["value"])}
+                        for turn in conversations]
             return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         eos = self.tokenizer.eos_token or ""
         parts = []
@@ -92,7 +108,8 @@ class HFAdapter:
                 padding_side: str) -> dict[str, torch.Tensor]:
         flat = [decode_image(image, w) for row, w in zip(images, where, strict=True) for image in row]
         self.tokenizer.padding_side = padding_side
-        inputs = self.processor(text=list(texts), images=flat or None, padding=True, return_tensors="pt")
+        inputs = self.processor(text=list(texts), images=flat or None, padding=True, return_tensors="pt",
+                                add_special_tokens=not self.use_chat_template)
         return {key: value.to(self.model.device) for key, value in inputs.items()}
 
     # ---- the three calls ----------------------------------------------------------------------------
@@ -123,10 +140,10 @@ class HFAdapter:
         for index, request in enumerate(requests):
             check_image_count(request.conversations, request.images, _where(request))
             prompt = self.prompt_text(request.conversations)
-            prompt_ids = self.tokenizer(prompt).input_ids
+            prompt_ids = self._token_ids(prompt)
             for option in request.continuations:
                 full = prompt + f" {option}"
-                full_ids = self.tokenizer(full).input_ids
+                full_ids = self._token_ids(full)
                 if full_ids[:len(prompt_ids)] != prompt_ids or len(full_ids) == len(prompt_ids):
                     raise ModelInputError(f"{_where(request)}: option {option!r} does not tokenise as a "
                                           f"continuation of the prompt")
@@ -138,6 +155,9 @@ class HFAdapter:
         for (index, _, _), score in zip(rows, scores, strict=True):
             results[index].append(score)
         return results
+
+    def _token_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=not self.use_chat_template).input_ids
 
     def _score_block(self, block: Sequence[tuple[int, str, int]], requests: Sequence[Request]) -> list[tuple[float, bool]]:
         inputs = self._inputs([text for _, text, _ in block], [requests[i].images for i, _, _ in block],
@@ -175,11 +195,20 @@ class HFAdapter:
 
 
 def _content(value: str) -> list[dict[str, str]]:
-    """A turn's text as chat-template content: an image entry for each ``<image>``, text between."""
+    """A turn's text as chat-template items: an image entry for each ``<image>``, the text between.
+
+    Chat templates put their own separator between items (babyvlm's: a newline between an image and
+    the text after it, a space elsewhere), so the separator the LLaVA text already has there is taken
+    off the text: ``<image>\nHow many?`` becomes ``[image, "How many?"]``, not ``[image, "\nHow many?"]``
+    (which renders ``<image>\n\nHow many?``)."""
+    pieces = value.split(IMAGE_TOKEN)
     content: list[dict[str, str]] = []
-    for position, piece in enumerate(value.split(IMAGE_TOKEN)):
+    for position, piece in enumerate(pieces):
         if position:
             content.append({"type": "image"})
+            piece = piece.removeprefix("\n")
+        if position < len(pieces) - 1:
+            piece = piece.removesuffix(" ")
         if piece.strip():
             content.append({"type": "text", "text": piece})
     return content

@@ -1,18 +1,25 @@
 """lmms-eval interop: task export (``babyvlm tasks export --format lmms-eval``) and the model bridge.
 
-``export_tasks(data_dir, out_dir)`` writes, per domain, ``OUT/<domain>/<task>.yaml`` + ``<task>.jsonl``
-(one doc per request of each item, with the item itself), ``images/`` and a ``utils.py`` of hooks. Run
-``lmms-eval eval --model babyvlm --model_args pretrained=CKPT --tasks baby_count --include_path
-OUT/<domain> --log_samples --output_path RESULTS --verbosity DEBUG`` (with ``HF_HUB_OFFLINE=1
-HF_DATASETS_OFFLINE=1``). ``data_files`` are absolute (lmms-eval 0.7.3 resolves relative ones against the
-current folder). ``process_results`` hands each doc's raw response on, and each metric's aggregation
-regroups them per item and calls the babyvlm task's own ``score`` and ``aggregate``: the metrics are
-exactly ``babyvlm eval``'s.
+``export_tasks(data_dir, out_dir, mode=...)`` writes, per domain, ``OUT/<domain>/<task>.yaml`` +
+``<task>.jsonl``, ``images/`` and a ``utils.py`` of hooks. Run ``lmms-eval eval --model babyvlm
+--model_args pretrained=CKPT --tasks baby_count --include_path OUT/<domain> --log_samples --output_path
+RESULTS --verbosity DEBUG`` (with ``HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1``). ``data_files`` are
+absolute (lmms-eval 0.7.3 resolves relative ones against the current folder).
+
+**One doc is one whole item**, so lmms-eval's ``--limit N`` takes the first N items and never cuts an
+item's requests apart (a Memory item's 15 rounds, a Looking-While-Listening item's two images). A doc
+holds a few flat fields and ``babyvlm``: the item as JSON text (its requests with their prompts,
+continuations, rounds and image paths, and the item itself), so lmms-eval's dataset loader never has to
+reconcile nested shapes across items. Output types: ``generate_until`` / ``generate_until_multi_round``
+(one request per item) or ``multiple_choice``, whose choices are every option of every request of the
+item (``choice_map[i]`` = request, option; options of single-request items keep their own text).
+``process_results`` regroups one doc's answers into the item's responses, and each metric's aggregation
+lets the babyvlm task ``score`` and ``aggregate`` them: the metrics are exactly ``babyvlm eval``'s.
 
 ``LmmsBridge`` is the model side without lmms-eval imported (testable here): it turns lmms-eval
-``Instance.args`` into babyvlm ``Request``s (from the doc the export wrote, so the prompts, continuations
+``Instance``s into babyvlm ``Request``s (from the doc the export wrote, so the prompts, continuations
 and image bytes are exactly the ones ``babyvlm eval`` uses) and answers them with any babyvlm adapter;
-one item's options arrive as separate instances and are scored together (shared prefix).
+one request's options are scored together (shared prefix).
 ``lmms_model.BabyVLMLmms`` mixes it into lmms-eval's ``lmms``; ``lmms_manifest`` is the
 ``lmms_eval.models`` entry point (a ``ModelManifest``).
 """
@@ -32,6 +39,8 @@ from babyvlm.core.io import atomic_write_bytes, atomic_write_text
 from babyvlm.core.records import Request, TaskItem
 
 OUTPUT_TYPES = {"generate": "generate_until", "choice": "multiple_choice", "multi_round": "generate_until_multi_round"}
+EXPORT_MODES = ("generate", "loglikelihood")
+EXPORT_SCHEMA = 2  # 1: one doc per request (before whole-item docs); refused by this bridge
 UTILS_TEMPLATE = Path(__file__).with_name("lmms_utils.py")
 
 
@@ -41,6 +50,8 @@ def export_tasks(data_dir: str | os.PathLike, out_dir: str | os.PathLike, tasks:
     """Write lmms-eval task folders for every domain and task with items; returns the YAML files."""
     from babyvlm.plugins.evaluation.engine import _task_names, domain_folders, load_items
 
+    if mode not in EXPORT_MODES:
+        raise ConfigError(f"lmms-eval export: mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
     names = _task_names(tasks) or registry.names("task")
     written = []
     for domain, folder in domain_folders(Path(data_dir), domains):
@@ -58,18 +69,7 @@ def export_tasks(data_dir: str | os.PathLike, out_dir: str | os.PathLike, tasks:
 
 
 def export_task(task: Any, items: Sequence[TaskItem], target: Path, mode: str) -> Path:
-    docs = []
-    for item in items:
-        requests = task.requests(item, mode)
-        item_record = dict(id=item.item_id, answer=item.answer, choices=list(item.choices), extras=item.extras,
-                           conversations=item.conversations, images=[_save_image(target, b) for b in item.images])
-        for index, request in enumerate(requests):
-            docs.append(dict(doc_key=f"{item.item_id}#{index}", task=task.name, mode=mode, item_id=item.item_id,
-                             request_index=index, requests_per_item=len(requests), kind=request.kind,
-                             conversations=request.conversations, continuations=request.continuations,
-                             rounds=request.rounds, max_new_tokens=request.max_new_tokens,
-                             images=[_save_image(target, b) for b in request.images], item=item_record,
-                             target=item.answer))
+    docs = [item_doc(task, item, target, mode) for item in items]
     kinds = {doc["kind"] for doc in docs}
     if len(kinds) != 1:
         raise ConfigError(f"task {task.name}: its items ask for several request kinds ({', '.join(sorted(kinds))}) "
@@ -79,6 +79,29 @@ def export_task(task: Any, items: Sequence[TaskItem], target: Path, mode: str) -
     yaml_path = target / f"{task.name}.yaml"
     atomic_write_text(yaml_path, task_yaml(task, data_file.resolve(), OUTPUT_TYPES[kinds.pop()]))
     return yaml_path
+
+
+def item_doc(task: Any, item: TaskItem, target: Path, mode: str) -> dict[str, Any]:
+    """One item as one lmms-eval doc (see the module docstring)."""
+    requests = task.requests(item, mode)
+    kinds = {request.kind for request in requests}
+    if len(kinds) != 1:
+        raise ConfigError(f"task {task.name} item {item.item_id}: its requests are of several kinds "
+                          f"({', '.join(sorted(kinds))}); one lmms-eval doc has one output type")
+    kind = kinds.pop()
+    if kind != "choice" and len(requests) != 1:
+        raise ConfigError(f"task {task.name} item {item.item_id}: {len(requests)} {kind} requests; an lmms-eval "
+                          f"doc answers one {OUTPUT_TYPES[kind]} request (only choice requests can share a doc)")
+    choice_map = [[r, o] for r, request in enumerate(requests) for o in range(len(request.continuations))]
+    whole = {"mode": mode, "kind": kind, "item_id": item.item_id, "choice_map": choice_map,
+             "requests": [dict(item_id=request.item_id, conversations=request.conversations,
+                               continuations=request.continuations, rounds=request.rounds,
+                               max_new_tokens=request.max_new_tokens,
+                               images=[_save_image(target, b) for b in request.images]) for request in requests],
+             "item": dict(id=item.item_id, answer=item.answer, choices=list(item.choices), extras=item.extras,
+                          conversations=item.conversations, images=[_save_image(target, b) for b in item.images])}
+    return {"doc_key": item.item_id, "task": task.name, "kind": kind, "target": str(item.answer),
+            "babyvlm_export": EXPORT_SCHEMA, "babyvlm": json.dumps(whole, sort_keys=True)}
 
 
 def task_yaml(task: Any, data_file: Path, output_type: str) -> str:
@@ -106,6 +129,16 @@ def _save_image(target: Path, data: bytes) -> str:
     return name
 
 
+def whole_item(doc: Mapping[str, Any], where: str = "lmms-eval doc") -> dict[str, Any] | None:
+    """The item a babyvlm-exported doc carries (None for other docs); an older export is refused."""
+    if "doc_key" not in doc:
+        return None
+    if doc.get("babyvlm_export") != EXPORT_SCHEMA:
+        raise ConfigError(f"{where} {doc.get('doc_key')!r}: exported by an older babyvlm (one doc per request); "
+                          f"export the tasks again with `babyvlm tasks export`")
+    return json.loads(doc["babyvlm"])
+
+
 # ---- the model side ------------------------------------------------------------------------------------
 class LmmsBridge:
     """lmms-eval's three calls answered by a babyvlm adapter (see the module docstring)."""
@@ -118,50 +151,61 @@ class LmmsBridge:
     def _doc(self, task: str, split: str, doc_id: int) -> Mapping[str, Any]:
         return self.task_dict[task][split][doc_id]
 
-    def _request(self, doc: Mapping[str, Any], root: Path | None, context: str, visuals: Sequence[Any]) -> Request:
-        if "doc_key" in doc:  # exported by babyvlm: the very request babyvlm eval makes
-            images = [_image_bytes(root, path) for path in doc["images"]] if root else _visual_bytes(visuals)
-            return Request(doc["kind"], doc["item_id"], doc["task"], images, list(doc["conversations"]),
-                           list(doc["continuations"]), list(doc["rounds"]), int(doc["max_new_tokens"]))
-        images = _visual_bytes(visuals)
-        return Request("generate", str(doc.get("id", "")), "lmms", images, [{"from": "human", "value": context}])
-
-    def _instances(self, requests: Sequence[Any], visual_at: int, id_at: int) -> list[tuple[Request, tuple]]:
+    def _requests(self, instances: Sequence[Any], id_at: int) -> list[tuple[tuple, Request, int | None]]:
+        """Per instance: a key naming its babyvlm request (task, split, doc, request number), the request
+        (for choices: request ``choice_map[idx][0]`` of the item) and the instance's option index within
+        it (None for generation)."""
         out = []
-        for instance in requests:
+        for instance in instances:
             args = instance.args
             task, split, doc_id = args[-2], args[-1], args[id_at]
             doc = self._doc(task, split, doc_id)
-            visuals = args[visual_at](doc) if callable(args[visual_at]) else []
-            out.append((self._request(doc, _root_of(visuals), args[0], visuals or []), args))
+            whole = whole_item(doc, f"{task} doc")
+            visuals = args[2](doc) if callable(args[2]) else []
+            if whole is None:  # a task not exported by babyvlm: the prompt lmms-eval built, as one request
+                request = Request("generate", str(doc.get("id", doc_id)), "lmms", _visual_bytes(visuals or []),
+                                  [{"from": "human", "value": args[0]}])
+                out.append(((task, split, doc_id, 0), request, None))
+                continue
+            number, option = whole["choice_map"][instance.idx] if whole["kind"] == "choice" else (0, None)
+            out.append(((task, split, doc_id, number), _exported_request(task, whole, number, _root_of(visuals)),
+                        option))
         return out
 
     def generate_until(self, requests: Sequence[Any]) -> list[str]:
-        built = [request for request, _ in self._instances(requests, visual_at=2, id_at=3)]
-        return self.adapter.generate_until(built)
+        return self.adapter.generate_until([request for _, request, _ in self._requests(requests, id_at=3)])
 
     def generate_until_multi_round(self, requests: Sequence[Any]) -> list[str]:
-        built = [request for request, _ in self._instances(requests, visual_at=2, id_at=4)]
+        built = [request for _, request, _ in self._requests(requests, id_at=4)]
         return [json.dumps(answers) for answers in self.adapter.generate_until_multi_round(built)]
 
     def loglikelihood(self, requests: Sequence[Any]) -> list[Any]:
-        """One (loss, is_greedy) per instance; an item's options are scored together from one prefix."""
-        pairs = self._instances(requests, visual_at=2, id_at=3)
-        groups: dict[tuple[str, str], Request] = {}
-        for request, args in pairs:
-            groups.setdefault((request.task, f"{request.item_id}#{args[3]}"), request)
+        """One (loss, is_greedy) per instance; a request's options are scored together from one prefix."""
+        found = self._requests(requests, id_at=3)
+        groups: dict[tuple, Request] = {}
+        for key, request, _ in found:
+            groups.setdefault(key, request)
         order = list(groups)
         scored = dict(zip(order, self.adapter.loglikelihood([groups[key] for key in order]), strict=True))
         results = []
-        for request, args in pairs:
-            continuation = args[1] if isinstance(args[1], str) else args[1](self._doc(args[-2], args[-1], args[3]))
-            options = groups[(request.task, f"{request.item_id}#{args[3]}")].continuations
-            if continuation not in options:
-                raise ConfigError(f"lmms-eval asked for continuation {continuation!r} of {request.task} item "
-                                  f"{request.item_id}, which is not one of its options {options}")
-            loss, greedy = scored[(request.task, f"{request.item_id}#{args[3]}")][options.index(continuation)]
+        for (key, request, option), instance in zip(found, requests, strict=True):
+            if option is None:
+                raise ConfigError(f"lmms-eval asked for the likelihood of {instance.args[1]!r} in {request.task} "
+                                  f"item {request.item_id}, which was not exported as a choice task")
+            loss, greedy = scored[key][option]
             results.append(wrap_loglikelihood(float(loss), bool(greedy)))
         return results
+
+
+def _exported_request(task: str, whole: Mapping[str, Any], number: int, root: Path | None) -> Request:
+    """Request ``number`` of an exported item, its images read from the export folder."""
+    spec = whole["requests"][number]
+    if root is None and spec["images"]:
+        raise ConfigError(f"{task} item {whole['item_id']}: doc_to_visual gave no image files to find the "
+                          f"export folder by")
+    return Request(whole["kind"], spec["item_id"], task, [_image_bytes(root, path) for path in spec["images"]],
+                   list(spec["conversations"]), list(spec["continuations"]), list(spec["rounds"]),
+                   int(spec["max_new_tokens"]))
 
 
 def wrap_loglikelihood(loss: float, greedy: bool) -> Any:

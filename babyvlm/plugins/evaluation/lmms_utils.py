@@ -1,8 +1,10 @@
 """lmms-eval hooks for DevCV tasks exported by babyvlm (copied as ``utils.py`` beside the task YAMLs).
 
-Each doc is one request of one item. ``process_results`` passes the raw response on; each metric's
-``aggregate_<metric>`` regroups the responses per item and lets the babyvlm task score and aggregate
-them, so lmms-eval reports exactly what ``babyvlm eval`` does. Image paths stay inside this folder.
+Each doc is one whole item (its JSON in the doc's ``babyvlm`` field), so ``--limit`` never splits an
+item. ``process_results`` regroups the doc's answers into the item's responses (for a choice task:
+choice ``i`` is option ``choice_map[i][1]`` of request ``choice_map[i][0]``); each metric's
+``aggregate_<metric>`` lets the babyvlm task score and aggregate the items, so lmms-eval reports exactly
+what ``babyvlm eval`` does. Image paths stay inside this folder.
 """
 
 from __future__ import annotations
@@ -21,72 +23,81 @@ def _inside(relative: str) -> Path:
     return path
 
 
+def _whole(doc: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(doc["babyvlm"])
+
+
 def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
-    """The request's images, opened lazily (their ``filename`` lets babyvlm read the exact bytes)."""
+    """The item's images, opened lazily (their ``filename`` lets babyvlm read the exact bytes)."""
     from PIL import Image
 
-    return [Image.open(_inside(path)) for path in doc["images"]]
+    return [Image.open(_inside(path)) for path in _whole(doc)["item"]["images"]]
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
+    first = _whole(doc)["requests"][0]
     if doc["kind"] == "multi_round":
-        return doc["rounds"][0]
-    return doc["conversations"][-1]["value"]
+        return first["rounds"][0]
+    return first["conversations"][-1]["value"]
 
 
 def doc_to_choice(doc: dict[str, Any]) -> list[str]:
-    return list(doc["continuations"])
+    """Every option of every request; a request's own text where the item has one request."""
+    whole = _whole(doc)
+    requests = whole["requests"]
+    if len(requests) == 1:
+        return list(requests[0]["continuations"])
+    return [f"#{number} {requests[number]['continuations'][option]}" for number, option in whole["choice_map"]]
 
 
 def doc_to_target(doc: dict[str, Any]) -> Any:
+    """The gold option's index for a one-request choice item (lmms-eval logs it; babyvlm scores the item)."""
     if doc["kind"] == "choice":
-        options = list(doc["continuations"])
+        options = doc_to_choice(doc)
         return options.index(doc["target"]) if doc["target"] in options else 0
     return doc["target"]
-
-
-def _response(doc: dict[str, Any], results: list[Any]) -> Any:
-    if doc["kind"] == "choice":
-        return [[float(_pair(r)[0]), bool(_pair(r)[1])] for r in results]
-    text = results[0]
-    return json.loads(text) if doc["kind"] == "multi_round" else text
 
 
 def _pair(result: Any) -> Any:
     return getattr(result, "text", result)  # lmms-eval 0.7.3 may hand back GenerationResult objects
 
 
+def _responses(doc: dict[str, Any], whole: dict[str, Any], results: list[Any]) -> list[Any]:
+    """One response per request of the item, as ``task.score`` takes them."""
+    if doc["kind"] == "choice":
+        responses: list[list[Any]] = [[None] * len(r["continuations"]) for r in whole["requests"]]
+        for (number, option), result in zip(whole["choice_map"], results, strict=True):
+            loss, greedy = _pair(result)
+            responses[number][option] = [float(loss), bool(greedy)]
+        return responses
+    text = results[0]
+    return [json.loads(text) if doc["kind"] == "multi_round" else text]
+
+
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    payload = {"task": doc["task"], "mode": doc["mode"], "item_id": doc["item_id"],
-               "request_index": doc["request_index"], "requests_per_item": doc["requests_per_item"],
-               "response": _response(doc, results), "item": doc["item"] if doc["request_index"] == 0 else None}
+    whole = _whole(doc)
+    payload = {"task": doc["task"], "mode": whole["mode"], "item": whole["item"],
+               "responses": _responses(doc, whole, results)}
     from babyvlm import registry
 
-    metrics = registry.build("task", doc["task"]).metrics
-    return {metric: payload for metric in metrics}
+    return {metric: payload for metric in registry.build("task", doc["task"]).metrics}
 
 
 def score_payloads(payloads: list[dict[str, Any]]) -> dict[str, float]:
-    """Every metric of the task, from the per-doc payloads (regrouped per item, scored by the task)."""
+    """Every metric of the task, from the per-item payloads (scored and aggregated by the task)."""
     from babyvlm import registry
     from babyvlm.core.records import TaskItem
 
     if not payloads:
         return {}
     task = registry.build("task", payloads[0]["task"])
-    by_item: dict[str, dict[int, Any]] = {}
-    records: dict[str, dict[str, Any]] = {}
-    for payload in payloads:
-        by_item.setdefault(payload["item_id"], {})[payload["request_index"]] = payload["response"]
-        if payload["item"] is not None:
-            records[payload["item_id"]] = payload["item"]
     items, predictions = [], []
-    for item_id, record in records.items():
+    for payload in payloads:
+        record = payload["item"]
         item = TaskItem(record["id"], task.name, [_inside(p).read_bytes() for p in record["images"]],
                         record["conversations"], record["answer"], record["choices"], record["extras"])
-        responses = [by_item[item_id][index] for index in sorted(by_item[item_id])]
         items.append(item)
-        predictions.append(task.score(item, responses, payloads[0]["mode"]))
+        predictions.append(task.score(item, payload["responses"], payload["mode"]))
     return dict(task.aggregate(items, predictions))
 
 

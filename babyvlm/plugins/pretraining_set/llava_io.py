@@ -13,9 +13,11 @@ leaves that folder is refused, naming the record and the path. Every record is c
 fully decoded, every conversation alternating human/gpt with ``<image>`` only in human turns — before
 the store is created or opened, so bad input leaves nothing behind; records with a conversation that
 is not usable (empty, unknown roles, gpt first, turns not alternating, no final gpt answer, a NUL
-byte, ``<image>`` in a gpt turn) are counted by reason (``strict`` refuses the file instead). Records whose images all carry one SAYCam-style
-frame name (``{stem}_{start_ms}_{end_ms}_frame_{k}.jpg``) are grouped by that recording (with its child,
-date and age in ``meta``); the rest in chunks of 1000. Imports resume like builds (by group).
+byte, ``<image>`` in a gpt turn) are counted by reason (``strict`` refuses the file instead). Records are
+grouped by recording, so held-out-recording splits survive an export/import round trip: by
+``meta.recording_id`` where a record has one (babyvlm's own export writes it), else when its images all
+carry one SAYCam-style frame name (``{stem}_{start_ms}_{end_ms}_frame_{k}.jpg``: the recording, with its
+child, date and age added to ``meta``); the rest in chunks of 1000. Imports resume like builds (by group).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ EXPORT_SCHEMA = "babyvlm.llava_export"
 IMAGES_DIR = "images"
 JPEG_MAGIC = b"\xff\xd8\xff"
 IMPORT_GROUP_SIZE = 1000
+LOOSE_GROUP_PREFIX = "llava-"  # groups of records that name no recording
 ROLES = ("human", "gpt")
 
 Log = Callable[[str], None]
@@ -168,8 +171,23 @@ def _check_record(raw: Any, position: int, json_path: Path, root: Path, report: 
         _check_decodes(path, f"{where}: image {name!r}")
     fmt = raw.get("format") if raw.get("format") in SAMPLE_FORMATS else _infer_format(conversations, len(images))
     meta = dict(raw.get("meta")) if isinstance(raw.get("meta"), dict) else {}
-    group = _recording_of_frames(names, meta)
+    group = _recording_of_meta(meta, where) or _recording_of_frames(names, meta)
     return _Record(position, sample_id, fmt, images, conversations, meta, group)
+
+
+def _recording_of_meta(meta: dict[str, Any], where: str) -> str | None:
+    """The record's own ``meta.recording_id`` (as babyvlm's export writes it), or None when it has none."""
+    recording = meta.get("recording_id")
+    if recording is None:
+        return None
+    if isinstance(recording, bool) or not isinstance(recording, (str, int)):
+        raise DataError(f"{where}: meta.recording_id must be a string, got {type(recording).__name__}")
+    recording = str(recording)
+    if not recording.strip() or "/" in recording or recording.startswith(LOOSE_GROUP_PREFIX):
+        raise DataError(f"{where}: meta.recording_id {recording!r} cannot name a recording (it must be non-empty, "
+                        f"without '/', and not start with {LOOSE_GROUP_PREFIX!r})")
+    meta["recording_id"] = recording
+    return recording
 
 
 def conversation_problem(turns: list[dict[str, str]]) -> tuple[str, str] | None:
@@ -275,21 +293,22 @@ def import_llava(json_path: str | os.PathLike, out: str | os.PathLike, *, store:
         manifest = writer.finalize(build={**settings, "shard": "0/1"}, source=source, expected_groups=set(groups))
     finally:
         writer.close()
-    recovered = sum(1 for group in groups if not group.startswith("llava-"))
-    note = f"; {recovered} recording(s) recovered from frame names" if recovered else ""
+    recovered = sum(1 for group in groups if not group.startswith(LOOSE_GROUP_PREFIX))
+    note = f"; {recovered} recording(s) recovered from meta.recording_id or frame names" if recovered else ""
     log(f"imported {manifest['counts']['total']} samples from {json_path}{note} ({report.summary()})")
     return manifest
 
 
 def _groups(records: list[_Record]) -> dict[str, list[_Record]]:
-    """Records by recording (from frame names), in order of first appearance; the rest in chunks."""
+    """Records by recording (``meta.recording_id`` or frame names), in order of first appearance; the
+    rest in chunks."""
     groups: dict[str, list[_Record]] = {}
     loose = [r for r in records if r.group is None]
     for record in records:
         if record.group is not None:
             groups.setdefault(record.group, []).append(record)
     for number, start in enumerate(range(0, len(loose), IMPORT_GROUP_SIZE)):
-        groups[f"llava-{number:06d}"] = loose[start:start + IMPORT_GROUP_SIZE]
+        groups[f"{LOOSE_GROUP_PREFIX}{number:06d}"] = loose[start:start + IMPORT_GROUP_SIZE]
     return groups
 
 
