@@ -33,9 +33,9 @@ def babyvlm(*args, expect: int = 0) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """One SAYCam-format (4 min in 16 recordings) and one Ego4D-format (1 min) corpus, built once."""
+    """One SAYCam-format (6 min in 24 recordings) and one Ego4D-format (1 min) corpus, built once."""
     root = tmp_path_factory.mktemp("devcv")
-    babyvlm("synth", "saycam", root / "saycam", "--minutes", 4, "--video-minutes", 0.25, "--quiet")
+    babyvlm("synth", "saycam", root / "saycam", "--minutes", 6, "--video-minutes", 0.25, "--quiet")
     babyvlm("synth", "ego4d", root / "ego4d", "--minutes", 1, "--video-minutes", 0.25, "--quiet")
     out = root / "tasks"
     logs = {source: babyvlm("tasks", "build", "--source", source, "--root", root / source, "--out", out,

@@ -39,7 +39,7 @@ def run(*args: str) -> tuple[int, str]:
     ("tasks.max_items=0", "tasks: max_items must be a whole number >= 1, got 0"),
     ('tasks.task_options={"min_box": NaN}', "min_box must be a whole number >= 1, got nan"),
     ("data.blank_images=yes", "data: blank_images must be true or false, got 'yes'"),
-    ("data.heldout=2", "data: unknown key 'heldout' (did you mean 'heldout_recordings'?)"),
+    ("data.heldout_recording=2", "data: unknown key 'heldout_recording' (did you mean 'heldout_recordings'?)"),
     ("model.templat=baby_v1", "model (model 'babyllava'): unknown option 'templat' (did you mean 'template'?)"),
     ("model.connector.type=mlp2x_gel", "unknown connector 'mlp2x_gel'"),
     ("report.titel=x", "report (reporter 'markdown'): unknown option 'titel' (did you mean 'title'?)"),

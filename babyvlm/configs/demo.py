@@ -12,13 +12,14 @@ field (e.g. `--set phases.4.trainer.max_steps=2000`). Stages are cached: a rerun
 reuses them all.
 """
 
-corpus = dict(kind="saycam", minutes=12.0, seed=0, fps=5, size=224, video_minutes=0.5)
+# 16 minutes: enough that a test share of 0.3 of the sessions gives every DevCV entry >= 100 test items
+corpus = dict(kind="saycam", minutes=16.0, seed=0, fps=5, size=224, video_minutes=0.5)
 ood_corpus = dict(kind="ego4d", minutes=4.0, seed=1, fps=5, size=224, video_minutes=0.5)
 # data.root defaults to <work dir>/corpus, where the corpus stage writes the synthetic corpus.
 data = dict(
     source=dict(type="saycam", transcripts="human"),
     builder=dict(type="pretraining_set", store="lmdb", scorer="none", image_size=64),
-    heldout_recordings=2,
+    heldout_recordings=0,  # the DevCV val and test recordings are held out of every phase already
     max_age_months=None,  # a developmental sweep's data filter (babyvlm sweep age)
 )
 ood_data = dict(source="ego4d")
@@ -33,7 +34,7 @@ model = dict(
     template="baby_plain",
 )
 tasks = dict(
-    names="all", seed=0, max_items=300,
+    names="all", seed=0, max_items=300, split_fractions=dict(test=0.3),
     # per-task instruction files for the single-task phases of phase 3 (below)
     commands=[["tasks", "instructions", "{tasks}/saycam", "--per-task"]],
 )

@@ -53,7 +53,7 @@ class ObjectCounting(NumberTask):
                 statistics[key] = picture_statistics(recording.image(frame), self.jpeg_quality)
             return statistics[key]
 
-        cap = -(-self.max_items // (2 * len(COUNT_SPACE)))
+        cap = max(2, -(-self.max_items // (2 * len(COUNT_SPACE))))
         chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
         space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],

@@ -133,12 +133,12 @@ class SplitMaterial:
                     found.append(Instance(recording, frame, box))
         return found
 
-    def whole_counts(self, every_sec: float | None = None, min_side: float = 8,
+    def whole_counts(self, every_sec: float | None = None, min_side: float = 0.035,
                      min_visible: float = 0.6) -> list[tuple[AnnotatedRecording, FrameObjects, str, int]]:
         """(recording, frame, category, count) for every category on a frame whose objects are all
-        countable: inside the frame (not cut by its edge), at least ``min_side`` px and at least
-        ``min_visible`` unoccluded — a count is only asked where it is unambiguous. Frames are the
-        keyframes, or one every ``every_sec`` seconds when given."""
+        countable: inside the frame (not cut by its edge), at least ``min_side`` of the frame's longer
+        side (8 px at 224) and at least ``min_visible`` unoccluded — a count is only asked where it is
+        unambiguous. Frames are the keyframes, or one every ``every_sec`` seconds when given."""
         found = []
         for recording in self.recordings:
             for frame in (recording.keyframes if every_sec is None else _every(recording.frames, every_sec)):
@@ -156,10 +156,11 @@ class SplitMaterial:
 
     @staticmethod
     def countable(frame: FrameObjects, box: ObjectBox, min_side: float, min_visible: float) -> bool:
+        """Inside the frame, ``min_side`` of its longer side at least, ``min_visible`` unoccluded."""
         x, y, w, h = box.bbox
         inside = x >= 1 and y >= 1 and x + w <= frame.width - 1 and y + h <= frame.height - 1
         visible = box.visible_fraction is None or box.visible_fraction >= min_visible
-        return inside and visible and min(w, h) >= min_side
+        return inside and visible and min(w, h) >= min_side * max(frame.width, frame.height)
 
     def by_category(self) -> dict[str, list[Instance]]:
         grouped: dict[str, list[Instance]] = {}
