@@ -1,4 +1,4 @@
-"""benchmarks/kernels.py runs end to end in its CPU smoke mode (Triton interpreter, tiny shapes) and
+"""benchmarks/kernel_speed.py runs end to end in its CPU smoke mode (Triton interpreter, tiny shapes) and
 writes the JSON report the GPU run would: checks, timing rows, ratios, end-to-end rows, verdicts."""
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_speed.py"
 
 
 # ~14 s CPU in the Triton interpreter for a tool, not a library path (the kernels have their own fast tests):

@@ -9,7 +9,7 @@ measurement: no GPU was available when these kernels were written, so none of th
 Each replaces a multi-kernel eager path of ``transformers``' LLaMA (RMSNorm: ~7 elementwise/reduction
 kernels; SiLU x up: 2 kernels + saved intermediate; rotate_half RoPE: ~10 kernels and new q/k; the
 unfused loss: full fp32 logits), so by bytes moved each should win against eager, and the fused loss
-lowers peak memory by ``tokens x vocab`` logits regardless of speed. ``benchmarks/kernels.py`` prints a
+lowers peak memory by ``tokens x vocab`` logits regardless of speed. ``benchmarks/kernel_speed.py`` prints a
 verdict per kernel; flip a default in ``backend.py`` to ``False`` when the measured table says it loses.
 
 Importing this package imports neither torch nor triton; the backend lives in ``backend.py`` and the

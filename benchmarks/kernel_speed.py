@@ -5,15 +5,18 @@ Standalone: the kernel part imports only torch, triton and the kernel files (loa
 neither babyvlm's dependencies nor an install are needed); the end-to-end LM part adds transformers;
 the full-model part needs an installed babyvlm (see benchmarks/README.md).
 
-    python benchmarks/kernels.py --out kernels.json            # GPU, all shapes (< 5 min on an H100)
-    python benchmarks/kernels.py --quick --out kernels.json    # GPU, one shape per kernel
-    python benchmarks/kernels.py --smoke                       # CPU, Triton interpreter, tiny shapes:
-                                                               # checks the script itself, times nothing real
+    python benchmarks/kernel_speed.py --out kernels.json            # GPU, all shapes (< 5 min on an H100)
+    python benchmarks/kernel_speed.py --quick --out kernels.json    # GPU, one shape per kernel
+    python benchmarks/kernel_speed.py --smoke                       # CPU, Triton interpreter, tiny shapes:
+                                                                   # checks the script itself, times nothing real
 
 Order: correctness checks (each kernel vs its fp32 PyTorch reference), kernel timings (forward, and
 forward+backward; median of triton.testing.do_bench, L2 flushed between runs), end-to-end training
 steps, then a markdown table and a JSON file. Anything missing or failing (Liger not installed,
 torch.compile erroring, babyvlm not installed) is recorded as n/a with the reason.
+
+Not named ``kernels.py``: Python puts this folder first on ``sys.path``, and transformers imports the
+Hugging Face ``kernels`` package, which a file of that name would shadow.
 """
 
 from __future__ import annotations
