@@ -36,7 +36,7 @@ model = dict(
 tasks = dict(
     names="all", seed=0, max_items=300, split_fractions=dict(test=0.3),
     # per-task instruction files for the single-task phases of phase 3 (below)
-    commands=[["tasks", "instructions", "{tasks}/saycam", "--per-task"]],
+    instructions=dict(per_task=True),
 )
 _common = dict(type="mmengine", log_every=25, checkpoint_every=0, num_workers=0)
 # Phase 3, the recipe (chosen on the val split, never on test items; see the README). Measured: a tiny model

@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from babyvlm.core.records import Prediction, Recording, Request, Sample, SkipReport, TaskItem
+from babyvlm.core.records import (
+    Prediction,
+    Recording,
+    Request,
+    Sample,
+    SkipReport,
+    TaskBuildRequest,
+    TaskBuildResult,
+    TaskItem,
+)
 
 Log = Callable[[str], None]
 
@@ -52,6 +61,15 @@ class Builder(Protocol):
               exclude_recordings: Iterable[str] | None = None) -> list[str]: ...
     def dataset(self, out: str | os.PathLike, formats: Iterable[str] | None = None,
                 recordings: Iterable[str] | None = None, exclude_recordings: Iterable[str] | None = None) -> Any: ...
+
+
+@runtime_checkable
+class InstructionImporter(Protocol):
+    """Optional for a builder: a store from a LLaVA-JSON instruction file (a phase's
+    ``data=dict(llava_json=PATH)``). A builder without it trains only from its own stores."""
+
+    def import_instructions(self, json_path: str | os.PathLike, out: str | os.PathLike,
+                            log: Log = print) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -238,11 +256,30 @@ class Annotator(Protocol):
     def annotate(self, recording: Recording, frames: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
 
 
+@runtime_checkable
+class CorpusWriter(Protocol):
+    """Writes a corpus folder that a source reads (e.g. a synthetic corpus in a real dataset's format);
+    ``overwrite`` allows replacing a folder holding something else; returns the folder."""
+
+    def write(self, out: str | os.PathLike, overwrite: bool = False, log: Log | None = None) -> Path: ...
+
+
+@runtime_checkable
+class TaskBuilder(Protocol):
+    """Builds one domain's evaluation task sets (``TaskBuildRequest`` -> item files under
+    ``out/<domain>/``) and, from a built folder, training-instruction files (``write_instructions``'s
+    options are the builder's own, e.g. ``per_task=True``)."""
+
+    def build(self, request: TaskBuildRequest, log: Log = print) -> TaskBuildResult: ...
+    def write_instructions(self, folder: str | os.PathLike, log: Log = print, **options: Any) -> list[Path]: ...
+
+
 CONTRACTS: dict[str, type] = {
     "source": Source, "scorer": Scorer, "builder": Builder, "store": Store, "encoder": Encoder,
     "connector": Connector, "language_model": LanguageModel, "tokenizer": Tokenizer, "template": Template,
     "model": Model, "kernels": Kernels, "trainer": Trainer, "task": Task, "eval_adapter": EvalAdapter,
-    "evaluator": Evaluator, "reporter": Reporter, "annotator": Annotator,
+    "evaluator": Evaluator, "reporter": Reporter, "annotator": Annotator, "corpus_writer": CorpusWriter,
+    "task_builder": TaskBuilder,
 }
 
 

@@ -45,13 +45,15 @@ Config keys
 ``seed``
     (top level, optional) seeds the held-out split and model initialisation (default: the ``seed``
     argument).
-``corpus``, ``ood_corpus``, ``ood_data``, ``tasks``, ``evaluation``, ``report``
-    The whole study (``core/study.py``): with an ``evaluation`` section, ``run()`` runs every stage of it
-    (corpora, DevCV tasks, model, blind twin, evaluation, report) through a stage cache. A phase's
-    ``data.llava_json`` may say ``{tasks}/...`` for the run's task folder.
+Other sections
+    Sections a plugin registers as ``config_section`` (e.g. the run pipeline's ``corpus``, ``tasks``,
+    ``evaluation``, ``report``): checked by that plugin, accepted here, not read. The whole run (corpora,
+    tasks, model, blind twin, evaluation, report) is the run pipeline plugin's (``babyvlm run``), which
+    trains through an ``Experiment``.
 
 ``run()`` returns an ``ExperimentResults`` record (typed, versioned; also written to
-``WORK/results.json``) that later stages extend through its ``evaluation`` mapping.
+``WORK/results.json``, merged with what is there: a phase trained alone keeps the others') that later
+stages extend through its ``evaluation`` mapping.
 """
 
 from __future__ import annotations
@@ -74,17 +76,20 @@ from babyvlm.core.compose import (
     load_config,
     write_resolved_config,
 )
+from babyvlm.core.contracts import InstructionImporter
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_json
+from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_strict, load_json
+from babyvlm.core.ranks import is_main_process
 from babyvlm.core.specs import spec_dict
-from babyvlm.core.study import STUDY_SECTIONS, StudyStages, check_study_sections, resolve_tasks_path
 from babyvlm.core.validate import check_number, refuse_unknown
 
 Log = Callable[[str], None]
 RESULTS_VERSION = 2
 PHASE_WEIGHTS = "weights.safetensors"
 STORE_DATA = ("store", "transcripts")
-SECTIONS = ("data", "tokenizer", "model", "phases", "seed", *STUDY_SECTIONS, "report")
+SECTIONS = ("data", "tokenizer", "model", "phases", "seed")
+RESULTS_FILE = "results.json"
+LANGUAGE_STAGE = "0-language"  # the stage that trains the language model alone, on transcripts by default
 DATA_KEYS = ("source", "root", "builder", "heldout_recordings", "heldout_splits", "store", "blank_images",
              "max_age_months")
 PHASE_KEYS = ("name", "trainer", "stage", "data", "init", "formats", "template")
@@ -160,15 +165,26 @@ class ExperimentResults(Mapping):
     def __len__(self) -> int:
         return len(self.__dataclass_fields__)
 
+    def merged_over(self, earlier: ExperimentResults, order: list[str]) -> ExperimentResults:
+        """These results over ``earlier`` ones of the same work dir: phases by name (a phase trained now
+        replaces its earlier record; the others are kept, in ``order``), and every other field this
+        run left empty taken from ``earlier`` -- so training one phase, or reusing every cached stage,
+        never drops what an earlier process recorded."""
+        phases = {p.name: p for p in earlier.phases} | {p.name: p for p in self.phases}
+        rank = {name: number for number, name in enumerate(order)}
+        return ExperimentResults(
+            data=self.data or earlier.data, heldout_recordings=self.heldout_recordings or earlier.heldout_recordings,
+            tokenizer=self.tokenizer or earlier.tokenizer,
+            phases=sorted(phases.values(), key=lambda p: rank.get(p.name, len(rank))),
+            evaluation={**earlier.evaluation, **self.evaluation}, seconds=self.seconds or earlier.seconds)
 
-class Experiment(StudyStages):
+
+class Experiment:
     def __init__(self, config: str | os.PathLike | Mapping[str, Any], work_dir: str | os.PathLike,
                  log: Log = print, seed: int = 0):
         self.cfg = load_config(config)
         self.data, self.phases = _check_config(self.cfg)
         self.work_dir, self.log = Path(work_dir), log
-        if "tasks" in self.cfg:  # a whole study: its evaluation tasks' val/test recordings never train
-            self.data.setdefault("heldout_splits", str(self.task_splits_file))
         self.seed = int(self.cfg.get("seed", seed))
         self.store_dir = Path(self.data["store"]) if self.data.get("store") else self.work_dir / "store"
         self.tokenizer_source: Path | None = None  # a tokenizer folder to use instead of training one
@@ -254,22 +270,22 @@ class Experiment(StudyStages):
         """Train the tokenizer on the training recordings' distinct utterances; save it in the work dir."""
         spec = self._tokenizer_spec()
         self.tokenizer = build("tokenizer", spec, corpus=self.transcripts())
-        if _is_main_process():
-            self.tokenizer.save(self._tokenizer_dir)
+        if is_main_process():
+            self.tokenizer.save(self.tokenizer_dir)
         self.results.tokenizer = {"type": spec["type"], "vocab_size": int(self.tokenizer.vocab_size),
-                                  "path": str(self._tokenizer_dir)}
+                                  "path": str(self.tokenizer_dir)}
         return self.tokenizer
 
     def ensure_tokenizer(self) -> Any:
         """The tokenizer saved in the work dir, trained first when there is none yet."""
         if self.tokenizer is not None or "tokenizer" not in self.cfg:
             return self.tokenizer
-        if not self._tokenizer_dir.is_dir() or not any(self._tokenizer_dir.iterdir()):
+        if not self.tokenizer_dir.is_dir() or not any(self.tokenizer_dir.iterdir()):
             return self.build_tokenizer()
         spec = self._tokenizer_spec()
-        self.tokenizer = build("tokenizer", dict(type=spec["type"], path=str(self._tokenizer_dir)))
+        self.tokenizer = build("tokenizer", dict(type=spec["type"], path=str(self.tokenizer_dir)))
         self.results.tokenizer = {"type": spec["type"], "vocab_size": int(self.tokenizer.vocab_size),
-                                  "path": str(self._tokenizer_dir)}
+                                  "path": str(self.tokenizer_dir)}
         return self.tokenizer
 
     def build_model(self) -> Any:
@@ -278,7 +294,7 @@ class Experiment(StudyStages):
 
         model_cfg = _plain(self.cfg.model)
         if self.tokenizer is not None:
-            model_cfg["tokenizer"] = dict(type=self._tokenizer_spec()["type"], path=str(self._tokenizer_dir))
+            model_cfg["tokenizer"] = dict(type=self._tokenizer_spec()["type"], path=str(self.tokenizer_dir))
         torch.manual_seed(self.seed)
         self.model = build_model({"model": model_cfg})
         return self.model
@@ -324,7 +340,7 @@ class Experiment(StudyStages):
         source = self._reused[phase["name"]]
         _load_weights(self._built_model(), source)
         folder = self.phase_dir(phase["name"])
-        if _is_main_process():
+        if is_main_process():
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(folder / PHASE_WEIGHTS, source.read_bytes())
         self.log(f"phase {phase['name']}: sees no image; reusing {source}")
@@ -342,7 +358,7 @@ class Experiment(StudyStages):
         self._load_initial_weights(phase, resume)
         if phase.get("template") is not None:
             model.use_template(phase["template"])
-        if _is_main_process():
+        if is_main_process():
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(folder / "config.py", load_config({"phase": phase}).pretty_text)
         self.log(f"== phase {name} (stage {phase['stage']}, trainer {phase['trainer']['type']}): "
@@ -350,7 +366,7 @@ class Experiment(StudyStages):
         started = time.perf_counter()
         outcome = trainer.fit(model, data, log=self.log, stage=phase["stage"], work_dir=folder, resume=resume,
                               context=self._context(phase))
-        if _is_main_process():
+        if is_main_process():
             atomic_write_bytes(folder / PHASE_WEIGHTS, _weights_bytes(model))
         result = PhaseResult(name=name, stage=phase["stage"], trainer=phase["trainer"]["type"],
                              dataset_size=len(data), seconds=round(time.perf_counter() - started, 2),
@@ -359,13 +375,8 @@ class Experiment(StudyStages):
         self.write_results()
         return result
 
-    def run(self, phases: str | Iterable[str] | None = None, resume: bool = False,
-            force: Iterable[str] = ()) -> Mapping[str, Any]:
-        """Every stage: data, tokenizer (when configured), model, the selected phases. A config with an
-        ``evaluation`` section runs the whole study instead (``core/study.py``; ``force`` names stages to
-        rerun) and returns its outcome."""
-        if "evaluation" in self.cfg:
-            return self.run_study(force=set(force))
+    def run(self, phases: str | Iterable[str] | None = None, resume: bool = False) -> ExperimentResults:
+        """Every training stage: data, tokenizer (when configured), model, the selected phases."""
         started = time.perf_counter()
         self.ensure_data()
         self.ensure_tokenizer()
@@ -375,10 +386,34 @@ class Experiment(StudyStages):
         self.write_results()
         return self.results
 
+    @property
+    def results_file(self) -> Path:
+        return self.work_dir / RESULTS_FILE
+
+    def saved_results(self) -> ExperimentResults:
+        """``WORK/results.json`` as written by an earlier process (empty results when there is none; one
+        of another version is set aside with a note, never merged)."""
+        if not self.results_file.is_file():
+            return ExperimentResults()
+        try:
+            return ExperimentResults.from_dict(load_json(self.results_file))
+        except ConfigError as exc:
+            self.log(f"note: {self.results_file}: {exc}; it will be replaced")
+            return ExperimentResults()
+
+    def load_results(self) -> ExperimentResults:
+        """Take what earlier processes recorded in the work dir into ``results`` (e.g. the phases of a
+        model stage a cached rerun reuses)."""
+        self.results = self.results.merged_over(self.saved_results(), self.phase_names())
+        return self.results
+
     def write_results(self) -> Path | None:
-        if not _is_main_process():
+        """``WORK/results.json``: these results merged over the saved ones, strict JSON (a NaN loss is
+        written as null)."""
+        if not is_main_process():
             return None
-        return atomic_write_json(self.work_dir / "results.json", self.results.to_dict())
+        self.load_results()
+        return atomic_write_json(self.results_file, json_strict(self.results.to_dict()))
 
     # ---- helpers --------------------------------------------------------------------------------
     @property
@@ -386,7 +421,7 @@ class Experiment(StudyStages):
         return self.work_dir / "heldout.json"
 
     @property
-    def _tokenizer_dir(self) -> Path:
+    def tokenizer_dir(self) -> Path:
         return Path(self.tokenizer_source) if self.tokenizer_source else self.work_dir / "tokenizer"
 
     def _tokenizer_spec(self) -> dict[str, Any]:
@@ -444,13 +479,15 @@ class Experiment(StudyStages):
         return self.dataset(phase["formats"])
 
     def _instruction_dataset(self, phase: dict[str, Any], data: dict[str, Any], folder: Path) -> Any:
-        source = Path(str(resolve_tasks_path(data["llava_json"], self.tasks_dir)))
+        source = Path(str(data["llava_json"]))
         if not source.is_file():
             raise ConfigError(f"phase {phase['name']}: data.llava_json {source} is not a file")
+        if not isinstance(self.builder, InstructionImporter):
+            raise ConfigError(f"phase {phase['name']}: data.llava_json needs a builder that imports instruction "
+                              f"files (import_instructions); builder {self.data['builder']['type']!r} does not")
         store = folder / "store"
-        if _is_main_process() and not (store / "manifest.json").exists():
-            registry.get("command", "data").main(["import", str(source), "--out", str(store)],
-                                                 prog_name="babyvlm data", standalone_mode=False)
+        if is_main_process() and not (store / "manifest.json").exists():
+            self.builder.import_instructions(source, store, log=self.log)
         blank = {"blank_images": True} if self.data.get("blank_images") else {}  # a blind twin's view
         return self.builder.dataset(store, **blank)
 
@@ -499,10 +536,6 @@ def _load_weights(model: Any, path: Path) -> None:
                           f"unexpected {list(unexpected)[:3]}); was it written for another model config?")
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _check_config(cfg: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``data`` section (specs normalised) and the phases, checked before any work starts."""
     for section in ("data", "model"):
@@ -533,7 +566,8 @@ def check_config(config: str | os.PathLike | Mapping[str, Any]) -> None:
 def _check_keys_and_specs(cfg: Any, data: dict[str, Any]) -> None:
     """Every section and key known (a typo names its closest known key); component specs' options taken
     by their components; the study sections' values of the right type."""
-    refuse_unknown([key for key in cfg if not str(key).startswith("_")], SECTIONS, "config", "section")
+    owned = registry.names("config_section")  # sections a plugin checks (e.g. the run pipeline's)
+    refuse_unknown([key for key in cfg if not str(key).startswith("_")], [*SECTIONS, *owned], "config", "section")
     refuse_unknown(data, DATA_KEYS, "data")
     for key in ("root", "store"):
         if data.get(key) is not None and not isinstance(data[key], str | os.PathLike):
@@ -552,7 +586,9 @@ def _check_keys_and_specs(cfg: Any, data: dict[str, Any]) -> None:
     if isinstance(model, dict):
         model = {key: value for key, value in model.items() if key != "kernels"}  # build_model's, not the model's
     check_spec_options("model", model, "model")
-    check_study_sections(cfg)
+    for name in owned:
+        if cfg.get(name) is not None:
+            registry.get("config_section", name)(cfg.get(name))
 
 
 def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
@@ -570,7 +606,7 @@ def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
     phase["trainer"] = spec_dict(phase["trainer"], f"{where}.trainer")
     check_spec_options("trainer", phase["trainer"], f"{where}.trainer")
     phase.setdefault("stage", phase["name"])
-    phase.setdefault("data", "transcripts" if phase["stage"] == "0-language" else "store")
+    phase.setdefault("data", "transcripts" if phase["stage"] == LANGUAGE_STAGE else "store")
     phase.setdefault("init", "previous")
     data = phase["data"]
     if isinstance(data, dict):

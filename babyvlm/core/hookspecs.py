@@ -102,5 +102,24 @@ def register_annotators(register):
 
 
 @hookspec
+def register_corpus_writers(register):
+    """Corpus writers: ``cls(**options).write(out, overwrite=False, log=None)`` writes a corpus folder a
+    source reads (e.g. a synthetic corpus in a real dataset's format) and returns its path."""
+
+
+@hookspec
+def register_task_builders(register):
+    """Task-set builders: ``cls(**options).build(TaskBuildRequest, log)`` writes one domain's evaluation
+    item files (and optional training instructions) under ``request.out/<domain>/``."""
+
+
+@hookspec
+def register_config_sections(register):
+    """Top-level config sections owned by a plugin (e.g. the run pipeline's ``evaluation``):
+    ``register(name, check)``; ``check(section, cfg)`` refuses a bad section before anything runs, and
+    an ``Experiment`` accepts the section without reading it."""
+
+
+@hookspec
 def register_commands(register):
     """``babyvlm`` CLI subcommands: ``register(name, click_command)``."""

@@ -17,6 +17,7 @@ import ctypes
 import errno
 import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -27,7 +28,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -512,3 +513,15 @@ def link_problem(path: str | os.PathLike, root: str | os.PathLike,
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return "not_regular_file", f"not a regular file ({file_kind(mode)}); refused"
     return None
+
+
+def json_strict(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as ``None``: what strict JSON can hold (a loss
+    that diverged is recorded as missing, not as a ``NaN`` that other JSON readers refuse)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: json_strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_strict(item) for item in value]
+    return value

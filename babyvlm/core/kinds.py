@@ -18,5 +18,8 @@ KINDS: dict[str, str] = {
     "evaluator": "register_evaluators",
     "reporter": "register_reporters",
     "annotator": "register_annotators",
+    "corpus_writer": "register_corpus_writers",
+    "task_builder": "register_task_builders",
+    "config_section": "register_config_sections",
     "command": "register_commands",
 }

@@ -91,6 +91,41 @@ class TaskItem:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TaskBuildRequest:
+    """One domain's evaluation task sets to build (``contracts.TaskBuilder``).
+
+    ``source`` is a source spec (``dict(type=NAME, **options)``) read under ``root``; the item files go
+    to ``out/<domain>/``. ``domain_splits`` is the domain's split scheme (an in-domain corpus: train, val
+    and test by session; an out-of-domain one: test only), ``splits`` the ones to write now (default all
+    of the scheme). ``tasks`` empty means every registered task built for the domain. ``instructions``
+    asks for the default training-instruction file of the train split as well.
+    """
+
+    source: dict[str, Any]
+    root: str
+    out: str
+    domain: str
+    domain_splits: tuple[str, ...] = ("train", "val", "test")
+    splits: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    seed: int = 0
+    max_items: int | None = None
+    task_options: dict[str, Any] = field(default_factory=dict)
+    split_fractions: dict[str, float] = field(default_factory=dict)
+    instructions: bool = False
+
+
+@dataclass
+class TaskBuildResult:
+    """What a task builder wrote: the domain's folder, the split of every recording it assigned, and the
+    instruction files (if any)."""
+
+    folder: Path
+    split_of: dict[str, str] = field(default_factory=dict)
+    instructions: list[Path] = field(default_factory=list)
+
+
 RequestKind = Literal["generate", "choice", "multi_round"]
 
 

@@ -1,6 +1,6 @@
 """``babyvlm demo``: the main job on the embedded default, end to end — ``babyvlm run demo`` under its
 historical name: synthetic SAYCam- and Ego4D-format corpora -> pretraining store -> every training
-phase -> DevCV tasks -> the blind twin -> evaluation -> report (see ``babyvlm/core/study.py``).
+phase -> DevCV tasks -> the blind twin -> evaluation -> report (see ``babyvlm/plugins/run_command/pipeline.py``).
 
 Also here: ``heldout.py``, the held-out pretraining loss with the true images and with images swapped
 between samples (``evaluate_heldout(experiment)``), a quick check of whether a model uses what it sees on

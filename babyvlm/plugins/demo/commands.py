@@ -1,5 +1,5 @@
 """The ``babyvlm demo`` command: the main job on the embedded default — ``babyvlm run demo`` under its
-historical name (the same ``Experiment(config).run()``, the same options). The held-out pretraining
+historical name (the same ``RunPipeline(config, work_dir).run()``, the same options). The held-out pretraining
 loss check lives in ``heldout.py``."""
 
 from __future__ import annotations

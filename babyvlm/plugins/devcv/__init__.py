@@ -30,6 +30,11 @@ def register_tasks(register):
 
 
 @hookimpl
+def register_task_builders(register):
+    register("devcv", "babyvlm.plugins.devcv.builder:DevCVTaskBuilder")
+
+
+@hookimpl
 def register_commands(register):
     register("tasks", "babyvlm.plugins.devcv.commands:tasks_group",
              short_help="DevCV tasks: list, build, check, show, instructions, export.")

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from babyvlm import registry
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import WriterLock, atomic_write_text, load_json
 from babyvlm.core.records import Recording, SkipReport
-from babyvlm.plugins.devcv import TASKS
 from babyvlm.plugins.devcv.annotations import read_recording_annotations
 from babyvlm.plugins.devcv.itemio import dumps
 
@@ -42,6 +42,10 @@ class BuildRequest:
     source_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
     split_fractions: dict[str, float] = field(default_factory=dict)  # val/test shares of the sessions
+    domain_splits: Sequence[str] = ()  # the domain's split scheme; () = DOMAINS' (test only for a new domain)
+
+    def scheme(self) -> tuple[str, ...]:
+        return tuple(self.domain_splits) or DOMAINS.get(self.domain, ("test",))
 
 
 def session_of(recording: Recording) -> str:
@@ -55,10 +59,11 @@ def session_of(recording: Recording) -> str:
 
 
 def assign_splits(recordings: Sequence[Recording], domain: str, seed: int,
-                  fractions: Mapping[str, float] | None = None) -> dict[str, str]:
+                  fractions: Mapping[str, float] | None = None, scheme: Sequence[str] | None = None) -> dict[str, str]:
     """Recording id -> split: whole sessions only (every recording of a session on one side), seeded;
-    ``fractions`` of the sessions go to val and test (default ``SPLIT_FRACTIONS``); out-of-domain is all test."""
-    splits = DOMAINS[domain]
+    ``fractions`` of the sessions go to val and test (default ``SPLIT_FRACTIONS``); a test-only ``scheme``
+    (out-of-domain; default ``DOMAINS[domain]``) puts everything in test."""
+    splits = tuple(scheme or DOMAINS[domain])
     annotated = sorted((r for r in recordings if r.annotations_path is not None), key=lambda r: r.recording_id)
     sessions: dict[str, list[str]] = {}
     for recording in annotated:
@@ -89,13 +94,15 @@ def assign_splits(recordings: Sequence[Recording], domain: str, seed: int,
 def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> dict[str, Any]:
     import babyvlm
 
-    if request.domain not in DOMAINS:
-        raise ConfigError(f"--domain must be one of {sorted(DOMAINS)}, got {request.domain!r}")
-    splits = list(request.splits) or list(DOMAINS[request.domain])
-    unknown = set(splits) - set(DOMAINS[request.domain])
+    scheme = request.scheme()
+    if scheme not in DOMAINS.values():
+        raise ConfigError(f"domain {request.domain!r}: split scheme must be one of {sorted(set(DOMAINS.values()))}, "
+                          f"got {list(scheme)}")
+    splits = list(request.splits) or list(scheme)
+    unknown = set(splits) - set(scheme)
     if unknown:
-        raise ConfigError(f"domain {request.domain!r} has splits {list(DOMAINS[request.domain])}, not {sorted(unknown)}")
-    names = list(request.tasks) or list(TASKS)
+        raise ConfigError(f"domain {request.domain!r} has splits {list(scheme)}, not {sorted(unknown)}")
+    names = list(request.tasks) or registry.names("task")  # the registry is the only task list
     tasks = {name: babyvlm.build("task", dict(type=name, **request.task_options)) for name in names}
     folder = Path(request.out) / request.domain
     with WriterLock(folder, "building DevCV tasks"):
@@ -112,7 +119,7 @@ def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> di
             if recordings is None:
                 recordings = _recordings(request, log)
                 manifest["split_of"] = assign_splits(recordings, request.domain, request.seed,
-                                                     request.split_fractions)
+                                                     request.split_fractions, scheme)
                 manifest["annotations"] = annotation_counts(recordings, log)
             started = time.perf_counter()
             subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}

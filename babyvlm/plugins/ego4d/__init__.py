@@ -13,4 +13,4 @@ __getattr__ = lazy_exports(__name__, {"Ego4DSource": "source"})
 
 @hookimpl
 def register_sources(register):
-    register("ego4d", "babyvlm.plugins.ego4d.source:Ego4DSource")
+    register("ego4d", "babyvlm.plugins.ego4d.source:Ego4DSource", domain="ego4d")

@@ -32,6 +32,7 @@ from typing import Any
 
 from babyvlm import registry
 from babyvlm.core.clusters import cluster_items
+from babyvlm.core.constants import EVALUATION_MODES
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
 from babyvlm.core.records import Prediction, Request, SkipReport, TaskItem
@@ -41,7 +42,7 @@ from babyvlm.plugins.evaluation.distributed import Processes
 from babyvlm.plugins.evaluation.metrics import bootstrap, overall
 from babyvlm.plugins.evaluation.progress import ProgressLog
 
-MODES = ("generate", "loglikelihood")
+MODES = EVALUATION_MODES
 ADAPTER_CALLS = {"generate": "generate_until", "choice": "loglikelihood", "multi_round": "generate_until_multi_round"}
 Log = Callable[[str], None]
 

@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from babyvlm import registry
+from babyvlm.core.constants import EVALUATION_MODES
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes, atomic_write_text
 from babyvlm.core.records import Request, TaskItem
 
 OUTPUT_TYPES = {"generate": "generate_until", "choice": "multiple_choice", "multi_round": "generate_until_multi_round"}
-EXPORT_MODES = ("generate", "loglikelihood")
+EXPORT_MODES = EVALUATION_MODES
 EXPORT_SCHEMA = 2  # 1: one doc per request (before whole-item docs); refused by this bridge
 UTILS_TEMPLATE = Path(__file__).with_name("lmms_utils.py")
 

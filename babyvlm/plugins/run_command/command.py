@@ -28,16 +28,16 @@ def run_command(config: str, work_dir: Path, overrides: tuple[str, ...], force: 
     the baselines on both domains -> report.md / report.html. Rerunning with nothing changed reuses
     every stage; changing one reruns it and what depends on it.
     """
-    from babyvlm.core.experiment import Experiment
+    from babyvlm.plugins.run_command.pipeline import RunPipeline
 
     cfg = load_config(config)
     apply_overrides(cfg, overrides, "--set")
-    experiment = Experiment(cfg, work_dir, log=click.echo)  # checks the config before anything is written
-    outcome = experiment.run(force=set(force))
+    pipeline = RunPipeline(cfg, work_dir, log=click.echo)  # checks the config before anything is written
+    outcome = pipeline.run(force=force)
     click.echo(click.style("\n== summary ==", bold=True))
     summary = Path(work_dir) / "report.md"
     if summary.is_file():
         text = summary.read_text(encoding="utf-8")
         click.echo(text.split("\n## ", 2)[1] if "\n## " in text else text)
-    click.echo(json.dumps({"seconds": outcome["seconds"], "ran": outcome["ran"], "cached": outcome["cached"]}))
+    click.echo(json.dumps(outcome.summary()))
     click.echo(f"report: {summary}; resolved config: {Path(work_dir) / 'config.py'}")

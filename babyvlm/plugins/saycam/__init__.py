@@ -13,4 +13,4 @@ __getattr__ = lazy_exports(__name__, {"SaycamSource": "source"})
 
 @hookimpl
 def register_sources(register):
-    register("saycam", "babyvlm.plugins.saycam.source:SaycamSource")
+    register("saycam", "babyvlm.plugins.saycam.source:SaycamSource", domain="saycam")

@@ -31,16 +31,12 @@ POINT_FILE = "point.json"
 
 
 def run_experiment(config: Any, work_dir: Path) -> Mapping[str, Any]:
-    """The default ``run_point``: the whole pipeline of ``babyvlm.Experiment``, its results with what its
-    report reads (``report_inputs()``: the evaluation folders per domain and role, the phases)."""
-    from babyvlm.core.experiment import Experiment
+    """The default ``run_point``: the whole run (``RunPipeline``), its experiment's results with what its
+    report reads (the evaluation folders per domain and role, the phases)."""
+    from babyvlm.plugins.run_command.pipeline import RunPipeline
 
-    experiment = Experiment(config, work_dir)
-    results = dict(experiment.run())
-    report_inputs = getattr(experiment, "report_inputs", None)  # present once a study has evaluated
-    if callable(report_inputs):
-        results.update(report_inputs())
-    return results
+    outcome = RunPipeline(config, work_dir).run()
+    return {**outcome.results.to_dict(), **outcome.report_inputs}
 
 
 def _check_experiment_config(config: Any) -> None:

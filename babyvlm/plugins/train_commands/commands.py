@@ -13,6 +13,7 @@ import click
 from babyvlm.core.compose import apply_overrides, build, load_config
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment
+from babyvlm.plugins.run_command.pipeline import training_experiment
 from babyvlm.plugins.simple_trainer.shared import Resume
 
 
@@ -35,7 +36,7 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
     cfg = load_config(config)
     apply_overrides(cfg, overrides, "--set")
     work_dir = work_dir or Path("runs") / Path(config).stem
-    experiment = Experiment(cfg, work_dir, log=_rank_log())
+    experiment = training_experiment(cfg, work_dir, log=_rank_log())  # a run config's {tasks} resolved
     phases = experiment.select_phases(phase)  # an unknown phase fails before any work
     for selected in phases:  # so do unregistered trainers and bad trainer options (e.g. a GPU without one)
         build("trainer", selected["trainer"])
