@@ -19,8 +19,8 @@ TINY = [
 ]
 
 
-def run(work: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "babyvlm", "run", "demo", "--work-dir", str(work)]
+def run(work: Path, *extra: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "babyvlm", "run", "demo", "--work-dir", str(work), *flags]
     for pair in [*TINY, *extra]:
         args += ["--set", pair]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -49,6 +49,12 @@ def test_the_study_runs_end_to_end_then_reuses_its_cache(tmp_path):
     again = outcome(run(work))
     assert again["ran"] == [] and again["cached"] == first["ran"]
     assert again["seconds"] < 60
+    results = json.loads((work / "results.json").read_text())  # a cached rerun keeps the training record
+    assert [p["name"] for p in results["phases"]][:1] == ["0-language"] and len(results["phases"]) == 6
+
+    forced = outcome(run(work, flags=("--force", "report")))
+    assert forced["ran"] == ["report"]
+    assert "| 0-language |" in (work / "report.md").read_text()  # the training section is still there
 
     changed = outcome(run(work, 'evaluation.baselines=["random"]'))
     assert changed["ran"] == ["evaluation", "report"]  # nothing upstream of the evaluation reruns

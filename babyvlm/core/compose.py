@@ -120,7 +120,7 @@ def _resolve_folder_path(model: dict[str, Any], dotted: Any, directory: Path, me
     node[parts[-1]] = str(path_inside(directory, node[parts[-1]], where))
 
 
-def apply_overrides(cfg: Config, pairs: Iterable[str], flag: str = "--set") -> Config:
+def apply_overrides(cfg: Config, pairs: Iterable[str], flag: str = "override") -> Config:
     """Apply ``KEY=VALUE`` overrides (dotted keys, list indices, JSON values) to ``cfg`` in place.
 
     A key whose parent does not exist is refused rather than silently added (``language_model.x``

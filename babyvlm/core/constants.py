@@ -13,5 +13,8 @@ SPECIAL_IDS: dict[str, int] = dict(pad_id=PAD_ID, unk_id=UNK_ID, sos_id=SOS_ID, 
 # SAYCam ages are written months + days (``2412`` = 24 months 12 days); a month is the mean Gregorian one.
 DAYS_PER_MONTH = 365.25 / 12  # 30.4375
 
+# The training stage in which the language model learns alone (on transcripts by default)
+LANGUAGE_STAGE = "0-language"
+
 # How a task's requests are answered: free text (``generate``) or by scoring the choices (``loglikelihood``)
 EVALUATION_MODES: tuple[str, ...] = ("generate", "loglikelihood")

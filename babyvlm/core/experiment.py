@@ -76,6 +76,7 @@ from babyvlm.core.compose import (
     load_config,
     write_resolved_config,
 )
+from babyvlm.core.constants import LANGUAGE_STAGE
 from babyvlm.core.contracts import InstructionImporter
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_strict, load_json
@@ -89,7 +90,6 @@ PHASE_WEIGHTS = "weights.safetensors"
 STORE_DATA = ("store", "transcripts")
 SECTIONS = ("data", "tokenizer", "model", "phases", "seed")
 RESULTS_FILE = "results.json"
-LANGUAGE_STAGE = "0-language"  # the stage that trains the language model alone, on transcripts by default
 DATA_KEYS = ("source", "root", "builder", "heldout_recordings", "heldout_splits", "store", "blank_images",
              "max_age_months")
 PHASE_KEYS = ("name", "trainer", "stage", "data", "init", "formats", "template")

@@ -129,7 +129,7 @@ def path_inside(root: str | os.PathLike, relative: str, where: str) -> Path:
     return resolved
 
 
-def parse_key_values(pairs: Iterable[str], flag: str = "--set") -> dict[str, Any]:
+def parse_key_values(pairs: Iterable[str], flag: str = "override") -> dict[str, Any]:
     """``KEY=VALUE`` pairs -> dict. A value is read as JSON (numbers, true/false/null, lists, quoted
     strings) and otherwise kept as the literal string, so ``a=1`` is an int and ``a=human`` a str."""
     options: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from babyvlm.core.constants import LANGUAGE_STAGE
 from babyvlm.core.errors import ConfigError
 
 if TYPE_CHECKING:  # importing the stage table needs no torch
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # importing the stage table needs no torch
 
 PARTS: tuple[str, ...] = ("encoder", "connector", "language_model")
 STAGES: dict[str, tuple[str, ...]] = {
-    "0-language": ("language_model",),
+    LANGUAGE_STAGE: ("language_model",),
     "0-vision": ("encoder",),
     "1-alignment": ("connector",),
     "2-joint": ("connector", "language_model"),

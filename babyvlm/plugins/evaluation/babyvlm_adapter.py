@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 
+from babyvlm.core.compose import CHECKPOINT_META_NAME
 from babyvlm.core.errors import ConfigError, ModelInputError
 from babyvlm.core.records import Request
 from babyvlm.plugins.evaluation.scoring import check_image_count, encode_choice, score_full, score_shared
 
-CHECKPOINT_MARKER = "babyvlm.json"
+CHECKPOINT_MARKER = CHECKPOINT_META_NAME
 SCORING_MODES = ("shared", "full")
 
 
@@ -66,7 +67,7 @@ class BabyVLMAdapter:
 
             overrides = {"template": template} if template else {}
             model = BabyLLaVA.from_pretrained(self.path, **overrides)
-            self._weights_hash = hash_files(self.path, ["babyvlm.json", "model.safetensors", "tokenizer.json"])
+            self._weights_hash = hash_files(self.path, [CHECKPOINT_MARKER, "model.safetensors", "tokenizer.json"])
         else:
             self.path = None
             if template:

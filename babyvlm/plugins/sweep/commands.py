@@ -85,7 +85,7 @@ def age_command(config: str, work_dir: Path | None, reporter: str, overrides: tu
     recordings of children up to that age. The table's 'age filter' column checks the training store's
     age months against it.
     """
-    cfg = apply_overrides(load_config(config), overrides)
+    cfg = apply_overrides(load_config(config), overrides, "--set")
     sweep = run_sweep(cfg, _work_dir(config, work_dir, "age"), age_points(ages, key), kind="age",
                       run_point=load_run_point(run_point), reporter=reporter, log=click.echo)
     _finish(sweep, _work_dir(config, work_dir, "age"))
@@ -103,7 +103,7 @@ def grid_command(config: str, work_dir: Path | None, reporter: str, overrides: t
     e.g. --grid data.source.transcripts=human,asr
          --grid 'phases.0.formats=["image"],["image","video","interleaved"]'
     """
-    cfg = apply_overrides(load_config(config), overrides)
+    cfg = apply_overrides(load_config(config), overrides, "--set")
     sweep = run_sweep(cfg, _work_dir(config, work_dir, "grid"), grid_points(parse_grid(grid)), kind="grid",
                       run_point=load_run_point(run_point), reporter=reporter, log=click.echo)
     _finish(sweep, _work_dir(config, work_dir, "grid"))
