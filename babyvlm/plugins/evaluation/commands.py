@@ -11,7 +11,6 @@ the processes and only rank 0 prints and writes the merged results.
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import click
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import parse_key_values
+from babyvlm.core.ranks import is_main_process
 from babyvlm.core.validate import check_number
 
 
@@ -99,7 +99,7 @@ def eval_command(model: str, adapter: str | None, tasks: str, data_dir: Path, ou
         check_number("--model-opt", name, options[name], whole=True, low=low)
     built = resolve_adapter(model, options, adapter)
     evaluator = registry.build("evaluator", dict(type="devcv", flush_every=flush_every))
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = is_main_process()
     summary = evaluator.evaluate(built, tasks, data_dir, out_dir, mode=mode, split=split,
                                  domains=list(domains) or None, limit=limit, seed=seed, with_blind=with_blind,
                                  compare_human=compare_human, log=click.echo if main else _quiet,

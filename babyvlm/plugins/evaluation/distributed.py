@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from babyvlm.core.ranks import process_rank
+
 T = TypeVar("T")
 
 
@@ -20,7 +22,7 @@ class Processes:
 
     def __init__(self) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
+        self.rank = process_rank()
         self.started_group = False
         if self.world > 1:
             import torch.distributed as dist

@@ -13,6 +13,7 @@ import click
 from babyvlm.core.compose import apply_overrides, build, load_config
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment
+from babyvlm.core.ranks import is_main_process
 from babyvlm.plugins.run_command.pipeline import training_experiment
 from babyvlm.plugins.simple_trainer.shared import Resume
 
@@ -111,5 +112,4 @@ class _process_group:
 
 
 def _rank_log():
-    rank = int(os.environ.get("RANK", "0"))
-    return click.echo if rank == 0 else (lambda line: None)
+    return click.echo if is_main_process() else (lambda line: None)
