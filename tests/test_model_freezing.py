@@ -130,10 +130,21 @@ def test_bundled_model_components_pass_their_contracts():
 
 
 def test_a_component_missing_a_contract_member_is_refused_by_name():
-    class Projection(torch.nn.Module):  # forgot output_tokens
+    class Encoder(torch.nn.Module):  # forgot preprocess, hidden_size, image_size, num_tokens
+        def forward(self, images):
+            return images
+
+    with pytest.raises(ConfigError, match=r"encoder Encoder does not implement the encoder contract "
+                                          r"\(babyvlm.core.contracts\): missing hidden_size"):
+        tiny(encoder=Encoder())
+
+
+def test_a_connector_without_output_tokens_keeps_its_token_count_with_one_note():
+    class Projection(torch.nn.Module):  # written against the docs from before output_tokens
         def forward(self, features):
             return features
 
-    with pytest.raises(ConfigError, match=r"connector Projection does not implement the connector contract "
-                                          r"\(babyvlm.core.contracts\): missing output_tokens"):
-        tiny(connector=Projection())
+    with pytest.warns(UserWarning, match="connector Projection has no output_tokens") as caught:
+        first, second = tiny(connector=Projection()), tiny(connector=Projection())
+    assert first.tokens_per_image == second.tokens_per_image == first.encoder.num_tokens
+    assert sum("Projection" in str(w.message) for w in caught) == 1  # one note, not one per model

@@ -10,6 +10,7 @@ described where they are used, not here.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -103,10 +104,33 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Connector(Protocol):
-    """Encoder features ``[B, T_in, d_enc]`` -> language-model tokens ``[B, T_out, d_lm]``."""
+    """Encoder features ``[B, T_in, d_enc]`` -> language-model tokens ``[B, T_out, d_lm]``. Optional:
+    ``output_tokens`` (``TokenCounting``), without which a connector keeps the encoder's token count."""
 
-    def output_tokens(self, input_tokens: int) -> int: ...  # T_out for T_in (a resampler may shrink it)
     def __call__(self, features: Any) -> Any: ...
+
+
+@runtime_checkable
+class TokenCounting(Protocol):
+    """Optional for a connector: ``T_out`` for ``T_in`` (a resampler may shrink it)."""
+
+    def output_tokens(self, input_tokens: int) -> int: ...
+
+
+_NOTED_IDENTITY: set[str] = set()
+
+
+def connector_output_tokens(connector: Any, input_tokens: int) -> int:
+    """Language-model tokens a connector emits per image: its ``output_tokens``, else ``input_tokens``
+    (a connector written before ``output_tokens`` existed maps each token to one), said once per class."""
+    if isinstance(connector, TokenCounting):
+        return connector.output_tokens(input_tokens)
+    name = type(connector).__name__
+    if name not in _NOTED_IDENTITY:
+        _NOTED_IDENTITY.add(name)
+        warnings.warn(f"connector {name} has no output_tokens(input_tokens); assuming it keeps the encoder's "
+                      f"{input_tokens} tokens per image", stacklevel=2)
+    return input_tokens
 
 
 @runtime_checkable

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from babyvlm import registry
 from babyvlm.core.constants import IGNORE_INDEX, SPECIAL_IDS
-from babyvlm.core.contracts import missing_members
+from babyvlm.core.contracts import connector_output_tokens, missing_members
 from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
 from babyvlm.core.specs import is_spec, spec_dict
 from babyvlm.plugins.babyllava import freezing
@@ -124,10 +124,10 @@ class BabyLLaVA(torch.nn.Module):
     @property
     def tokens_per_image(self) -> int:
         """Language-model positions each ``<image>`` becomes: the connector's output for the encoder's tokens."""
-        return int(self.connector.output_tokens(int(self.encoder.num_tokens)))
+        return int(connector_output_tokens(self.connector, int(self.encoder.num_tokens)))
 
     def _check_tokens_per_image(self) -> None:
-        tokens = self.connector.output_tokens(int(self.encoder.num_tokens))
+        tokens = connector_output_tokens(self.connector, int(self.encoder.num_tokens))
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
             raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__}.output_tokens"
                               f"({int(self.encoder.num_tokens)}) must be a positive integer, got {tokens!r}")

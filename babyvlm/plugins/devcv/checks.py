@@ -81,7 +81,6 @@ def run_checks(folder: str | Path, tasks: Sequence[str] = (), rebuild: bool = Tr
 
 def load_context(root: Path, names: Sequence[str], rebuild: bool) -> CheckContext:
     import babyvlm
-    from babyvlm.plugins.devcv import TASKS
     from babyvlm.plugins.devcv.runner import DOMAINS
 
     context = CheckContext(root=root, rebuild=rebuild)
@@ -89,7 +88,7 @@ def load_context(root: Path, names: Sequence[str], rebuild: bool) -> CheckContex
     for folder in folders:
         domain = folder.name if folder.name in DOMAINS else "released"
         context.folders[domain] = folder
-        for name in names or TASKS:
+        for name in names or babyvlm.registry.names("task"):  # the registry is the only task list
             task = context.tasks.setdefault(name, babyvlm.build("task", name))
             for split in ("train", "val", "test"):
                 if task.item_path(folder, split).is_file():

@@ -21,11 +21,10 @@ def write_instructions(folder: str | Path, tasks: Sequence[str] = (), split: str
                        include_held_out: bool = False, seed: int = 0,
                        log: Callable[[str], None] = print) -> list[Path]:
     import babyvlm
-    from babyvlm.plugins.devcv import TASKS
 
     folder = Path(folder)
     chosen = {}
-    for name in tasks or TASKS:
+    for name in tasks or babyvlm.registry.names("task"):  # the registry is the only task list
         task = babyvlm.build("task", name)
         if task.held_out and not include_held_out and not tasks:
             continue
