@@ -19,7 +19,7 @@ from test_eval_fixtures import register_fakes, tiny_checkpoint, write_domain
 from babyvlm import registry
 from babyvlm.core.errors import BabyVLMError, DataError
 from babyvlm.core.io import WriterLock
-from babyvlm.plugins.evaluation.metrics import LEADERBOARD_ENTRIES, overall
+from babyvlm.plugins.evaluation.metrics import leaderboard_entries, overall
 
 FAKES = ["fake_letters", "fake_pairs", "fake_rounds"]
 RUNNER = Path(__file__).with_name("test_eval_fixtures.py")
@@ -84,15 +84,15 @@ def test_results_and_samples_files_have_lmms_eval_shape(data, tmp_path):
     lines = samples(tmp_path / "out", "fake_letters")
     assert [line["doc_id"] for line in lines] == list(range(12))
     assert {"item_id", "target", "response", "parsed", "correct", "filtered_resps"} <= set(lines[0])
-    assert summary["domains"]["saycam"]["overall"]["missing"] == list(LEADERBOARD_ENTRIES)  # fakes are not entries
+    assert summary["domains"]["saycam"]["overall"]["missing"] == list(leaderboard_entries())  # fakes are not entries
     assert (tmp_path / "out" / f"{summary['date']}_summary.json").is_file()
 
 
 def test_overall_is_the_mean_of_the_eleven_primaries_with_missing_as_zero():
-    scores = dict.fromkeys(LEADERBOARD_ENTRIES[:5], 0.5) | {"baby_subitize": 1.0, "fake": 1.0}
+    scores = dict.fromkeys(leaderboard_entries()[:5], 0.5) | {"baby_subitize": 1.0, "fake": 1.0}
     result = overall(scores)
     assert result["score"] == pytest.approx(5 * 0.5 / 11)
-    assert result["entries"] == 5 and result["missing"] == list(LEADERBOARD_ENTRIES[5:])
+    assert result["entries"] == 5 and result["missing"] == list(leaderboard_entries()[5:])
 
 
 def test_ties_are_broken_by_a_seeded_draw_and_counted(data, tmp_path):

@@ -12,10 +12,11 @@ from PIL import Image
 
 import babyvlm.plugins.report as report_plugin
 from babyvlm.core.errors import DataError
-from babyvlm.plugins.report.scores import LEADERBOARD_PRIMARY
+from babyvlm.plugins.report.scores import leaderboard_primary
 
 Z = 1.959964
 ROLES = ("model", "blind", "random", "oracle", "human")
+LEADERBOARD_PRIMARY = leaderboard_primary()  # the tasks' own facts
 
 
 @pytest.fixture
@@ -230,3 +231,26 @@ def test_text_is_escaped_and_results_must_be_a_mapping(reporter, tmp_path):
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     with pytest.raises(DataError, match="reporter 'markdown': results must be a mapping, got list"):
         reporter.write([1], tmp_path)
+
+
+def test_the_leaderboard_facts_are_the_tasks_own(fresh_registry):
+    """The 11 DevCV entries, in the leaderboard's order, with the published primary metrics and chance
+    levels -- read from the task classes, so a task plugin joins the leaderboard by its attributes."""
+    from babyvlm import hookimpl, registry
+    from babyvlm.plugins.devcv.count import ObjectCounting
+    from babyvlm.plugins.report.scores import published_chance
+
+    assert list(LEADERBOARD_PRIMARY) == [
+        "baby_pv", "baby_winoground", "baby_localize", "baby_leftright", "baby_spatialdetails", "baby_vdr_binary",
+        "baby_vdr_open", "baby_compare_real", "baby_compare_synthetic", "baby_count", "baby_memory"]
+    assert LEADERBOARD_PRIMARY["baby_winoground"] == "group_score"
+    assert LEADERBOARD_PRIMARY["baby_memory"] == "acc_testing_adjusted"
+    assert published_chance()["baby_count"] == 0.08 and "baby_subitize" not in published_chance()
+
+    class TwelfthEntry(ObjectCounting):
+        name, short = "zz_count_twelfth", "zz_count_twelfth"
+        leaderboard_position, published_chance = 12, 0.1
+
+    registry.register_plugin(type("Plugin", (), {"register_tasks": staticmethod(hookimpl(
+        lambda register: register("zz_count_twelfth", TwelfthEntry)))})(), "twelfth")
+    assert list(leaderboard_primary())[-1] == "zz_count_twelfth" and published_chance()["zz_count_twelfth"] == 0.1

@@ -231,6 +231,17 @@ class Task(Protocol):
 
 
 @runtime_checkable
+class LeaderboardTask(Protocol):
+    """Optional for a task: its facts on a published leaderboard. ``leaderboard_position`` is its place
+    among the scored entries (``None``: reported, not part of the overall); ``published_chance`` the
+    leaderboard's chance level for the released answer space (``None``: none published). A task
+    without them is reported but not on the leaderboard."""
+
+    leaderboard_position: int | None
+    published_chance: float | None
+
+
+@runtime_checkable
 class EvalAdapter(Protocol):
     """A model as the evaluation engine sees it (the lmms-eval contract, on ``Request`` records).
 

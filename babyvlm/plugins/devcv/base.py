@@ -78,6 +78,8 @@ class DevCVTask:
     domains: tuple[str, ...] = ("saycam", "ego4d")
     builds_splits: tuple[str, ...] = SPLITS
     held_out: bool = False  # left out of instruction sets by default
+    leaderboard_position: int | None = None  # its place among the DevCV leaderboard's scored entries
+    published_chance: float | None = None  # the leaderboard's chance for the released answer space
     max_new_tokens: int = 16
     # which images the probes treat as the question's (None: all but the options) and as the options
     query_slots: tuple[int, ...] | None = None

@@ -25,6 +25,7 @@ PROMPT = "Which image has more {objs}? (A) <image> (B) <image>"
 
 class WhoHasMoreReal(LetterTask):
     name, short = "baby_compare_real", "compare_real"
+    leaderboard_position, published_chance = 8, 0.5  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "2 frames, an object word", "A/B"
     n_options = 2
     option_slots = (0, 1)

@@ -46,6 +46,7 @@ def pairs() -> list[tuple[int, int]]:
 
 class WhoHasMoreSynthetic(LetterTask):
     name, short = "baby_compare_synthetic", "compare_synthetic"
+    leaderboard_position, published_chance = 9, 0.5  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "2 rendered images, an object word", "A/B"
     n_options = 2
     option_slots = (0, 1)

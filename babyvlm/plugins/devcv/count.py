@@ -28,6 +28,7 @@ COUNT_SPACE = tuple(range(1, 13))
 
 class ObjectCounting(NumberTask):
     name, short = "baby_count", "count"
+    leaderboard_position, published_chance = 10, 0.08  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "1 image, an object word", "1-12"
     default_space = COUNT_SPACE
     min_pile = 3

@@ -24,6 +24,7 @@ ARRANGEMENTS = ("left", "right", "left mirrored", "right mirrored")
 
 class LeftRight(LetterTask):
     name, short = "baby_leftright", "leftright"
+    leaderboard_position, published_chance = 4, 1 / 3  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "query image + 3 option images", "A-C"
     n_options = 3
     query_slots, option_slots = (0,), (1, 2, 3)

@@ -21,6 +21,7 @@ QUADRANTS = ("top left", "top right", "bottom left", "bottom right")  # letters 
 
 class Localization(LetterTask):
     name, short = "baby_localize", "localize"
+    leaderboard_position, published_chance = 3, 0.25  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "1 image, an object word", "A-D (quadrant)"
     n_options = 4
     dead_zone = 0.06

@@ -40,6 +40,7 @@ ADJUSTED = "acc_testing_adjusted"
 
 class DelayedMemory(DevCVTask):
     name, short = "baby_memory", "memory"
+    leaderboard_position, published_chance = 11, 0.25  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     primary_metric = ADJUSTED
     metrics = (ADJUSTED, "acc_learning", "acc_testing_raw")
     inputs, answer_text = "15 rounds, 29 images", "A/B per round"

@@ -19,6 +19,7 @@ PROMPT = ("<image><image><image><image>\nTouch the image of '{word}' (A) the fir
 
 class PictureVocabulary(LetterTask):
     name, short = "baby_pv", "pv"
+    leaderboard_position, published_chance = 1, 0.25  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "4 images, a word", "A-D"
     n_options = 4
     option_slots = (0, 1, 2, 3)

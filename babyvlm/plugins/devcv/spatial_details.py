@@ -31,6 +31,7 @@ VARIANTS = ("original", "mirrored", "flipped", "turned")
 
 class SpatialDetails(LetterTask):
     name, short = "baby_spatialdetails", "spatialdetails"
+    leaderboard_position, published_chance = 5, 1 / 3  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     inputs, answer_text = "query crop + 3 option crops", "A-C"
     n_options = 3
     query_slots, option_slots = (0,), (1, 2, 3)

@@ -9,6 +9,7 @@ from babyvlm.plugins.devcv.tracks import LeavingTask
 
 class VDRBinary(LeavingTask):
     name, short = "baby_vdr_binary", "vdr_binary"
+    leaderboard_position, published_chance = 6, 0.5  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     answer_text = "left / right"
     directions = BINARY_DIRECTIONS
     question = ("Does the {obj} leave the frame through the right side of the frame or the left side of the "

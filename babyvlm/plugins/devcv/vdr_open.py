@@ -10,6 +10,7 @@ from babyvlm.plugins.devcv.tracks import LeavingTask
 
 class VDROpen(LeavingTask):
     name, short = "baby_vdr_open", "vdr_open"
+    leaderboard_position, published_chance = 7, 0.125  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     answer_text = "one of 8 directions"
     directions = DIRECTIONS
     question = ("Which part of the frame does the {obj} leave from? Answer with one of: top, bottom, left, right, "

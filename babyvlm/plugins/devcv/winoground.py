@@ -28,6 +28,7 @@ PAIRS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 class LookingWhileListening(DevCVTask):
     name, short = "baby_winoground", "winoground"
+    leaderboard_position, published_chance = 2, 1 / 6  # DevCV leaderboard (babyvlm-v2-facts.md §6)
     primary_metric = "group_score"
     metrics = ("group_score", "image_score", "text_score")
     inputs, answer_text = "2 images x 2 two-word phrases", "which phrase fits which image (log-likelihood)"

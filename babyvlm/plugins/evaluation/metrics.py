@@ -17,13 +17,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from babyvlm.core.contracts import LeaderboardTask
+from babyvlm.core.errors import BabyVLMError
 from babyvlm.core.records import Prediction, TaskItem
 
-# The 11 scored entries of the public DevCV leaderboard (babyvlm-v2-facts.md §6); ``baby_subitize`` is
-# reported but not part of the overall.
-LEADERBOARD_ENTRIES: tuple[str, ...] = (
-    "baby_pv", "baby_winoground", "baby_localize", "baby_leftright", "baby_spatialdetails", "baby_vdr_binary",
-    "baby_vdr_open", "baby_compare_real", "baby_compare_synthetic", "baby_count", "baby_memory")
+
+def leaderboard_tasks() -> dict[str, Any]:
+    """The registered tasks that are scored entries of the leaderboard (``contracts.LeaderboardTask``
+    with a ``leaderboard_position``), in its order: the tasks carry the facts, so a task plugin can
+    join the leaderboard (or a bundled one leave it) without a list here. A task that cannot be built
+    without options (or whose plugin is broken) is not an entry."""
+    from babyvlm import registry
+
+    placed = []
+    for name in registry.names("task"):
+        try:
+            task = registry.build("task", name)
+        except BabyVLMError:
+            continue
+        if isinstance(task, LeaderboardTask) and task.leaderboard_position is not None:
+            placed.append((task.leaderboard_position, name, task))
+    return {name: task for _, name, task in sorted(placed, key=lambda entry: entry[:2])}
+
+
+def leaderboard_entries() -> tuple[str, ...]:
+    """The leaderboard's scored entries (the 11 DevCV ones; ``baby_subitize`` is reported, not scored)."""
+    return tuple(leaderboard_tasks())
 
 
 def bootstrap(aggregate: Callable[[Sequence[TaskItem], Sequence[Prediction]], Mapping[str, float]],
@@ -74,9 +93,9 @@ def _is_number(value: Any) -> bool:
 
 def overall(primary_by_entry: Mapping[str, float | None]) -> dict[str, Any]:
     """The leaderboard overall (mean of the 11 primaries, missing = 0) and the mean of those present."""
-    present = {entry: float(v) for entry, v in primary_by_entry.items()
-               if entry in LEADERBOARD_ENTRIES and _is_number(v)}
-    missing = [entry for entry in LEADERBOARD_ENTRIES if entry not in present]
+    entries = leaderboard_entries()
+    present = {entry: float(v) for entry, v in primary_by_entry.items() if entry in entries and _is_number(v)}
+    missing = [entry for entry in entries if entry not in present]
     evaluated = [float(v) for v in primary_by_entry.values() if _is_number(v)]
-    return {"score": sum(present.values()) / len(LEADERBOARD_ENTRIES), "entries": len(present),
+    return {"score": sum(present.values()) / len(entries) if entries else 0.0, "entries": len(present),
             "missing": missing, "mean_evaluated": sum(evaluated) / len(evaluated) if evaluated else None}

@@ -21,27 +21,23 @@ from typing import Any
 from babyvlm.core.errors import DataError
 from babyvlm.core.io import load_json
 
-# The DevCV leaderboard's 11 scored entries, in its order, with each entry's primary metric.
-LEADERBOARD_PRIMARY: dict[str, str] = {
-    "baby_pv": "acc",
-    "baby_winoground": "group_score",
-    "baby_localize": "acc",
-    "baby_leftright": "acc",
-    "baby_spatialdetails": "acc",
-    "baby_vdr_binary": "acc_exact",
-    "baby_vdr_open": "acc_exact",
-    "baby_compare_real": "acc",
-    "baby_compare_synthetic": "acc",
-    "baby_count": "acc",
-    "baby_memory": "acc_testing_adjusted",
-}
-# Chance of each primary metric for the released answer spaces (babyvlm-v2-facts.md §6); a run's own
-# tasks (which may use other answer spaces) pass theirs in ``results["chance"]``, which wins.
-PUBLISHED_CHANCE: dict[str, float] = {
-    "baby_pv": 0.25, "baby_winoground": 1 / 6, "baby_localize": 0.25, "baby_leftright": 1 / 3,
-    "baby_spatialdetails": 1 / 3, "baby_vdr_binary": 0.5, "baby_vdr_open": 0.125, "baby_compare_real": 0.5,
-    "baby_compare_synthetic": 0.5, "baby_count": 0.08, "baby_memory": 0.25,
-}
+
+def leaderboard_primary() -> dict[str, str]:
+    """The leaderboard's scored entries, in its order, with each entry's primary metric (the tasks'
+    own facts: ``evaluation.metrics.leaderboard_tasks``)."""
+    from babyvlm.plugins.evaluation.metrics import leaderboard_tasks
+
+    return {name: task.primary_metric for name, task in leaderboard_tasks().items()}
+
+
+def published_chance() -> dict[str, float]:
+    """Chance of each entry's primary metric for the released answer spaces, as the tasks state it; a
+    run's own tasks (which may use other answer spaces) pass theirs in ``results["chance"]``, which wins."""
+    from babyvlm.plugins.evaluation.metrics import leaderboard_tasks
+
+    return {name: float(task.published_chance) for name, task in leaderboard_tasks().items()
+            if task.published_chance is not None}
+
 ROLE_ORDER = ("model", "blind", "random", "oracle", "human")
 DOMAIN_LABELS = {"in_domain": "in-domain", "out_of_domain": "out-of-domain", "saycam": "in-domain (SAYCam)",
                  "ego4d": "out-of-domain (Ego4D)"}
@@ -97,7 +93,7 @@ class Scoreboard:
     primary: dict[str, str]
     chance: dict[str, float | None]
     chance_source: dict[str, str]
-    leaderboard: tuple[str, ...] = tuple(LEADERBOARD_PRIMARY)
+    leaderboard: tuple[str, ...] = field(default_factory=lambda: tuple(leaderboard_primary()))
 
     def overall(self, domain: DomainBoard, role: str) -> Score:
         """Mean of the leaderboard entries' primary metrics (a missing entry counts 0)."""
@@ -279,7 +275,8 @@ def build_scoreboard(evaluations: Mapping[str, Any], chance: Mapping[str, Any] |
     """
     if not isinstance(evaluations, Mapping):
         raise DataError(f"results['evaluations'] must be {{domain: {{role: results}}}}, got {evaluations!r}")
-    primary = {**LEADERBOARD_PRIMARY, **dict(primary or {})}
+    board_primary = leaderboard_primary()
+    primary = {**board_primary, **dict(primary or {})}
     boards, stated = [], {}
     for domain in sorted(evaluations, key=lambda d: (d not in IN_DOMAIN, d)):
         roles = evaluations[domain]
@@ -298,13 +295,13 @@ def build_scoreboard(evaluations: Mapping[str, Any], chance: Mapping[str, Any] |
                 board.scores["blind"], board.sources["blind"] = twin, f"{source} (blind twin, embedded)"
         boards.append(board)
     seen = {entry for board in boards for scores in board.scores.values() for entry in scores}
-    entries = list(LEADERBOARD_PRIMARY) + sorted(seen - set(LEADERBOARD_PRIMARY))
+    entries = list(board_primary) + sorted(seen - set(board_primary))
     levels, origin = chance_levels(entries, {**stated, **dict(chance or {})}, lookup_tasks)
     used = {e: primary.get(e) or "acc" for e in entries}
     for board in boards:  # the metric the results actually gave (an entry's own primary_metric)
         for scores in board.scores.values():
             used.update({entry: score.metric for entry, score in scores.items() if score.metric})
-    return Scoreboard(boards, entries, used, levels, origin)
+    return Scoreboard(boards, entries, used, levels, origin, tuple(board_primary))
 
 
 def expand_evaluation_dirs(dirs: Mapping[str, Any]) -> dict[str, dict[str, Path]]:
@@ -335,13 +332,14 @@ def chance_levels(entries: Sequence[str], given: Mapping[str, Any], lookup_tasks
                   ) -> tuple[dict[str, float | None], dict[str, str]]:
     levels: dict[str, float | None] = {}
     origin: dict[str, str] = {}
+    published = published_chance()
     for entry in entries:
         if entry in given:
             levels[entry], origin[entry] = _fraction(given[entry], f"results['chance'][{entry!r}]"), "run"
         elif lookup_tasks and (level := _registered_chance(entry)) is not None:
             levels[entry], origin[entry] = level, "task"
-        elif entry in PUBLISHED_CHANCE:
-            levels[entry], origin[entry] = PUBLISHED_CHANCE[entry], "published"
+        elif entry in published:
+            levels[entry], origin[entry] = published[entry], "published"
         else:
             levels[entry], origin[entry] = None, "unknown"
     return levels, origin
