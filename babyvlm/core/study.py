@@ -170,13 +170,23 @@ class StudyStages:
         the sanity baselines."""
         spec = plain(self.cfg.get("evaluation") or {})
         options = dict(spec.get("adapter_options") or {})  # e.g. template="baby_v1", batch_size=16
-        adapters: dict[str, Any] = {"model": dict(type="babyvlm", path=str(self.final_checkpoint()), **options)}
+        adapters: dict[str, Any] = {"model": self.trained_adapter(self, options)}
         if spec.get("blind_twin", True):
-            twin = self.work_dir / BLIND_TWIN_DIR / "checkpoint"
-            adapters["blind"] = dict(type="blind", adapter=dict(type="babyvlm", path=str(twin), **options))
+            adapters["blind"] = dict(type="blind", adapter=self.trained_adapter(self.blind_twin(), options))
         for baseline in spec.get("baselines", ["random", "oracle"]):
             adapters[baseline] = baseline
         return adapters
+
+    @staticmethod
+    def trained_adapter(run: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """The adapter spec of a trained run: its checkpoint, or with task-specific tuning one model per
+        task (``per_task``), the shared pre-tuning model answering any task without its own."""
+        checkpoint = dict(type="babyvlm", path=str(run.final_checkpoint()), **options)
+        per_task = run.task_models()
+        if not per_task:
+            return checkpoint
+        return dict(type="per_task", default=checkpoint,
+                    adapters={task: dict(type="babyvlm", path=str(path), **options) for task, path in per_task.items()})
 
     def evaluate_models(self) -> dict[str, Any]:
         """Every adapter on every domain's test split; results under ``WORK/eval/<role>/``."""
@@ -201,7 +211,16 @@ class StudyStages:
                     evaluations.setdefault(label, {})[role] = str(folder)
         phases = [dict(p.metrics, name=p.name, seconds=p.seconds) for p in self.results.phases]
         return {"evaluations": evaluations, "phases": phases, "config": str(self.work_dir / "config.py"),
-                "seconds": self.results.seconds, "machine": _machine()}
+                "seconds": self.results.seconds, "machine": _machine(), "tuning": self.tuning_description()}
+
+    def tuning_description(self) -> str | None:
+        """The instruction-tuning mode in words (the report names it), ``None`` without instruction phases."""
+        modes = {p["name"]: p["tuning"] for p in getattr(self, "phases", []) if isinstance(p.get("data"), dict)}
+        if not modes:
+            return None
+        words = {"mixed": "mixed (one model on every task's instruction data)",
+                 "task_specific": "task-specific (one model per task, each from the same pre-tuning weights)"}
+        return "; ".join(f"{name}: {words[mode]}" for name, mode in modes.items())
 
     def write_report(self) -> dict[str, Any]:
         reporter = registry.build("reporter", plain(self.cfg.get("report") or "markdown"))
