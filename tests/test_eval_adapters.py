@@ -167,6 +167,43 @@ def test_shuffled_gives_each_item_another_items_images_and_keeps_them_across_rou
         shuffled.generate_until([Request("generate", "unknown", "t", items[0].images)])
 
 
+class Named(Recorder):
+    """A recorder that answers with its own name, to see which adapter answered."""
+
+    def __init__(self, label):
+        super().__init__()
+        self.label = label
+
+    def fingerprint(self):
+        return self.label
+
+    def generate_until(self, requests):
+        self.images += [list(r.images) for r in requests]
+        return [f"{self.label}:{r.item_id}" for r in requests]
+
+    loglikelihood = generate_until_multi_round = generate_until
+
+
+def test_per_task_routes_each_request_to_its_tasks_adapter_in_order(fakes):
+    """How a task-specific tuned study is scored: one model per task, the default for the rest."""
+    pv, count, shared = Named("pv"), Named("count"), Named("shared")
+    routed = registry.build("eval_adapter", dict(type="per_task", adapters={"baby_pv": pv, "baby_count": count},
+                                                 default=shared))
+    requests = [Request("generate", f"i{k}", task, [jpeg((k, 0, 0), size=8)])
+                for k, task in enumerate(["baby_pv", "baby_count", "baby_memory", "baby_pv"])]
+    assert routed.generate_until(requests) == ["pv:i0", "count:i1", "shared:i2", "pv:i3"]
+    assert routed.loglikelihood(requests[:2]) == ["pv:i0", "count:i1"]
+    assert len(pv.images) == 2 + 1 and len(shared.images) == 1
+    assert routed.fingerprint() == "per_task(baby_count=count;baby_pv=pv;*=shared)"
+    strict = registry.build("eval_adapter", dict(type="per_task", adapters={"baby_pv": pv}))
+    with pytest.raises(ConfigError, match=r"no adapter for task 'baby_memory' and no default \(adapters for: baby_pv\)"):
+        strict.generate_until(requests[2:3])
+    with pytest.raises(ConfigError, match="adapters must map task names"):
+        registry.build("eval_adapter", dict(type="per_task", adapters={}))
+    blind = registry.build("eval_adapter", dict(type="blind", adapter=routed))  # a task-specific blind twin
+    assert blind.generate_until(requests[:1]) == ["pv:i0"] and len(set(pv.images[-1])) == 1
+
+
 def test_random_is_seeded_independent_of_batching_and_uses_the_answer_space(workspace, fakes):
     requests = requests_of("fake_letters", workspace / "data" / "saycam", "generate")
     first = registry.build("eval_adapter", dict(type="random", seed=3))

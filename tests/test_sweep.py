@@ -18,7 +18,7 @@ from PIL import Image
 import babyvlm.plugins.report as report_plugin
 import babyvlm.plugins.sweep as sweep_plugin
 from babyvlm.core.errors import ConfigError
-from babyvlm.plugins.sweep import AGE_KEY, age_points, grid_points, parse_grid, run_sweep
+from babyvlm.plugins.sweep import AGE_KEY, age_points, grid_points, parse_grid, run_sweep, seed_points
 from babyvlm.plugins.sweep.grid import split_values
 
 BASE = {"data": {"source": "saycam", "builder": "pretraining_set", "transcripts": "human"},
@@ -59,6 +59,15 @@ def run_point(config, work_dir):
         raise ConfigError(f"lr {lr} diverged")
     bonus = 0.1 if config.data.transcripts == "truth" else 0.0
     return results_for(0.4 + 10 * lr + bonus, 0.3, range(6, 33))
+
+
+def run_seed_point(config, work_dir):
+    seed = config.seed
+    assert [p.trainer.seed for p in config.phases] == [seed] * len(config.phases)
+    out = results_for(0.5 + 0.02 * seed, 0.3, range(6, 33))
+    # Count: the model sits just above its twin (0.15) on every seed: a margin of 2 points, not vision
+    out["evaluations"]["in_domain"]["model"]["results"]["baby_count"]["acc,none"] = 0.16 + 0.01 * seed
+    return out
 '''
 
 
@@ -250,3 +259,28 @@ def test_cli_subprocess(tmp_path, runner_module):
                             capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Developmental curve (age sweep): data.max_age_months" in result.stdout
+
+
+def test_seed_sweep_reports_mean_sd_and_the_uses_vision_test(plugins, runner_module, tmp_path):
+    work = tmp_path / "seeds"
+    base = dict(BASE, phases=BASE["phases"] * 2)
+    sweep = run_sweep(base, work, seed_points("0,1,2", 2), kind="seed", run_point=runner_module.run_seed_point,
+                      log=lambda _: None)
+    pv = sweep["across_seeds"]["in_domain"]["entries"]["baby_pv"]
+    assert pv["model"] == pytest.approx([0.5, 0.52, 0.54]) and pv["blind"] == pytest.approx([0.3] * 3)
+    assert pv["model_mean"] == pytest.approx(0.52) and pv["model_sd"] == pytest.approx(0.02)
+    assert pv["margin"] == pytest.approx(0.22) and pv["uses_vision"] is True
+    count = sweep["across_seeds"]["in_domain"]["entries"]["baby_count"]
+    assert count["margin"] == pytest.approx(0.02) and count["uses_vision"] is False
+    assert sweep["across_seeds"]["in_domain"]["uses_vision"] == ["baby_pv"]
+    text = (work / "sweep.md").read_text(encoding="utf-8")
+    assert "### in_domain: 1 of 2 entries use vision (seeds 0, 1, 2)" in text
+    assert "| pv | 52.0 ± 2.0 | 30.0 ± 0.0 | 25.0 | +22.0 | 50.0/30.0, 52.0/30.0, 54.0/30.0 | yes |" in text
+    assert "beats its twin on every seed" in text  # the test is stated
+
+
+@pytest.mark.parametrize("seeds, message", [("0", "at least two"), ("0,0", "listed twice"), ("0,-1", ">= 0"),
+                                            ("0,x", "whole numbers")])
+def test_bad_seed_lists(seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        seed_points(seeds, 1)

@@ -3,13 +3,17 @@ trains change, every other weight (and batch-norm statistic) is bit-identical, t
 trainer logged match the model, and each phase starts from the previous phase's weights."""
 
 import importlib
+import json
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from babyvlm import registry
-from babyvlm.core.experiment import ExperimentResults, PhaseResult, _load_weights
+from babyvlm.core.errors import ConfigError
+from babyvlm.core.experiment import ExperimentResults, PhaseResult, _load_weights, _weights_bytes
 
 PLUGINS = {"mmengine_trainer": "babyvlm.plugins.mmengine_trainer", "dino": "babyvlm.plugins.dino",
            "cnn_encoder": "babyvlm.plugins.cnn_encoder"}
@@ -112,7 +116,8 @@ def test_a_phase_starts_from_the_previous_phases_weights_and_results_round_trip(
     _load_weights(fresh, experiment.phase_dir("2-joint") / "weights.safetensors")
     results = ExperimentResults.from_dict(experiment.results.to_dict())
     assert results == experiment.results and isinstance(results.phases[-1], PhaseResult)
-    assert results["version"] == 2 and results.phases[-1]["steps"] == 1
+    joint = [p for p in results.phases if p.name == "2-joint"]  # phases are kept in config order
+    assert results["version"] == 2 and joint[0]["steps"] == 1
 
 
 def test_gradient_checkpointing_and_bf16_train_the_same_parts(experiment):
@@ -132,3 +137,59 @@ def test_gradient_checkpointing_and_bf16_train_the_same_parts(experiment):
     experiment.phases[3]["trainer"].update(precision="bf16")
     result = experiment.train_phase("2-joint")
     assert all(map(torch.isfinite, torch.tensor(result.metrics["losses"])))
+
+
+def test_task_specific_tuning_trains_one_model_per_task_from_the_same_weights(experiment, tmp_path):
+    """tuning='task_specific': items grouped by their 'task' field, one branch per task, each from the same
+    starting weights, each exported; the run's model stays the shared starting one."""
+    from babyvlm.core.experiment import check_config
+
+    items = json.loads(Path(experiment.phases[4]["data"]["llava_json"]).read_text())[:16]
+    for number, item in enumerate(items):
+        item["task"] = "baby_a" if number % 2 else "baby_b"
+    mixed = Path(experiment.phases[4]["data"]["llava_json"]).with_name("mixed.json")  # beside its images
+    mixed.write_text(json.dumps(items))
+    experiment.build_model()
+    phase = experiment.phases[4]
+    saved = dict(phase)
+    start = tmp_path / "start.safetensors"
+    start.write_bytes(_weights_bytes(experiment.model))
+    phase.update(tuning="task_specific", data=dict(llava_json=str(mixed)), init=str(start))
+    try:
+        results = experiment.train(["3-instruction"])
+        models = experiment.task_models()
+    finally:
+        phase.clear()
+        phase.update(saved)
+    assert experiment.task_models() == {}  # a mixed phase of the same name has no per-task models
+    assert [r.name for r in results] == ["3-instruction/baby_a", "3-instruction/baby_b"]
+    assert [r.dataset_size for r in results] == [8, 8]
+    assert sorted(models) == ["baby_a", "baby_b"] and all((p / "babyvlm.json").is_file() for p in models.values())
+    branch_a = load_file(str(experiment.phase_dir("3-instruction/baby_a") / "weights.safetensors"))
+    branch_b = load_file(str(experiment.phase_dir("3-instruction/baby_b") / "weights.safetensors"))
+    shared = load_file(str(start))
+    assert any(not torch.equal(branch_a[n], branch_b[n]) for n in branch_a)  # two different models
+    # afterwards the run's model is the shared starting one again (what WORK/checkpoint then holds)
+    assert all(torch.equal(v, shared[n]) for n, v in experiment.model.state_dict().items())
+    written = json.loads((experiment.phase_dir("3-instruction") / "task_models.json").read_text())
+    assert written == {"baby_a": "baby_a/checkpoint", "baby_b": "baby_b/checkpoint"}
+    bad = tiny_config(experiment.root, mixed)
+    bad["phases"][4]["tuning"] = "per_item"
+    with pytest.raises(ConfigError, match=r"phases\[4\].tuning must be one of mixed, task_specific"):
+        check_config(bad)
+
+
+def test_task_specific_tuning_refuses_items_without_a_task(experiment, tmp_path):
+    items = json.loads(Path(experiment.phases[4]["data"]["llava_json"]).read_text())[:4]
+    plain = Path(experiment.phases[4]["data"]["llava_json"]).with_name("plain.json")
+    plain.write_text(json.dumps(items))
+    experiment.build_model()
+    phase = experiment.phases[4]
+    saved = dict(phase)
+    phase.update(tuning="task_specific", data=dict(llava_json=str(plain)), init="none")
+    try:
+        with pytest.raises(ConfigError, match=r"plain.json: item 0 has no usable 'task' field"):
+            experiment.train(["3-instruction"])
+    finally:
+        phase.clear()
+        phase.update(saved)

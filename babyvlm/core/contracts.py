@@ -67,9 +67,10 @@ class Builder(Protocol):
 @runtime_checkable
 class InstructionImporter(Protocol):
     """Optional for a builder: a store from a LLaVA-JSON instruction file (a phase's
-    ``data=dict(llava_json=PATH)``). A builder without it trains only from its own stores."""
+    ``data=dict(llava_json=PATH, task=NAME)``; with ``task`` only that task's items). A builder without
+    it trains only from its own stores."""
 
-    def import_instructions(self, json_path: str | os.PathLike, out: str | os.PathLike,
+    def import_instructions(self, json_path: str | os.PathLike, out: str | os.PathLike, task: str | None = None,
                             log: Log = print) -> dict[str, Any]: ...
 
 

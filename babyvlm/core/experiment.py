@@ -38,10 +38,15 @@ Config keys
     - ``data``: ``"store"`` (default: the store's samples of ``formats`` from training recordings),
       ``"transcripts"`` (default for ``0-language``: the training utterances as strings), or
       ``dict(llava_json=PATH)`` (an instruction file, e.g. from ``babyvlm tasks build``, imported
-      into the phase's own store);
+      into the phase's own store; ``task=NAME`` keeps only the items of that task);
     - ``init``: ``"previous"`` (default: the weights of the latest earlier phase that has finished, so
       one phase can run alone on an earlier work dir), ``"none"`` (from initialisation) or a path to a
-      ``weights.safetensors``.
+      ``weights.safetensors``;
+    - ``tuning`` (instruction phases): ``"mixed"`` (default: one model on every task's items of
+      ``data.llava_json``) or ``"task_specific"`` (the paper's other mode: one model per task, grouped by
+      each item's ``task`` field, every one from the same starting weights, in
+      ``WORK/phases/<name>/<task>/`` with its model in ``checkpoint/``; ``task_models()`` lists them, and the shared
+      starting model stays the run's model).
 ``seed``
     (top level, optional) seeds the held-out split and model initialisation (default: the ``seed``
     argument).
@@ -79,7 +84,14 @@ from babyvlm.core.compose import (
 from babyvlm.core.constants import LANGUAGE_STAGE
 from babyvlm.core.contracts import InstructionImporter
 from babyvlm.core.errors import ConfigError
-from babyvlm.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, json_strict, load_json
+from babyvlm.core.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    json_strict,
+    load_json,
+    path_inside,
+)
 from babyvlm.core.ranks import is_main_process
 from babyvlm.core.specs import spec_dict
 from babyvlm.core.validate import check_number, refuse_unknown
@@ -92,7 +104,10 @@ SECTIONS = ("data", "tokenizer", "model", "phases", "seed")
 RESULTS_FILE = "results.json"
 DATA_KEYS = ("source", "root", "builder", "heldout_recordings", "heldout_splits", "store", "blank_images",
              "max_age_months")
-PHASE_KEYS = ("name", "trainer", "stage", "data", "init", "formats", "template")
+PHASE_KEYS = ("name", "trainer", "stage", "data", "init", "formats", "template", "tuning")
+TUNING_MODES = ("mixed", "task_specific")
+TASK_MODELS = "task_models.json"  # in a task-specific phase's folder: task -> its exported model folder
+BRANCH_CHECKPOINT = "checkpoint"  # each task-specific branch's exported model, beside its phase files
 
 
 @dataclass
@@ -323,6 +338,8 @@ class Experiment:
         for phase in self.select_phases(phases):
             if phase["name"] in self._reused:
                 done.append(self._reuse_phase(phase))
+            elif phase["tuning"] == "task_specific":
+                done.extend(self._train_per_task(phase, resume=resume))
             else:
                 done.append(self.train_phase(phase["name"], resume=resume))
         return done
@@ -350,7 +367,10 @@ class Experiment:
         return result
 
     def train_phase(self, name: str, resume: bool = False) -> PhaseResult:
-        phase = self.select_phases(name)[0]
+        return self._train_phase(self.select_phases(name)[0], resume)
+
+    def _train_phase(self, phase: dict[str, Any], resume: bool) -> PhaseResult:
+        name = phase["name"]
         folder = self.phase_dir(name)
         data = self._phase_dataset(phase, folder)  # a store lacking the phase's formats fails first
         trainer = build("trainer", phase["trainer"])
@@ -374,6 +394,46 @@ class Experiment:
         self.results.phases = [p for p in self.results.phases if p.name != name] + [result]
         self.write_results()
         return result
+
+    def _train_per_task(self, phase: dict[str, Any], resume: bool) -> list[PhaseResult]:
+        """``tuning="task_specific"``: one branch per task of the phase's instruction file, each from the
+        same starting weights; the shared starting model is left in place afterwards."""
+        folder = self.phase_dir(phase["name"])
+        groups = _items_by_task(Path(str(phase["data"]["llava_json"])))
+        start = self._starting_weights(phase)
+        self.log(f"== phase {phase['name']}: task-specific tuning, {len(groups)} models from "
+                 f"{start or 'initialisation'}: {', '.join(groups)} ==")
+        if is_main_process():
+            folder.mkdir(parents=True, exist_ok=True)
+        initial = {k: v.detach().clone() for k, v in self._built_model().state_dict().items()} if start is None else None
+        done, models = [], {}
+        for task in groups:
+            branch_dir = folder / task
+            if initial is not None:
+                self._built_model().load_state_dict(initial)
+            branch = dict(phase, name=f"{phase['name']}/{task}", tuning="mixed", data=dict(phase["data"], task=task),
+                          init=str(start) if start else "none")
+            done.append(self._train_phase(branch, resume))
+            if is_main_process():  # the branch's model, as the study saves its final one
+                self._built_model().save_pretrained(branch_dir / BRANCH_CHECKPOINT)
+            models[task] = f"{task}/{BRANCH_CHECKPOINT}"
+        if start is not None:  # the run's model is the shared one the branches started from
+            _load_weights(self._built_model(), start)
+        elif initial is not None:
+            self._built_model().load_state_dict(initial)
+        if is_main_process():
+            atomic_write_json(folder / TASK_MODELS, models)
+        return done
+
+    def task_models(self) -> dict[str, Path]:
+        """Task -> exported model folder, from this run's task-specific phases (empty for mixed tuning)."""
+        models: dict[str, Path] = {}
+        for phase in self.phases:
+            listing = self.phase_dir(phase["name"]) / TASK_MODELS
+            if phase["tuning"] == "task_specific" and listing.is_file():
+                for task, relative in load_json(listing).items():
+                    models[task] = path_inside(listing.parent, relative, str(listing))
+        return models
 
     def run(self, phases: str | Iterable[str] | None = None, resume: bool = False) -> ExperimentResults:
         """Every training stage: data, tokenizer (when configured), model, the selected phases."""
@@ -487,7 +547,7 @@ class Experiment:
                               f"files (import_instructions); builder {self.data['builder']['type']!r} does not")
         store = folder / "store"
         if is_main_process() and not (store / "manifest.json").exists():
-            self.builder.import_instructions(source, store, log=self.log)
+            self.builder.import_instructions(source, store, task=data.get("task"), log=self.log)
         blank = {"blank_images": True} if self.data.get("blank_images") else {}  # a blind twin's view
         return self.builder.dataset(store, **blank)
 
@@ -499,25 +559,48 @@ class Experiment:
                             heldout=heldout, source=dict(self.data["source"]), root=self.root,
                             heldout_recordings=tuple(sorted(self.heldout)), seed=self.seed)
 
-    def _load_initial_weights(self, phase: dict[str, Any], resume: bool) -> None:
-        """The phase's starting weights (a resumed phase's own checkpoint then overrides them)."""
+    def _starting_weights(self, phase: dict[str, Any]) -> Path | None:
+        """The weights file a phase starts from (``None``: from initialisation)."""
         init = phase["init"]
         if init == "none":
-            return
+            return None
         if init == "previous":
             earlier = self.phase_names()[: self.phase_names().index(phase["name"])]
             found = [self.phase_dir(n) / PHASE_WEIGHTS for n in reversed(earlier)
                      if (self.phase_dir(n) / PHASE_WEIGHTS).is_file()]
             if not found:
                 self.log(f"phase {phase['name']}: no earlier phase has finished here; starting from initialisation")
-                return
-            path = found[0]
-        else:
-            path = Path(init)
-            if not path.is_file():
-                raise ConfigError(f"phase {phase['name']}: init {init!r} is not a weights file")
+                return None
+            return found[0]
+        path = Path(init)
+        if not path.is_file():
+            raise ConfigError(f"phase {phase['name']}: init {init!r} is not a weights file")
+        return path
+
+    def _load_initial_weights(self, phase: dict[str, Any], resume: bool) -> None:
+        """The phase's starting weights (a resumed phase's own checkpoint then overrides them)."""
+        path = self._starting_weights(phase)
+        if path is None:
+            return
         _load_weights(self._built_model(), path)
         self.log(f"phase {phase['name']}: starting from {path}")
+
+def _items_by_task(source: Path) -> dict[str, list[Any]]:
+    """An instruction file's items grouped by their ``task`` field (task-specific tuning), in task order;
+    an item without one is refused by number."""
+    if not source.is_file():
+        raise ConfigError(f"task-specific tuning: instruction file {source} is not a file")
+    items = load_json(source)
+    if not isinstance(items, list):
+        raise ConfigError(f"{source}: expected a list of LLaVA-style items")
+    groups: dict[str, list[Any]] = {}
+    for number, item in enumerate(items):
+        task = item.get("task") if isinstance(item, dict) else None
+        if not isinstance(task, str) or not task or "/" in task or task.startswith("."):
+            raise ConfigError(f"{source}: item {number} has no usable 'task' field ({task!r}); task-specific "
+                              f"tuning groups items by it (babyvlm tasks instructions writes it)")
+        groups.setdefault(task, []).append(item)
+    return dict(sorted(groups.items()))
 
 
 def _weights_bytes(model: Any) -> bytes:
@@ -608,11 +691,17 @@ def _check_phase(number: int, phase: dict[str, Any]) -> dict[str, Any]:
     phase.setdefault("stage", phase["name"])
     phase.setdefault("data", "transcripts" if phase["stage"] == LANGUAGE_STAGE else "store")
     phase.setdefault("init", "previous")
+    phase.setdefault("tuning", "mixed")
+    if phase["tuning"] not in TUNING_MODES:
+        raise ConfigError(f"{where}.tuning must be one of {', '.join(TUNING_MODES)}, got {phase['tuning']!r}")
+    if phase["tuning"] == "task_specific" and not isinstance(phase["data"], dict):
+        raise ConfigError(f"{where}: tuning='task_specific' needs data=dict(llava_json=PATH) (the items' "
+                          f"'task' fields say which model each trains)")
     data = phase["data"]
     if isinstance(data, dict):
         if "llava_json" not in data:
             raise ConfigError(f"{where}.data: a dict needs llava_json=PATH (an instruction file)")
-        refuse_unknown(data, ("llava_json",), f"{where}.data")
+        refuse_unknown(data, ("llava_json", "task"), f"{where}.data")
     elif data not in STORE_DATA:
         raise ConfigError(f"{where}.data must be 'store', 'transcripts' or dict(llava_json=PATH), got {data!r}")
     if data == "store":

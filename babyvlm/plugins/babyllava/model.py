@@ -241,8 +241,13 @@ class BabyLLaVA(torch.nn.Module):
 
     # ---- forward ----------------------------------------------------------------------------------
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``[N, 3, H, W]`` -> projected image tokens ``[N, tokens_per_image, lm_width]``."""
-        features = self.connector(self.encoder(pixel_values))
+        """``[N, 3, H, W]`` -> projected image tokens ``[N, tokens_per_image, lm_width]``. Equal images are
+        encoded once where that changes nothing (see ``distinct_images``): a blind twin's batch of constant
+        blanks costs one image, and evaluation items that reuse pictures pay once per picture."""
+        distinct, inverse = distinct_images(pixel_values, self.encoder)
+        features = self.connector(self.encoder(distinct))
+        if inverse is not None:
+            features = features[inverse]
         if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
             raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
                               f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "
@@ -381,6 +386,27 @@ def _field(sample: Any, key: str, index: int, default: Any = ...) -> Any:
 def _sample_name(sample: Any) -> str:
     name = sample.get("sample_id") if isinstance(sample, Mapping) else getattr(sample, "sample_id", None)
     return str(name) if name is not None else ""
+
+
+def distinct_images(pixel_values: torch.Tensor, encoder: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The distinct images of a batch and each image's index among them (``None``: use the batch as is).
+
+    Encoding each distinct image once and gathering is exact (the gather's backward sums the duplicates'
+    gradients) as long as an image's features depend on nothing but that image: never with dropout in
+    training mode (each copy would draw its own mask); with batch norm in training mode only when every
+    image is the same (the batch statistics of N equal images are those of one)."""
+    count = pixel_values.shape[0]
+    training = [m for m in encoder.modules() if m.training]
+    if count < 2 or any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in training):
+        return pixel_values, None
+    if bool((pixel_values == pixel_values[:1]).all()):
+        return pixel_values[:1], torch.zeros(count, dtype=torch.long, device=pixel_values.device)
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in training):
+        return pixel_values, None
+    distinct, inverse = torch.unique(pixel_values.reshape(count, -1), dim=0, return_inverse=True)
+    if distinct.shape[0] == count:
+        return pixel_values, None
+    return distinct.reshape(-1, *pixel_values.shape[1:]), inverse
 
 
 def _flatten_pixels(pixel_values: Any, image_counts: torch.Tensor | None):

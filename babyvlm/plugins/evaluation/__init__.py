@@ -5,7 +5,8 @@ Registered (all as import strings; importing this package imports no torch):
 - eval adapters ``babyvlm`` (a babyvlm checkpoint folder), ``hf`` (a local Hugging Face
   image-text-to-text folder), ``random`` (seeded), ``oracle`` (gold answers; validation only) and
   ``blind`` (wraps any adapter; every image becomes one constant grey picture) and ``shuffled`` (wraps
-  any adapter; each item's images come from another item of the task);
+  any adapter; each item's images come from another item of the task) and ``per_task`` (one adapter per
+  task: how a task-specific tuned study is scored);
 - the evaluator ``devcv``: tasks x domains through an adapter, resumable per item, lmms-eval-style
   results files, bootstrap CIs, chance levels, blind twins, multi-process under ``torchrun``;
 - the command ``eval``.
@@ -28,6 +29,7 @@ def register_eval_adapters(register):
     register("oracle", f"{PACKAGE}.oracle_adapter:OracleAdapter")
     register("blind", f"{PACKAGE}.blind_adapter:BlindAdapter")
     register("shuffled", f"{PACKAGE}.shuffled_adapter:ShuffledAdapter")
+    register("per_task", f"{PACKAGE}.per_task_adapter:PerTaskAdapter")
 
 
 @hookimpl

@@ -156,7 +156,10 @@ def export_command(store: str, out: str, fmt: str, image_lists: bool) -> None:
 @click.option("--store", default="lmdb", show_default=True)
 @click.option("--commit-every", type=int, default=256, show_default=True)
 @click.option("--strict", is_flag=True, help="Refuse the file at the first unusable conversation instead of counting it.")
-def import_command(json_path: str, out: str, fmt: str, store: str, commit_every: int, strict: bool) -> None:
+@click.option("--task", default=None, help="Import only the records whose 'task' field is TASK (one task of a "
+                                          "mixed DevCV instruction file).")
+def import_command(json_path: str, out: str, fmt: str, store: str, commit_every: int, strict: bool,
+                   task: str | None) -> None:
     """Build a store from LLaVA JSON (image paths relative to the JSON's folder)."""
-    import_llava(Path(json_path), out, store=store, commit_every=commit_every, strict=strict,
+    import_llava(Path(json_path), out, store=store, commit_every=commit_every, strict=strict, task=task,
                  log=lambda line: click.echo(line))

@@ -58,14 +58,14 @@ class PretrainingSetBuilder:
                          max_age_months=max_age_months)
         return build_pretraining_set(plan, log=log)
 
-    def import_instructions(self, json_path: str | os.PathLike, out: str | os.PathLike,
+    def import_instructions(self, json_path: str | os.PathLike, out: str | os.PathLike, task: str | None = None,
                             log: Callable[[str], None] = print) -> dict[str, Any]:
-        """A store of the builder's kind from a LLaVA-JSON instruction file (``babyvlm data import``);
-        returns its manifest (``contracts.InstructionImporter``)."""
+        """A store of the builder's kind from a LLaVA-JSON instruction file (``babyvlm data import``; with
+        ``task`` only that task's items); returns its manifest (``contracts.InstructionImporter``)."""
         from babyvlm.plugins.pretraining_set.llava_io import import_llava
 
         return import_llava(json_path, out, store=self.store, commit_every=self.commit_every, strict=self.strict,
-                            log=log)
+                            task=task, log=log)
 
     def describe(self, out: str | os.PathLike) -> dict[str, Any]:
         return open_store(out).stats()

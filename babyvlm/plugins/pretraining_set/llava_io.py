@@ -111,9 +111,11 @@ class _Record:
     group: str | None = None  # the SAYCam recording its frame names name, if any
 
 
-def read_llava_json(json_path: str | os.PathLike, report: SkipReport, strict: bool = False) -> list[_Record]:
+def read_llava_json(json_path: str | os.PathLike, report: SkipReport, strict: bool = False,
+                    task: str | None = None) -> list[_Record]:
     """Parse and check every record; DataError names the file, the record and what is wrong.
-    Records with unusable conversations are counted in ``report`` (raised with ``strict``)."""
+    Records with unusable conversations are counted in ``report`` (raised with ``strict``). With ``task``,
+    only the records whose ``task`` field says so are read (one task of a mixed DevCV instruction file)."""
     json_path = Path(json_path)
     data = load_json(json_path)
     if not isinstance(data, list):
@@ -123,6 +125,8 @@ def read_llava_json(json_path: str | os.PathLike, report: SkipReport, strict: bo
     root = json_path.resolve().parent
     records, owners = [], {}
     for position, raw in enumerate(data):
+        if task is not None and not (isinstance(raw, dict) and raw.get("task") == task):
+            continue
         record = _check_record(raw, position, json_path, root, report, strict)
         if record is None:
             continue
@@ -132,7 +136,8 @@ def read_llava_json(json_path: str | os.PathLike, report: SkipReport, strict: bo
         owners[record.sample_id] = position
         records.append(record)
     if not records:
-        raise DataError(f"{json_path}: no usable record ({report.summary()}); nothing to import")
+        which = f" of task {task!r}" if task is not None else ""
+        raise DataError(f"{json_path}: no usable record{which} ({report.summary()}); nothing to import")
     return records
 
 
@@ -269,13 +274,16 @@ def _jpeg_bytes(path: Path, where: str) -> bytes:
 
 
 def import_llava(json_path: str | os.PathLike, out: str | os.PathLike, *, store: str = "lmdb",
-                 commit_every: int = 256, strict: bool = False, log: Log = print) -> dict[str, Any]:
-    """Build a store from LLaVA JSON; returns its manifest."""
+                 commit_every: int = 256, strict: bool = False, task: str | None = None,
+                 log: Log = print) -> dict[str, Any]:
+    """Build a store from LLaVA JSON (with ``task``: only that task's records); returns its manifest."""
     json_path = Path(json_path)
     report = SkipReport()
-    records = read_llava_json(json_path, report, strict=strict)
+    records = read_llava_json(json_path, report, strict=strict, task=task)
     fingerprint = "sha256:" + hashlib.sha256(json_path.read_bytes()).hexdigest()
     settings = {"importer": "llava", "json_sha256": fingerprint, "store": store}
+    if task is not None:
+        settings["task"] = task
     target = open_store(out, store) if Path(out).is_dir() else _new_store(out, store)
     writer = target.writer(settings=settings, commit_every=commit_every)
     for note in getattr(writer, "notes", ()):
@@ -295,7 +303,8 @@ def import_llava(json_path: str | os.PathLike, out: str | os.PathLike, *, store:
         writer.close()
     recovered = sum(1 for group in groups if not group.startswith(LOOSE_GROUP_PREFIX))
     note = f"; {recovered} recording(s) recovered from meta.recording_id or frame names" if recovered else ""
-    log(f"imported {manifest['counts']['total']} samples from {json_path}{note} ({report.summary()})")
+    which = f" (task {task})" if task is not None else ""
+    log(f"imported {manifest['counts']['total']} samples from {json_path}{which}{note} ({report.summary()})")
     return manifest
 
 

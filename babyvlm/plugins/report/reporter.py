@@ -11,7 +11,8 @@
 - ``phases``: ``[{"name", "losses": [...], "steps", "first_loss", "last_loss", "seconds"}]`` (a trainer
   result's ``to_dict()``), ``dino_probe`` (or a phase's ``knn_probe``): ``[{"step", "accuracy"}]``;
 - ``developmental``: an age sweep's ``sweep.json`` content or path;
-- ``title``, ``machine``, ``seconds``, ``config`` (the resolved config's path), ``notes`` (strings).
+- ``title``, ``machine``, ``seconds``, ``config`` (the resolved config's path), ``tuning`` (the
+  instruction-tuning mode, in words), ``notes`` (strings).
 
 Every model score is printed beside its chance level and its blind twin; an entry where the model lies
 within the blind twin's 95% CI is flagged "answer priors, not vision".
@@ -119,6 +120,8 @@ class MarkdownReporter:
             facts.append(f"run time: {results['seconds']:.0f} s")
         if results.get("config"):
             facts.append(f"resolved config: `{results['config']}`")
+        if results.get("tuning"):
+            facts.append(f"instruction tuning: {results['tuning']}")
         if facts:
             blocks.append(Paragraph("; ".join(facts) + "."))
         summary = []

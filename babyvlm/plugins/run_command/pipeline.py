@@ -236,10 +236,11 @@ class RunPipeline:
         the sanity baselines."""
         spec = section(self.cfg, "evaluation")
         options = dict(spec.get("adapter_options") or {})  # e.g. template="baby_v1", batch_size=16
-        adapters: dict[str, Any] = {"model": dict(type="babyvlm", path=str(self.final_checkpoint()), **options)}
+        adapters: dict[str, Any] = {"model": trained_adapter(self.experiment, self.final_checkpoint(), options)}
         if spec.get("blind_twin", True):
-            twin = self.work_dir / BLIND_TWIN_DIR / CHECKPOINT_DIR
-            adapters["blind"] = dict(type="blind", adapter=dict(type="babyvlm", path=str(twin), **options))
+            twin = self.blind_twin()
+            adapters["blind"] = dict(type="blind", adapter=trained_adapter(
+                twin, self.work_dir / BLIND_TWIN_DIR / CHECKPOINT_DIR, options))
         for baseline in spec.get("baselines", DEFAULTS["baselines"]):
             adapters[baseline] = baseline
         return adapters
@@ -269,7 +270,16 @@ class RunPipeline:
         results = self.experiment.results
         phases = [dict(p.metrics, name=p.name, seconds=p.seconds) for p in results.phases]
         return {"evaluations": evaluations, "phases": phases, "config": str(self.work_dir / "config.py"),
-                "seconds": results.seconds, "machine": _machine()}
+                "seconds": results.seconds, "machine": _machine(), "tuning": self.tuning_description()}
+
+    def tuning_description(self) -> str | None:
+        """The instruction-tuning mode in words (the report names it), ``None`` without instruction phases."""
+        modes = {p["name"]: p["tuning"] for p in self.experiment.phases if isinstance(p.get("data"), dict)}
+        if not modes:
+            return None
+        words = {"mixed": "mixed (one model on every task's instruction data)",
+                 "task_specific": "task-specific (one model per task, each from the same pre-tuning weights)"}
+        return "; ".join(f"{name}: {words[mode]}" for name, mode in modes.items())
 
     def write_report(self) -> dict[str, Any]:
         reporter = registry.build("reporter", plain(self.cfg.get("report") or DEFAULTS["reporter"]))
@@ -317,6 +327,17 @@ class RunPipeline:
         return RunOutcome(seconds=round(time.perf_counter() - started, 1), ran=cache.ran, cached=cache.skipped,
                           outputs=cache.outputs, results=self.experiment.results,
                           report_inputs=self.report_inputs())
+
+
+def trained_adapter(experiment: Experiment, checkpoint: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """The adapter spec of a trained run: its checkpoint, or with task-specific tuning one model per task
+    (``per_task``), the shared pre-tuning model answering any task without its own."""
+    exported = dict(type="babyvlm", path=str(checkpoint), **options)
+    per_task = experiment.task_models()
+    if not per_task:
+        return exported
+    return dict(type="per_task", default=exported,
+                adapters={task: dict(type="babyvlm", path=str(path), **options) for task, path in per_task.items()})
 
 
 def _train_and_export(experiment: Experiment, checkpoint: Path, phases: Any = None,

@@ -1,4 +1,5 @@
-"""``babyvlm sweep``: ``babyvlm sweep age CONFIG --ages 12,18,24,32`` (a developmental curve) and
+"""``babyvlm sweep``: ``babyvlm sweep age CONFIG --ages 12,18,24,32`` (a developmental curve),
+``babyvlm sweep seed CONFIG --seeds 0,1,2`` (training seeds: mean ± sd per entry, model vs blind twin) and
 ``babyvlm sweep CONFIG --grid key=v1,v2 ...`` (an ablation grid; also spelled ``babyvlm sweep grid``).
 Both run each point through ``babyvlm.Experiment`` and write ``sweep.md``, ``sweep.json`` and
 ``sweep.png`` into ``--work-dir``. The work is done by ``runner.run_sweep``, callable from Python."""
@@ -12,7 +13,7 @@ import click
 
 from babyvlm.core.compose import apply_overrides, load_config
 from babyvlm.core.errors import ConfigError
-from babyvlm.plugins.sweep.grid import AGE_KEY, age_points, grid_points, parse_grid
+from babyvlm.plugins.sweep.grid import AGE_KEY, age_points, grid_points, parse_grid, seed_points
 from babyvlm.plugins.sweep.runner import run_sweep
 
 
@@ -66,6 +67,7 @@ def sweep_command() -> None:
 
     \b
       babyvlm sweep age CONFIG --ages 12,18,24,32   a developmental curve
+      babyvlm sweep seed CONFIG --seeds 0,1,2       training seeds: mean ± sd, uses-vision verdicts
       babyvlm sweep CONFIG --grid KEY=V1,V2 ...     an ablation grid (same as: sweep grid CONFIG ...)
 
     Each point runs the whole experiment in WORK_DIR/points/<label>/ and the sweep writes one table
@@ -107,6 +109,24 @@ def grid_command(config: str, work_dir: Path | None, reporter: str, overrides: t
     sweep = run_sweep(cfg, _work_dir(config, work_dir, "grid"), grid_points(parse_grid(grid)), kind="grid",
                       run_point=load_run_point(run_point), reporter=reporter, log=click.echo)
     _finish(sweep, _work_dir(config, work_dir, "grid"))
+
+
+@sweep_command.command("seed")
+@_common
+@click.option("--seeds", required=True, help="Training seeds, e.g. 0,1,2 (at least two).")
+def seed_command(config: str, work_dir: Path | None, reporter: str, overrides: tuple[str, ...],
+                 run_point: str | None, seeds: str) -> None:
+    """Train and evaluate the model and its blind twin once per training seed; report mean ± sd per entry.
+
+    Each point sets the run's seed and every phase trainer's seed; the corpora and the DevCV items stay
+    the same (their seeds are not touched). sweep.md adds an 'Across seeds' table marking the entries where
+    the model uses vision (its test is stated under the table).
+    """
+    cfg = apply_overrides(load_config(config), overrides)
+    phases = cfg.get("phases") or []
+    sweep = run_sweep(cfg, _work_dir(config, work_dir, "seed"), seed_points(seeds, len(phases)), kind="seed",
+                      run_point=load_run_point(run_point), reporter=reporter, log=click.echo)
+    _finish(sweep, _work_dir(config, work_dir, "seed"))
 
 
 def _finish(sweep: dict, out: Path) -> None:

@@ -1,5 +1,6 @@
-"""Sweep points: ``--grid key=v1,v2`` specs expanded into their Cartesian product, and the age sweep's
-points (``data.max_age_months`` = each age). Every point is checked against the config before anything
+"""Sweep points: ``--grid key=v1,v2`` specs expanded into their Cartesian product, the age sweep's
+points (``data.max_age_months`` = each age) and the seed sweep's (the run's ``seed`` and every phase
+trainer's ``seed``; the corpus and task seeds stay fixed, so every point sees the same world and items). Every point is checked against the config before anything
 runs, so a typo in a key fails at once, naming it."""
 
 from __future__ import annotations
@@ -136,3 +137,24 @@ def check_points(config: Any, points: Sequence[Point], validate: Callable[[Any],
 
 def _short(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def seed_points(seeds: str | Sequence[Any], phase_count: int) -> list[Point]:
+    """``"0,1,2"`` -> one point per training seed: the top-level ``seed`` (model initialisation) and each of
+    the ``phase_count`` phases' ``trainer.seed`` (data order, augmentation). Data seeds are not touched."""
+    raw = split_values(seeds) if isinstance(seeds, str) else list(seeds)
+    values = []
+    for item in raw:
+        value = parse_value(item) if isinstance(item, str) else item
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"--seeds: expected whole numbers >= 0, got {item!r}")
+        values.append(value)
+    if len(values) < 2:
+        raise ConfigError("--seeds: give at least two seeds (e.g. --seeds 0,1,2): a spread needs more than one")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"--seeds: a seed is listed twice in {raw}")
+    points = []
+    for seed in values:
+        settings = {"seed": seed, **{f"phases.{i}.trainer.seed": seed for i in range(phase_count)}}
+        points.append(Point(settings, f"seed={seed}", seed))
+    return points

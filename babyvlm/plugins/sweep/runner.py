@@ -117,8 +117,69 @@ def age_check(results: Mapping[str, Any], limit: Any) -> str:
 
 def _assemble(kind: str, keys: list[str], records: list[dict[str, Any]]) -> dict[str, Any]:
     chances = [r["overall_chance"] for r in records if r.get("overall_chance") is not None]
-    return {"kind": kind, "keys": keys, "overall_chance": chances[0] if chances else None,
-            "points": records, "failed": [r["label"] for r in records if r["status"] != "ok"]}
+    sweep = {"kind": kind, "keys": keys, "overall_chance": chances[0] if chances else None,
+             "points": records, "failed": [r["label"] for r in records if r["status"] != "ok"]}
+    if kind == "seed":
+        sweep["across_seeds"] = across_seeds(records)
+    return sweep
+
+
+# The seed sweep's test of "uses vision" on an entry (stated in sweep.md): over the seeds, the model's mean
+# beats its blind twin's mean by at least this margin, the model's mean lies above the mean upper end of the
+# twin's 95% CIs, and the model beats its twin on every seed.
+VISION_MARGIN = 0.10
+
+
+def across_seeds(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per domain and entry: the model's and blind twin's scores per seed, mean and sd, the margin, and
+    whether the entry passes the uses-vision test (``VISION_MARGIN``); failed points are left out."""
+    done = [r for r in records if r.get("status") == "ok"]
+    out: dict[str, Any] = {}
+    for domain in sorted({d for r in done for d in r.get("entries", {})}, key=lambda d: (d not in IN_DOMAIN, d)):
+        rows = {}
+        for entry in _entry_order(done, domain):
+            per_seed = [r["entries"].get(domain, {}).get(entry, {}) for r in done]
+            if any(_value(roles.get("model")) is not None for roles in per_seed):  # entries the model was scored on
+                rows[entry] = _entry_across_seeds(per_seed, next((r["chance"].get(entry) for r in done
+                                                                  if r.get("chance")), None))
+        out[domain] = {"entries": rows, "seeds": [r["value"] for r in done],
+                       "uses_vision": sorted(e for e, row in rows.items() if row["uses_vision"])}
+    return out
+
+
+def _entry_across_seeds(per_seed: list[Mapping[str, Any]], chance: float | None) -> dict[str, Any]:
+    model = [_value(roles.get("model")) for roles in per_seed]
+    blind = [_value(roles.get("blind")) for roles in per_seed]
+    upper = [(roles.get("blind") or {}).get("ci") for roles in per_seed]
+    row: dict[str, Any] = {"model": model, "blind": blind, "chance": chance, "model_mean": _mean(model),
+                           "model_sd": _sd(model), "blind_mean": _mean(blind), "blind_sd": _sd(blind),
+                           "margin": None, "uses_vision": False}
+    if None in model or None in blind or not model:
+        return row  # a seed without both scores: no verdict
+    row["margin"] = row["model_mean"] - row["blind_mean"]
+    uppers = [ci[1] for ci in upper if isinstance(ci, list) and len(ci) == 2]
+    above_ci = len(uppers) == len(model) and row["model_mean"] > _mean(uppers)
+    every_seed = all(m > b for m, b in zip(model, blind, strict=True))
+    row["uses_vision"] = bool(row["margin"] >= VISION_MARGIN and above_ci and every_seed)
+    return row
+
+
+def _value(score: Any) -> float | None:
+    value = score.get("score") if isinstance(score, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _sd(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    if len(known) < 2:
+        return None
+    mean = sum(known) / len(known)
+    return (sum((v - mean) ** 2 for v in known) / (len(known) - 1)) ** 0.5
 
 
 def sweep_markdown(sweep: Mapping[str, Any]) -> str:
@@ -129,7 +190,7 @@ def sweep_markdown(sweep: Mapping[str, Any]) -> str:
     first = domains[0] if domains else "in_domain"  # per-entry columns: the in-domain scores
     entries = [e for e in _entry_order(points, first)
                if any(p.get("entries", {}).get(first, {}).get(e, {}).get("model") for p in points)]
-    header = [" / ".join(sweep["keys"]) or "point", "status"]
+    header = ["seed" if sweep["kind"] == "seed" else " / ".join(sweep["keys"]) or "point", "status"]
     for domain in domains:
         label = domain.replace("_", "-")
         header += [f"overall {label}: model", f"overall {label}: blind twin"]
@@ -152,8 +213,9 @@ def sweep_markdown(sweep: Mapping[str, Any]) -> str:
         if sweep["kind"] == "age":
             row.append(point.get("age_check", "—"))
         rows.append(row)
-    title = "Developmental curve (age sweep)" if sweep["kind"] == "age" else "Sweep"
-    lines = [f"# {title}: {', '.join(sweep['keys'])}", "",
+    title = {"age": f"Developmental curve (age sweep): {', '.join(sweep['keys'])}",
+             "seed": "Seed sweep (training seeds; the world and the DevCV items are the same for every seed)"}
+    lines = [f"# {title.get(sweep['kind'], 'Sweep: ' + ', '.join(sweep['keys']))}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     lines += ["", "Scores in % (primary metrics; [95% CI]); overall = the DevCV leaderboard's mean of 11 entries, "
@@ -164,7 +226,41 @@ def sweep_markdown(sweep: Mapping[str, Any]) -> str:
                      "whether the training store's age months respected it.")
     if sweep.get("failed"):
         lines.append(f"Failed points: {', '.join(sweep['failed'])}.")
+    if sweep.get("across_seeds"):
+        lines += ["", *seed_markdown(sweep["across_seeds"])]
     return "\n".join(lines) + "\n"
+
+
+def seed_markdown(across: Mapping[str, Any]) -> list[str]:
+    """The seed sweep's summary: per domain, each entry's model and blind twin as mean ± sd over seeds,
+    the margin, and the uses-vision verdict, with the test stated."""
+    lines = ["## Across seeds"]
+    for domain, summary in across.items():
+        entries = summary["entries"]
+        lines += ["", f"### {domain}: {len(summary['uses_vision'])} of {len(entries)} entries use vision "
+                      f"(seeds {', '.join(str(s) for s in summary['seeds'])})", "",
+                  "| entry | model mean ± sd | blind twin mean ± sd | chance | margin (points) | per seed model / blind "
+                  "| uses vision |", "|---|---|---|---|---|---|---|"]
+        for entry, row in entries.items():
+            per_seed = ", ".join(f"{_maybe_pct(m)}/{_maybe_pct(b)}" for m, b in zip(row["model"], row["blind"], strict=True))
+            margin = f"{100 * row['margin']:+.1f}" if row["margin"] is not None else "—"
+            lines.append(f"| {entry.removeprefix('baby_')} | {_mean_sd(row['model_mean'], row['model_sd'])} | "
+                         f"{_mean_sd(row['blind_mean'], row['blind_sd'])} | {_maybe_pct(row['chance'])} | {margin} | "
+                         f"{per_seed} | {'yes' if row['uses_vision'] else 'no'} |")
+    lines += ["", f"Uses vision: over the seeds, the model's mean beats its blind twin's mean by at least "
+                  f"{100 * VISION_MARGIN:.0f} points, lies above the mean upper end of the twin's 95% CIs, and the "
+                  f"model beats its twin on every seed. Scores in %; sd over seeds (n−1)."]
+    return lines
+
+
+def _maybe_pct(value: float | None) -> str:
+    return _pct(value) if value is not None else "—"
+
+
+def _mean_sd(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "—"
+    return f"{_pct(mean)} ± {_pct(sd)}" if sd is not None else _pct(mean)
 
 
 def _entry_order(points: Sequence[Mapping[str, Any]], domain: str) -> list[str]:
