@@ -232,6 +232,14 @@ class Task(Protocol):
 
 
 @runtime_checkable
+class ItemChance(Protocol):
+    """Optional for a task whose chance depends on its items' answer spaces: ``chance_for_items(items)``
+    (the evaluator uses it for the items it scored; a task without it has the fixed ``chance()``)."""
+
+    def chance_for_items(self, items: Sequence[TaskItem]) -> float | None: ...
+
+
+@runtime_checkable
 class LeaderboardTask(Protocol):
     """Optional for a task: its facts on a published leaderboard. ``leaderboard_position`` is its place
     among the scored entries (``None``: reported, not part of the overall); ``published_chance`` the
@@ -260,6 +268,40 @@ class EvalAdapter(Protocol):
     def generate_until(self, requests: Sequence[Request]) -> list[str]: ...
     def loglikelihood(self, requests: Sequence[Request]) -> list[list[tuple[float, bool]]]: ...
     def generate_until_multi_round(self, requests: Sequence[Request]) -> list[list[str]]: ...
+
+
+@runtime_checkable
+class ItemAware(Protocol):
+    """Optional for an eval adapter: ``see_items`` is shown a task's items before their requests (the
+    oracle's gold labels, the random guesser's answer spaces, a shuffled control's donors)."""
+
+    def see_items(self, task_name: str, items: Sequence[TaskItem], task: Any = None,
+                  mode: str = "generate") -> None: ...
+
+
+@runtime_checkable
+class PathLoading(Protocol):
+    """Optional for an eval adapter class: ``accepts_path(folder)`` says it loads that model folder
+    (``babyvlm eval --model FOLDER`` picks the claiming adapter of lowest ``PathPriority``)."""
+
+    def accepts_path(self, path: Path) -> bool: ...
+
+
+@runtime_checkable
+class PathPriority(Protocol):
+    """Optional with ``PathLoading``: lower is tried first (default ``DEFAULT_PATH_PRIORITY``)."""
+
+    path_priority: int
+
+
+DEFAULT_PATH_PRIORITY = 100
+
+
+def show_items(adapter: Any, task_name: str, items: Sequence[TaskItem], task: Any = None,
+               mode: str = "generate") -> None:
+    """Show an adapter a task's items when it is ``ItemAware`` (others answer requests alone)."""
+    if isinstance(adapter, ItemAware):
+        adapter.see_items(task_name, items, task=task, mode=mode)
 
 
 @runtime_checkable

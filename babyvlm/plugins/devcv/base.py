@@ -108,6 +108,10 @@ class DevCVTask:
     def answer_space(self, item: TaskItem) -> list[str]:
         return list(item.choices)
 
+    def chance_for_items(self, items: Sequence[TaskItem]) -> float:
+        """``contracts.ItemChance``: the chance of these items' answer spaces."""
+        return self.chance(items)
+
     def chance(self, items: Sequence[TaskItem] | None = None) -> float:
         """The primary metric's chance level: 1 / |answer space|, averaged over ``items`` when given."""
         if not items:

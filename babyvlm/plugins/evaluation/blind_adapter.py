@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from babyvlm import registry
+from babyvlm.core.contracts import show_items
 from babyvlm.core.errors import ConfigError, DataError
-from babyvlm.core.records import Request
+from babyvlm.core.records import Request, TaskItem
 from babyvlm.core.specs import is_spec
 from babyvlm.media import BLANK_KINDS, blank_image, constant_blank, encode_jpeg
 
@@ -52,10 +53,8 @@ class BlindAdapter:
         suffix = "" if self.blank == "grey" else f",blank={self.blank}"
         return f"blind({self.inner.fingerprint()}{suffix})"
 
-    def see_items(self, *args: Any, **kwargs: Any) -> None:
-        see = getattr(self.inner, "see_items", None)  # optional: only item-aware adapters have it
-        if see is not None:
-            see(*args, **kwargs)
+    def see_items(self, task_name: str, items: Sequence[TaskItem], task: Any = None, mode: str = "generate") -> None:
+        show_items(self.inner, task_name, items, task=task, mode=mode)
 
     def blinded(self, requests: Sequence[Request]) -> list[Request]:
         """The requests as the inner adapter receives them."""

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from babyvlm import registry
+from babyvlm.core.contracts import DEFAULT_PATH_PRIORITY, PathLoading, PathPriority
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import parse_key_values
 from babyvlm.core.ranks import is_main_process
@@ -48,9 +49,9 @@ def adapter_for_path(path: Path) -> str:
     claims = []
     for name in registry.names("eval_adapter"):
         component = registry.get("eval_adapter", name)
-        accepts = getattr(component, "accepts_path", None)  # optional: adapters that load folders say so
-        if accepts is not None and accepts(path):
-            claims.append((getattr(component, "path_priority", 100), name))
+        if isinstance(component, PathLoading) and component.accepts_path(path):  # adapters that load folders
+            priority = component.path_priority if isinstance(component, PathPriority) else DEFAULT_PATH_PRIORITY
+            claims.append((priority, name))
     if not claims:
         raise ConfigError(f"--model {path}: no eval adapter reads this folder (a babyvlm checkpoint has "
                           f"babyvlm.json, a Hugging Face model config.json)")

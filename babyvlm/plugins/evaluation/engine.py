@@ -20,7 +20,6 @@ primary score beside its blind twin; ``compare_human=DIR`` adds item-level human
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 from babyvlm import registry
 from babyvlm.core.clusters import cluster_items
 from babyvlm.core.constants import EVALUATION_MODES
+from babyvlm.core.contracts import ItemChance, show_items
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
 from babyvlm.core.records import Prediction, Request, SkipReport, TaskItem
@@ -173,9 +173,7 @@ class DevCVEvaluator:
     def _answer(self, adapter: Any, adapter_fp: str, unit: Mapping[str, Any], done: Mapping[Any, Any],
                 progress: ProgressLog, processes: Processes, mode: str, log: Log) -> None:
         items: list[TaskItem] = unit["items"]
-        see = getattr(adapter, "see_items", None)  # optional extension: only item-aware adapters have it
-        if see is not None:
-            see(unit["name"], items, task=unit["task"], mode=mode)
+        show_items(adapter, unit["name"], items, task=unit["task"], mode=mode)
         todo = [item for item in items if (*unit["keys"][item.item_id], adapter_fp) not in done]
         mine = processes.shard(todo)
         if len(todo) < len(items) and processes.is_main:
@@ -310,12 +308,8 @@ def plain_number(value: Any) -> Any:
 
 
 def chance_of(task: Any, items: Sequence[TaskItem]) -> float | None:
-    """The task's chance level for these items when its ``chance`` takes them, else its fixed one."""
-    try:
-        accepts_items = bool(inspect.signature(task.chance).parameters)
-    except (TypeError, ValueError):
-        accepts_items = False
-    value = task.chance(items) if accepts_items else task.chance()
+    """The task's chance level for these items when it has one per items (``ItemChance``), else its fixed one."""
+    value = task.chance_for_items(items) if isinstance(task, ItemChance) else task.chance()
     return None if value is None else float(value)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from babyvlm import registry
+from babyvlm.core.contracts import show_items
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.records import Request, TaskItem
 from babyvlm.core.specs import is_spec
@@ -59,10 +60,8 @@ class PerTaskAdapter:
             self._built[None] = registry.build("eval_adapter", spec) if is_spec(spec) else spec
         return self._built[None]
 
-    def see_items(self, task_name: str, items: Sequence[TaskItem], *args: Any, **kwargs: Any) -> None:
-        see = getattr(self.adapter_for(task_name), "see_items", None)  # optional: item-aware adapters only
-        if see is not None:
-            see(task_name, items, *args, **kwargs)
+    def see_items(self, task_name: str, items: Sequence[TaskItem], task: Any = None, mode: str = "generate") -> None:
+        show_items(self.adapter_for(task_name), task_name, items, task=task, mode=mode)
 
     def generate_until(self, requests: Sequence[Request]) -> list[str]:
         return self._routed(requests, lambda adapter, part: adapter.generate_until(part))

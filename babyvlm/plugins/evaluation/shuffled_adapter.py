@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from babyvlm import registry
+from babyvlm.core.contracts import show_items
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.records import Request, TaskItem
 from babyvlm.core.specs import is_spec
@@ -34,15 +35,13 @@ class ShuffledAdapter:
     def fingerprint(self) -> str:
         return f"shuffled({self.inner.fingerprint()},seed={self.seed})"
 
-    def see_items(self, task_name: str, items: Sequence[TaskItem], *args: Any, **kwargs: Any) -> None:
+    def see_items(self, task_name: str, items: Sequence[TaskItem], task: Any = None, mode: str = "generate") -> None:
         order = sorted(items, key=lambda item: item.item_id)
         random.Random(f"shuffled:{self.seed}:{task_name}").shuffle(order)
         for position, item in enumerate(order):
             donor = order[(position + 1) % len(order)]
             self._donors[(task_name, item.item_id)] = list(donor.images)
-        see = getattr(self.inner, "see_items", None)  # optional: only item-aware adapters have it
-        if see is not None:
-            see(task_name, items, *args, **kwargs)
+        show_items(self.inner, task_name, items, task=task, mode=mode)
 
     def swapped(self, requests: Sequence[Request]) -> list[Request]:
         """The requests as the inner adapter receives them."""
