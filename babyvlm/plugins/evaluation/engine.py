@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,22 @@ from babyvlm.plugins.evaluation.progress import ProgressLog
 MODES = EVALUATION_MODES
 ADAPTER_CALLS = {"generate": "generate_until", "choice": "loglikelihood", "multi_round": "generate_until_multi_round"}
 Log = Callable[[str], None]
+
+
+@dataclass
+class PlanUnit:
+    """One task in one domain, as the evaluator plans it: the task, its items (after the limit, the
+    undecodable ones left out and listed), and each item's resume key (task fingerprint, domain, item id,
+    item hash)."""
+
+    domain: str
+    folder: Path
+    name: str
+    task: Any
+    items: list[TaskItem]
+    keys: dict[str, tuple[str, str, str, str]]
+    task_fp: str
+    undecodable: list[dict[str, str]] = field(default_factory=list)
 
 
 class DevCVEvaluator:
@@ -147,7 +163,7 @@ class DevCVEvaluator:
         return self._summarise(plan, done, adapter, adapter_fp, data_dir, processes, started, skipped, settings)
 
     def _plan(self, task_names: list[str] | None, data_dir: Path, split: str, domains: Sequence[str] | None,
-              limit: int | None, mode: str, skipped: SkipReport, log: Log) -> list[dict[str, Any]]:
+              limit: int | None, mode: str, skipped: SkipReport, log: Log) -> list[PlanUnit]:
         names = task_names if task_names is not None else registry.names("task")
         tasks = {name: registry.build("task", name) for name in names}
         plan = []
@@ -165,38 +181,38 @@ class DevCVEvaluator:
                 keys = {item.item_id: (task_fp, domain, item.item_id, item_hash(item)) for item in items}
                 if len(keys) != len(items):
                     raise DataError(f"{folder}: task {name} has duplicate item ids; every item needs its own id")
-                plan.append(dict(domain=domain, folder=folder, name=name, task=task, items=items, keys=keys,
-                                 task_fp=task_fp, undecodable=undecodable))
+                plan.append(PlanUnit(domain=domain, folder=folder, name=name, task=task, items=items, keys=keys,
+                                     task_fp=task_fp, undecodable=undecodable))
                 log(f"{domain}/{name}: {len(items)} items")
         return plan
 
-    def _answer(self, adapter: Any, adapter_fp: str, unit: Mapping[str, Any], done: Mapping[Any, Any],
+    def _answer(self, adapter: Any, adapter_fp: str, unit: PlanUnit, done: Mapping[Any, Any],
                 progress: ProgressLog, processes: Processes, mode: str, log: Log) -> None:
-        items: list[TaskItem] = unit["items"]
-        show_items(adapter, unit["name"], items, task=unit["task"], mode=mode)
-        todo = [item for item in items if (*unit["keys"][item.item_id], adapter_fp) not in done]
+        items: list[TaskItem] = unit.items
+        show_items(adapter, unit.name, items, task=unit.task, mode=mode)
+        todo = [item for item in items if (*unit.keys[item.item_id], adapter_fp) not in done]
         mine = processes.shard(todo)
         if len(todo) < len(items) and processes.is_main:
-            log(f"{unit['domain']}/{unit['name']}: resuming, {len(items) - len(todo)} of {len(items)} items done")
+            log(f"{unit.domain}/{unit.name}: resuming, {len(items) - len(todo)} of {len(items)} items done")
         for start in range(0, len(mine), self.flush_every):
             chunk = mine[start:start + self.flush_every]
-            predictions = answer_items(adapter, unit["task"], chunk, mode)
+            predictions = answer_items(adapter, unit.task, chunk, mode)
             progress.append(progress_record(unit, item, prediction, adapter_fp)
                             for item, prediction in zip(chunk, predictions, strict=True))
 
     # ---- merging and metrics ---------------------------------------------------------------------------
-    def _summarise(self, plan: list[dict[str, Any]], done: Mapping[Any, Any], adapter: Any, adapter_fp: str,
+    def _summarise(self, plan: list[PlanUnit], done: Mapping[Any, Any], adapter: Any, adapter_fp: str,
                    data_dir: Path, processes: Processes, started: float, skipped: SkipReport,
                    settings: Mapping[str, Any]) -> dict[str, Any]:
         domains: dict[str, dict[str, Any]] = {}
         for unit in plan:
-            records = [done.get((*unit["keys"][item.item_id], adapter_fp)) for item in unit["items"]]
-            missing = [item.item_id for item, record in zip(unit["items"], records, strict=True) if record is None]
+            records = [done.get((*unit.keys[item.item_id], adapter_fp)) for item in unit.items]
+            missing = [item.item_id for item, record in zip(unit.items, records, strict=True) if record is None]
             if missing:  # a rank's file was lost between answering and merging
-                raise DataError(f"{unit['domain']}/{unit['name']}: {len(missing)} item(s) have no result after every "
+                raise DataError(f"{unit.domain}/{unit.name}: {len(missing)} item(s) have no result after every "
                                 f"process finished (e.g. {missing[0]}); run the same command again to resume")
-            domain = domains.setdefault(unit["domain"], {"folder": str(unit["folder"]), "tasks": {}})
-            domain["tasks"][unit["name"]] = self._task_result(unit, records, settings["seed"])
+            domain = domains.setdefault(unit.domain, {"folder": str(unit.folder), "tasks": {}})
+            domain["tasks"][unit.name] = self._task_result(unit, records, settings["seed"])
         for domain in domains.values():
             primaries = {name: task["metrics"].get(task["primary_metric"]) for name, task in domain["tasks"].items()}
             domain["overall"] = overall(primaries)
@@ -206,20 +222,20 @@ class DevCVEvaluator:
                 "config": dict(settings["config"]), "domains": domains, "skipped": skipped.to_dict(),
                 "seconds": time.time() - started}
 
-    def _task_result(self, unit: Mapping[str, Any], records: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-        task, items = unit["task"], unit["items"]
+    def _task_result(self, unit: PlanUnit, records: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+        task, items = unit.task, unit.items
         predictions = [prediction_from(record["prediction"]) for record in records]
         metrics = {metric: plain_number(value) for metric, value in task.aggregate(items, predictions).items()}
         clusters, unit_kind = cluster_items(items)
         spread = bootstrap(task.aggregate, items, predictions, self.bootstrap_resamples, seed, clusters)
         samples = [dict(record["sample"], doc_id=number) for number, record in enumerate(records)]
-        return {"task_fingerprint": unit["task_fp"], "primary_metric": task.primary_metric,
+        return {"task_fingerprint": unit.task_fp, "primary_metric": task.primary_metric,
                 "metrics": metrics, "spread": spread, "chance": chance_of(task, items),
                 "ci_clusters": {"by": unit_kind, "count": len(set(clusters))},
                 "higher_is_better": dict.fromkeys(metrics, True), "n": len(items),
                 "ties": sum(1 for p in predictions if p.extras.get("tied")),
                 "unparsed": sum(1 for p in predictions if p.parsed is None), "samples": samples,
-                "skipped_items": unit.get("undecodable", [])}
+                "skipped_items": unit.undecodable}
 
 
 # ---- items, requests, predictions --------------------------------------------------------------------
@@ -267,8 +283,8 @@ def decodable_items(items: list[TaskItem], where: str, skipped: SkipReport,
     return kept, undecodable
 
 
-def progress_record(unit: Mapping[str, Any], item: TaskItem, prediction: Prediction, adapter_fp: str) -> dict[str, Any]:
-    return {"key": [*unit["keys"][item.item_id], adapter_fp], "task": unit["name"], "domain": unit["domain"],
+def progress_record(unit: PlanUnit, item: TaskItem, prediction: Prediction, adapter_fp: str) -> dict[str, Any]:
+    return {"key": [*unit.keys[item.item_id], adapter_fp], "task": unit.name, "domain": unit.domain,
             "item_id": item.item_id, "prediction": asdict(prediction), "sample": sample_of(item, prediction)}
 
 
