@@ -1,7 +1,7 @@
 """``babyvlm sweep``: ``babyvlm sweep age CONFIG --ages 12,18,24,32`` (a developmental curve),
 ``babyvlm sweep seed CONFIG --seeds 0,1,2`` (training seeds: mean ± sd per entry, model vs blind twin) and
 ``babyvlm sweep CONFIG --grid key=v1,v2 ...`` (an ablation grid; also spelled ``babyvlm sweep grid``).
-Both run each point through ``babyvlm.Experiment`` and write ``sweep.md``, ``sweep.json`` and
+Each runs every point through the run pipeline (``RunPipeline``) and writes ``sweep.md``, ``sweep.json`` and
 ``sweep.png`` into ``--work-dir``. The work is done by ``runner.run_sweep``, callable from Python."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class SweepGroup(click.Group):
 def _common(function):
     function = click.option("--run-point", "run_point", default=None, metavar="MODULE:FUNCTION",
                             help="Run each point with FUNCTION(config, work_dir) -> results instead of "
-                                 "babyvlm.Experiment(config, work_dir).run().")(function)
+                                 "the whole run, RunPipeline(config, work_dir).run().")(function)
     function = click.option("--set", "overrides", multiple=True,
                             help="Override a base-config field for every point (KEY=VALUE, VALUE is JSON).")(function)
     function = click.option("--reporter", default="markdown", show_default=True,

@@ -1,5 +1,5 @@
 """Running a sweep: each point's config (the base config plus the point's overrides) goes through
-``run_point(config, work_dir) -> results`` (by default ``babyvlm.Experiment(config, work_dir).run()``,
+``run_point(config, work_dir) -> results`` (by default the whole run, ``RunPipeline(config, work_dir).run()``,
 injectable for tests and for custom pipelines), each in its own folder ``WORK_DIR/points/<label>/``.
 The scores come from the reporter's scoreboard (so a point's overall is the leaderboard's), and the
 sweep writes one table (``sweep.md`` and ``sweep.json``) and one plot (``sweep.png``).
