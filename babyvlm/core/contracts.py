@@ -352,12 +352,19 @@ class TaskBuilder(Protocol):
     def write_instructions(self, folder: str | os.PathLike, log: Log = print, **options: Any) -> list[Path]: ...
 
 
+@runtime_checkable
+class ConfigSection(Protocol):
+    """A plugin-owned config section's check: ``check(section)`` refuses a bad value with a ConfigError."""
+
+    def __call__(self, section: Any) -> None: ...
+
+
 CONTRACTS: dict[str, type] = {
     "source": Source, "scorer": Scorer, "builder": Builder, "store": Store, "encoder": Encoder,
     "connector": Connector, "language_model": LanguageModel, "tokenizer": Tokenizer, "template": Template,
     "model": Model, "kernels": Kernels, "trainer": Trainer, "task": Task, "eval_adapter": EvalAdapter,
     "evaluator": Evaluator, "reporter": Reporter, "annotator": Annotator, "corpus_writer": CorpusWriter,
-    "task_builder": TaskBuilder,
+    "task_builder": TaskBuilder, "config_section": ConfigSection,
 }
 
 
