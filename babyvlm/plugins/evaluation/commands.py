@@ -83,7 +83,8 @@ def _accepted(name: str, options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--with-blind", is_flag=True, help="Also run blind(model) and show each score beside it.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random adapter and the bootstrap.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE", help="Adapter option (repeatable).")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option (repeatable), e.g. template=baby_v1 (default: the checkpoint's own template).")
 @click.option("--flush-every", default=32, show_default=True, type=click.IntRange(min=1),
               help="Items answered between two appends to the resume log.")
 @click.option("--compare-human", type=click.Path(path_type=Path), default=None,

@@ -124,6 +124,10 @@ class DevCVEvaluator:
         done = progress.read_all()
         skipped.merge(progress.report)
         adapter_fp = adapter.fingerprint()
+        described = adapter_settings(adapter)
+        if described:
+            settings["log"](f"{getattr(adapter, 'name', type(adapter).__name__)}: "
+                            + ", ".join(f"{k} {v}" for k, v in described.items() if not isinstance(v, dict)))
         plan = self._plan(task_names, data_dir, settings["split"], settings["domains"], settings["limit"],
                           settings["mode"], skipped, settings["log"])
         if not plan:
@@ -202,7 +206,7 @@ class DevCVEvaluator:
             primaries = {name: task["metrics"].get(task["primary_metric"]) for name, task in domain["tasks"].items()}
             domain["overall"] = overall(primaries)
         return {"adapter": getattr(adapter, "name", type(adapter).__name__), "adapter_fingerprint": adapter_fp,
-                "data_dir": str(data_dir), "mode": settings["mode"], "split": settings["split"],
+                "adapter_settings": adapter_settings(adapter), "data_dir": str(data_dir), "mode": settings["mode"], "split": settings["split"],
                 "limit": settings["limit"], "seed": settings["seed"], "world_size": processes.world,
                 "config": dict(settings["config"]), "domains": domains, "skipped": skipped.to_dict(),
                 "seconds": time.time() - started}
@@ -224,6 +228,17 @@ class DevCVEvaluator:
 
 
 # ---- items, requests, predictions --------------------------------------------------------------------
+def adapter_settings(adapter: Any) -> dict[str, Any]:
+    """What an adapter says about its settings (``describe()``, an optional extension: e.g. the babyvlm
+    adapter's template and where it came from), with a wrapper's inner adapter under ``inner``."""
+    describe = getattr(adapter, "describe", None)
+    settings = dict(describe()) if callable(describe) else {}
+    inner = getattr(adapter, "inner", None)
+    if inner is not None:
+        settings["inner"] = {"adapter": getattr(inner, "name", type(inner).__name__), **adapter_settings(inner)}
+    return settings
+
+
 def answer_items(adapter: Any, task: Any, items: Sequence[TaskItem], mode: str) -> list[Prediction]:
     """Each item's requests answered by the adapter (one call per request kind) and scored by the task."""
     per_item: list[list[Request]] = [list(task.requests(item, mode)) for item in items]

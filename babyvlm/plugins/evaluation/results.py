@@ -66,6 +66,7 @@ def lmms_results(domain: str, data: Mapping[str, Any], summary: Mapping[str, Any
 
 def run_config(summary: Mapping[str, Any], domain: str | None = None) -> dict[str, Any]:
     config = {"model": summary["adapter"], "model_fingerprint": summary["adapter_fingerprint"],
+              "model_settings": summary.get("adapter_settings", {}),
               "data_dir": summary["data_dir"], "mode": summary["mode"], "split": summary["split"],
               "limit": summary["limit"], "bootstrap_seed": summary["seed"], "world_size": summary["world_size"],
               **summary["config"]}
@@ -101,6 +102,7 @@ def write_all(summary: dict[str, Any], out: Path) -> list[Path]:
 def attach_blind(summary: dict[str, Any], twin: Mapping[str, Any]) -> None:
     """Each task's primary score under ``blind(adapter)`` beside the seeing one; the twin's overall too."""
     summary["blind_adapter_fingerprint"] = twin.get("adapter_fingerprint")
+    summary["blind_adapter_settings"] = twin.get("adapter_settings", {})
     for domain, data in summary["domains"].items():
         blind_domain = twin.get("domains", {}).get(domain, {})
         for name, task in data["tasks"].items():
