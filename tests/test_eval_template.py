@@ -57,7 +57,7 @@ def test_the_results_record_the_template_used(checkpoints, tmp_path, fresh_regis
     assert results["config"]["model_settings"]["template_source"] == "checkpoint"
     summary = json.loads(next(out.glob("*_summary.json")).read_text())
     assert summary["adapter_settings"]["template"] == "baby_v1_qfirst"
-    assert summary["blind_adapter_settings"]["inner"]["template"] == "baby_v1_qfirst"
+    assert summary["blind_at_test_adapter_settings"]["inner"]["template"] == "baby_v1_qfirst"
     again = CliRunner().invoke(cli, ["eval", "--model", str(checkpoints / "baby_v1_qfirst"), "--data", str(data),
                                      "--out", str(tmp_path / "asked"), "--tasks", "fake_letters",
                                      "--mode", "loglikelihood", "--model-opt", "template=baby_v1"])

@@ -13,8 +13,9 @@ one domain named after it) and per task with items there:
    computes the task's metrics, bootstrap standard errors and 95% intervals, the chance level and the
    tie count, and writes the lmms-eval-style files (``results``).
 
-``with_blind=True`` runs the same evaluation through ``blind(adapter)`` into ``OUT/blind`` and shows each
-primary score beside its blind twin; ``compare_human=DIR`` adds item-level human alignment.
+``with_blind=True`` runs the same evaluation through ``blind(adapter)`` into ``OUT/blind_at_test`` and shows
+each primary score beside it ("blind at test": the same model shown blank images, not a blind twin trained
+on them, which ``babyvlm run`` adds); ``compare_human=DIR`` adds item-level human alignment.
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ class DevCVEvaluator:
                                 domains=domains, limit=limit, seed=seed, config=dict(config or {}), log=log)
             if with_blind:
                 blind = registry.build("eval_adapter", dict(type="blind", adapter=adapter))
-                twin = self._run(blind, _task_names(tasks), Path(data_dir), out / "blind", processes, mode=mode,
-                                 split=split, domains=domains, limit=limit, seed=seed, config=dict(config or {}),
-                                 log=log)
+                at_test = self._run(blind, _task_names(tasks), Path(data_dir), out / results_files.BLIND_AT_TEST,
+                                    processes, mode=mode, split=split, domains=domains, limit=limit, seed=seed,
+                                    config=dict(config or {}), log=log)
                 if processes.is_main:
-                    results_files.write_all(twin, out / "blind")
-                    results_files.attach_blind(summary, twin)
+                    results_files.write_all(at_test, out / results_files.BLIND_AT_TEST)
+                    results_files.attach_blind(summary, at_test)
             if compare_human is not None and processes.is_main:
                 results_files.attach_human(summary, compare_with_humans(summary, compare_human))
             if processes.is_main:
