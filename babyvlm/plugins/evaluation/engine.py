@@ -35,6 +35,7 @@ from babyvlm import registry
 from babyvlm.core.clusters import cluster_items
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.core.records import Prediction, Request, SkipReport, TaskItem
 from babyvlm.core.specs import is_spec
 from babyvlm.plugins.evaluation import results as results_files
@@ -135,9 +136,12 @@ class DevCVEvaluator:
             raise DataError(f"{data_dir}: no items for the requested tasks (split {settings['split']!r}) in any "
                             f"domain folder; build some with `babyvlm tasks build` or check --tasks/--domain")
         error = None
+        name = getattr(adapter, "name", type(adapter).__name__)
         try:
-            for unit in plan:
-                self._answer(adapter, adapter_fp, unit, done, progress, processes, settings["mode"], settings["log"])
+            with progress_bar(sum(len(unit["items"]) for unit in plan), f"evaluate {name}", unit="item") as bar:
+                for unit in plan:
+                    self._answer(adapter, adapter_fp, unit, done, progress, processes, settings["mode"],
+                                 settings["log"], bar)
         except BabyVLMError as exc:  # every rank must reach the barrier, or the others wait forever
             error = f"rank {processes.rank}: {exc}" if processes.world > 1 else str(exc)
         errors = processes.gather_errors(error)
@@ -175,7 +179,7 @@ class DevCVEvaluator:
         return plan
 
     def _answer(self, adapter: Any, adapter_fp: str, unit: Mapping[str, Any], done: Mapping[Any, Any],
-                progress: ProgressLog, processes: Processes, mode: str, log: Log) -> None:
+                progress: ProgressLog, processes: Processes, mode: str, log: Log, bar: progress_bar) -> None:
         items: list[TaskItem] = unit["items"]
         see = getattr(adapter, "see_items", None)  # optional extension: only item-aware adapters have it
         if see is not None:
@@ -184,9 +188,11 @@ class DevCVEvaluator:
         mine = processes.shard(todo)
         if len(todo) < len(items) and processes.is_main:
             log(f"{unit['domain']}/{unit['name']}: resuming, {len(items) - len(todo)} of {len(items)} items done")
+        bar.update(len(items) - len(mine))  # answered before, or by another process
         for start in range(0, len(mine), self.flush_every):
             chunk = mine[start:start + self.flush_every]
             predictions = answer_items(adapter, unit["task"], chunk, mode)
+            bar.update(len(chunk))
             progress.append(progress_record(unit, item, prediction, adapter_fp)
                             for item, prediction in zip(chunk, predictions, strict=True))
 
