@@ -118,6 +118,9 @@ def components_command(kind: str | None, as_json: bool) -> None:
 
 
 def main() -> None:
+    from babyvlm.core.progress import show_each_warning_once
+
+    show_each_warning_once()
     try:
         cli(standalone_mode=True)
     except BabyVLMError as exc:  # raised outside a command's invoke (e.g. while listing)

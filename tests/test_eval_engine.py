@@ -122,9 +122,9 @@ def test_blind_twin_of_a_model_that_ignores_images_is_at_chance(tmp_path, fresh_
                                                             tmp_path / "out", mode="loglikelihood", with_blind=True,
                                                             log=lambda message: None)
     letters = summary["domains"]["saycam"]["tasks"]["fake_letters"]
-    assert abs(letters["blind"] - letters["chance"]) <= 0.05  # blank images leave the answer prior only
-    assert results_file(tmp_path / "out")["results"]["fake_letters"]["blind_acc,none"] == letters["blind"]
-    assert (tmp_path / "out" / "blind" / "saycam").is_dir()
+    assert abs(letters["blind_at_test"] - letters["chance"]) <= 0.05  # blank images leave the answer prior only
+    assert results_file(tmp_path / "out")["results"]["fake_letters"]["blind_at_test_acc,none"] == letters["blind_at_test"]
+    assert (tmp_path / "out" / "blind_at_test" / "saycam").is_dir()
 
 
 def test_a_changed_model_or_item_is_never_mixed_with_old_results(data, tmp_path):
@@ -242,7 +242,8 @@ def test_cli_prints_the_table_and_names_bad_models_in_one_line(data, tmp_path):
     done = runner.invoke(cli, ["eval", "--model", "blind:oracle", "--data", str(data), "--out", str(tmp_path / "out"),
                                "--tasks", "fake_letters,fake_rounds", "--with-blind"])
     assert done.exit_code == 0, done.output
-    assert "saycam: overall" in done.output and "fake_letters  acc" in done.output and "blind" in done.output
+    assert "saycam: overall" in done.output and "fake_letters  acc" in done.output and "blind@test" in done.output
+    assert "blind at test" in done.output and "blind twin" not in done.output
     bad = runner.invoke(cli, ["eval", "--model", "oracel", "--data", str(data), "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "Did you mean 'oracle'" in bad.output and "Traceback" not in bad.output
     missing = runner.invoke(cli, ["eval", "--model", "random", "--tasks", "fake_nope", "--data", str(data),

@@ -214,8 +214,9 @@ def write_domain(folder: Path, n_letters: int = 8, n_pairs: int = 4, n_rounds: i
 
 
 # ---- tiny checkpoints -------------------------------------------------------------------------------
-def tiny_checkpoint(folder: Path, seed: int = 0, layers: int = 1) -> Path:
-    """A randomly initialised tiny BabyLLaVA with a small BPE tokenizer, saved (HF LLaVA layout)."""
+def tiny_checkpoint(folder: Path, seed: int = 0, layers: int = 1, template: str = "baby_v1") -> Path:
+    """A randomly initialised tiny BabyLLaVA with a small BPE tokenizer, saved (HF LLaVA layout), recording
+    ``template`` as its own."""
     import torch
 
     with warnings.catch_warnings():
@@ -225,7 +226,7 @@ def tiny_checkpoint(folder: Path, seed: int = 0, layers: int = 1) -> Path:
     torch.manual_seed(seed)
     spec = dict(type="babyllava", encoder=dict(type="vit", preset="tiny"), connector=dict(type="mlp2x_gelu"),
                 language_model=dict(type="llama", preset="tiny", num_hidden_layers=layers),
-                tokenizer=dict(type="bpe", path=str(tokenizer_dir)), template="baby_v1")
+                tokenizer=dict(type="bpe", path=str(tokenizer_dir)), template=template)
     model = babyvlm.build_model({"model": spec})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

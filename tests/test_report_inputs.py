@@ -27,7 +27,7 @@ def engine_results(scores: dict[str, tuple[float, float, float, float]], blind: 
         results[entry] = {"alias": entry, "acc,none": value, "acc_stderr,none": 0.05, "acc_ci95,none": [low, high],
                           "chance,none": chance, "primary_metric": "acc", "ties": 0, "unparsed": 0}
         if blind and entry in blind:
-            results[entry]["blind_acc,none"] = blind[entry]
+            results[entry]["blind_at_test_acc,none"] = blind[entry]
     return {"results": results, "overall": {"score": 0.0}, "n-samples": {e: {"original": 50, "effective": 50}
                                                                          for e in scores}}
 
@@ -59,12 +59,13 @@ def test_eval_output_folders_with_ci_chance_and_embedded_blind(reporter, tmp_pat
     rows = rows_of(markdown, "Results, in-domain (SAYCam)")
     assert rows["baby_count"][2] == "12.5"  # the chance the results file states, unmarked
     assert rows["baby_count"][3] == "42.0 [30.0, 55.0]"  # the file's own 95% CI, not ±1.96 stderr
-    assert rows["baby_count"][4] == "40.0"  # the embedded blind twin (no CI of its own)
+    assert rows["baby_count"][4] == "40.0"  # the embedded score blind at test (no CI of its own)
     assert rows["baby_count"][5] == "12.0 [5.0, 20.0]"
-    # no CI of the blind twin's own: the model's CI widths around it, 40.0 [28.0, 53.0], hold the model
-    assert rows["baby_count"][-1].startswith("⚠ within")
+    # no CI of its own: the model's CI widths around it, 40.0 [28.0, 53.0], hold the model
+    assert rows["baby_count"][-1] == "⚠ within blind at test's CI: answer priors, not vision"
     assert rows["baby_subitize"][3] == "61.0 [50.0, 70.0]" and rows["baby_subitize"][-1] == ""
-    assert "(blind twin, embedded)" in markdown
+    assert "(blind at test, embedded)" in markdown and "blind at test [95% CI]" in markdown
+    assert "model − blind at test" in markdown and "blind twin" not in markdown  # no twin was trained here
     out_rows = rows_of(markdown, "Results, out-of-domain (Ego4D)")
     assert out_rows["baby_count"][3] == "20.0 [10.0, 30.0]"
 
@@ -130,7 +131,7 @@ def test_real_evaluation_engine_output_reports_as_is(reporter, fresh_registry, t
     reporter.write({"evaluation_dirs": {r: tmp_path / "eval" / r for r in summaries}}, tmp_path / "run")
     scores = json.loads((tmp_path / "run" / "scores.json").read_text())
     saycam = scores["domains"]["saycam"]
-    assert set(saycam["sources"]) == {"model", "blind", "random"}
+    assert set(saycam["sources"]) == {"model", "blind_at_test", "random"}
     for role, summary in summaries.items():  # the report's overall is the engine's (the leaderboard's)
         assert saycam["overall"][role]["score"] == pytest.approx(summary["domains"]["saycam"]["overall"]["score"])
         for entry, task in summary["domains"]["saycam"]["tasks"].items():

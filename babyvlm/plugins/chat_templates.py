@@ -119,6 +119,8 @@ class ChatTemplate(ABC):
     """Shared checks and assembly; subclasses say how one human turn and one answer become ids."""
 
     name = "template"
+    # whether a human turn may hold text (a question): what evaluation needs of a checkpoint's own template
+    asks_questions = True
     jinja = ""  # the same format as a Hugging Face chat template (see the module docstring)
 
     def encode(self, conversations: Sequence[Mapping[str, Any]], tokenizer: TemplateTokenizer) -> EncodedConversation:
@@ -205,6 +207,7 @@ class BabyPlainTemplate(ChatTemplate):
     """``<image>{utterance}<eos>``: image-only human turns, every utterance supervised (alignment)."""
 
     name = "baby_plain"
+    asks_questions = False  # alignment: human turns hold only images
     jinja = jinja_template(
         "baby_plain",
         # a user turn holds only images: whitespace between them is dropped, any other text refused

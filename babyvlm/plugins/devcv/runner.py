@@ -21,6 +21,7 @@ from typing import Any
 from babyvlm import registry
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import WriterLock, atomic_write_text, load_json
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.core.records import Recording, SkipReport
 from babyvlm.plugins.devcv.annotations import read_recording_annotations
 from babyvlm.plugins.devcv.itemio import dumps
@@ -108,34 +109,44 @@ def build_tasks(request: BuildRequest, log: Callable[[str], None] = print) -> di
     with WriterLock(folder, "building DevCV tasks"):
         manifest = _open_manifest(folder, request)
         recordings: list[Recording] | None = None
-        for name, task in tasks.items():
-            if request.domain not in task.domains and not request.tasks:
-                log(f"{name}: not built for domain {request.domain} (its domains: {list(task.domains)}), left out")
-                continue
-            wanted = [s for s in splits if s in task.builds_splits]
-            if _done(folder, manifest, name, task, wanted):
-                log(f"{name}: done already ({', '.join(wanted)}), not rebuilt")
-                continue
-            if recordings is None:
-                recordings = _recordings(request, log)
-                manifest["split_of"] = assign_splits(recordings, request.domain, request.seed,
-                                                     request.split_fractions, scheme)
-                manifest["annotations"] = annotation_counts(recordings, log)
-            started = time.perf_counter()
-            subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}
-            built = task.build(recordings, subset, seed=request.seed, log=lambda line: log(f"  {line}"))
-            entry = manifest["tasks"].setdefault(name, {"splits": {}})
-            entry.update(options=task.options(), report=task.report.to_dict())
-            for split in wanted:
-                items = built.get(split, [])
-                path = task.save(folder, split, items)
-                entry["splits"][split] = {"items": len(items), "file": path.name, "sha256": _digest(path),
-                                          "answers": task.answer_distribution(items),
-                                          "chance": task.chance(items)}
-            _write_manifest(folder, manifest)
-            log(f"{name}: {', '.join(f'{s} {len(built.get(s, []))}' for s in wanted)} items "
-                f"in {time.perf_counter() - started:.1f} s; {_skipped(task.report)}")
+        with progress_bar(len(tasks), f"tasks build {request.domain}", unit="task") as bar:
+            for name, task in tasks.items():
+                recordings = _build_task(request, folder, manifest, name, task, splits, recordings, log)
+                bar.update()
     return manifest
+
+
+def _build_task(request: BuildRequest, folder: Path, manifest: dict[str, Any], name: str, task: Any,
+                splits: Sequence[str], recordings: list[Recording] | None, log) -> list[Recording] | None:
+    """One task's splits (skipped when built already or not for this domain); returns the recordings, read
+    on the first task that needs them."""
+    if request.domain not in task.domains and not request.tasks:
+        log(f"{name}: not built for domain {request.domain} (its domains: {list(task.domains)}), left out")
+        return recordings
+    wanted = [s for s in splits if s in task.builds_splits]
+    if _done(folder, manifest, name, task, wanted):
+        log(f"{name}: done already ({', '.join(wanted)}), not rebuilt")
+        return recordings
+    if recordings is None:
+        recordings = _recordings(request, log)
+        manifest["split_of"] = assign_splits(recordings, request.domain, request.seed,
+                                             request.split_fractions, request.scheme())
+        manifest["annotations"] = annotation_counts(recordings, log)
+    started = time.perf_counter()
+    subset = {rid: split for rid, split in manifest["split_of"].items() if split in wanted}
+    built = task.build(recordings, subset, seed=request.seed, log=lambda line: log(f"  {line}"))
+    entry = manifest["tasks"].setdefault(name, {"splits": {}})
+    entry.update(options=task.options(), report=task.report.to_dict())
+    for split in wanted:
+        items = built.get(split, [])
+        path = task.save(folder, split, items)
+        entry["splits"][split] = {"items": len(items), "file": path.name, "sha256": _digest(path),
+                                  "answers": task.answer_distribution(items),
+                                  "chance": task.chance(items)}
+    _write_manifest(folder, manifest)
+    log(f"{name}: {', '.join(f'{s} {len(built.get(s, []))}' for s in wanted)} items "
+        f"in {time.perf_counter() - started:.1f} s; {_skipped(task.report)}")
+    return recordings
 
 
 def _recordings(request: BuildRequest, log) -> list[Recording]:

@@ -26,6 +26,7 @@ from babyvlm.plugins.evaluation.scoring import check_image_count, encode_choice,
 
 CHECKPOINT_MARKER = CHECKPOINT_META_NAME
 SCORING_MODES = ("shared", "full")
+DEFAULT_QUESTION_TEMPLATE = "baby_v1"  # for checkpoints whose own template cannot ask a question
 
 
 def hash_files(folder: Path, names: Sequence[str]) -> str:
@@ -42,6 +43,16 @@ def hash_files(folder: Path, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _use_template(model: Any, template: str) -> None:
+    use = getattr(model, "use_template", None)  # a babyllava also records it in its spec
+    if use is not None:
+        use(template)
+    else:
+        from babyvlm import registry
+
+        model.template = registry.build("template", template)
+
+
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
 
@@ -52,7 +63,7 @@ class BabyVLMAdapter:
     name = "babyvlm"
     path_priority = 0  # tried first when ``--model`` is a folder: a babyvlm checkpoint is also HF-loadable
 
-    def __init__(self, path: str | os.PathLike | None = None, model: Any = None, template: str | None = "baby_v1",
+    def __init__(self, path: str | os.PathLike | None = None, model: Any = None, template: str | None = None,
                  batch_size: int = 16, scoring: str = "shared", include_eos: bool = False, device: str = "cpu"):
         if scoring not in SCORING_MODES:
             raise ConfigError(f"eval_adapter 'babyvlm': scoring must be one of {', '.join(SCORING_MODES)}, "
@@ -60,25 +71,40 @@ class BabyVLMAdapter:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"eval_adapter 'babyvlm': batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size, self.scoring, self.include_eos = batch_size, scoring, include_eos
-        self.template_name = template
         if model is None:
             self.path = self._checked_folder(path)
             from babyvlm.plugins.babyllava.model import BabyLLaVA  # heavy: only when an adapter is built
 
-            overrides = {"template": template} if template else {}
-            model = BabyLLaVA.from_pretrained(self.path, **overrides)
+            model = BabyLLaVA.from_pretrained(self.path)
             self._weights_hash = hash_files(self.path, [CHECKPOINT_MARKER, "model.safetensors", "tokenizer.json"])
         else:
             self.path = None
-            if template:
-                from babyvlm import registry
-
-                model.template = registry.build("template", template)
             self._weights_hash = None  # hashed on first fingerprint(): a 1B model's state is large
+        self.template_name, self.template_source = self._choose_template(model, template)
         if model.tokenizer is None or model.template is None:
             raise ConfigError(f"eval_adapter 'babyvlm': the model at {self.path or '(in memory)'} has no tokenizer/"
                               f"template; it cannot read prompts")
         self.model = model.to(device).eval()
+
+    @staticmethod
+    def _choose_template(model: Any, template: str | None) -> tuple[str | None, str]:
+        """The template the prompts are built with, and why: the one asked for, else the checkpoint's own
+        (what its last phase trained with), else ``baby_v1`` where the checkpoint's own cannot hold a
+        question (``baby_plain``, an alignment-phase checkpoint) or it records none."""
+        if template:
+            _use_template(model, template)
+            return template, "option"
+        own = model.template
+        if own is not None and getattr(own, "asks_questions", True):
+            return own.name, "checkpoint"
+        _use_template(model, DEFAULT_QUESTION_TEMPLATE)
+        reason = f"checkpoint's {own.name} holds no questions" if own is not None else "checkpoint records none"
+        return DEFAULT_QUESTION_TEMPLATE, f"default ({reason})"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a result depends on beyond the weights, recorded in the results files."""
+        return {"template": self.template_name, "template_source": self.template_source,
+                "scoring": self.scoring, "include_eos": self.include_eos}
 
     @classmethod
     def accepts_path(cls, path: Path) -> bool:

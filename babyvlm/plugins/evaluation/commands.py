@@ -81,10 +81,13 @@ def _accepted(name: str, options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="First N items per task.")
 @click.option("--mode", default="generate", show_default=True, type=click.Choice(["generate", "loglikelihood"]))
-@click.option("--with-blind", is_flag=True, help="Also run blind(model) and show each score beside it.")
+@click.option("--with-blind", is_flag=True, help="Also score the same model with every image blanked (\"blind at "
+              "test\", into OUT/blind_at_test; not the blind twin, which `babyvlm run` trains on blank images) "
+              "and show each score beside it.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random adapter and the bootstrap.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE", help="Adapter option (repeatable).")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option (repeatable), e.g. template=baby_v1 (default: the checkpoint's own template).")
 @click.option("--flush-every", default=32, show_default=True, type=click.IntRange(min=1),
               help="Items answered between two appends to the resume log.")
 @click.option("--compare-human", type=click.Path(path_type=Path), default=None,

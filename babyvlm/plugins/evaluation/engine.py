@@ -13,8 +13,9 @@ one domain named after it) and per task with items there:
    computes the task's metrics, bootstrap standard errors and 95% intervals, the chance level and the
    tie count, and writes the lmms-eval-style files (``results``).
 
-``with_blind=True`` runs the same evaluation through ``blind(adapter)`` into ``OUT/blind`` and shows each
-primary score beside its blind twin; ``compare_human=DIR`` adds item-level human alignment.
+``with_blind=True`` runs the same evaluation through ``blind(adapter)`` into ``OUT/blind_at_test`` and shows
+each primary score beside it ("blind at test": the same model shown blank images, not a blind twin trained
+on them, which ``babyvlm run`` adds); ``compare_human=DIR`` adds item-level human alignment.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from babyvlm.core.constants import EVALUATION_MODES
 from babyvlm.core.contracts import ItemChance, show_items
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.core.records import Prediction, Request, SkipReport, TaskItem
 from babyvlm.core.specs import is_spec
 from babyvlm.plugins.evaluation import results as results_files
@@ -100,12 +102,12 @@ class DevCVEvaluator:
                                 domains=domains, limit=limit, seed=seed, config=dict(config or {}), log=log)
             if with_blind:
                 blind = registry.build("eval_adapter", dict(type="blind", adapter=adapter))
-                twin = self._run(blind, _task_names(tasks), Path(data_dir), out / "blind", processes, mode=mode,
-                                 split=split, domains=domains, limit=limit, seed=seed, config=dict(config or {}),
-                                 log=log)
+                at_test = self._run(blind, _task_names(tasks), Path(data_dir), out / results_files.BLIND_AT_TEST,
+                                    processes, mode=mode, split=split, domains=domains, limit=limit, seed=seed,
+                                    config=dict(config or {}), log=log)
                 if processes.is_main:
-                    results_files.write_all(twin, out / "blind")
-                    results_files.attach_blind(summary, twin)
+                    results_files.write_all(at_test, out / results_files.BLIND_AT_TEST)
+                    results_files.attach_blind(summary, at_test)
             if compare_human is not None and processes.is_main:
                 results_files.attach_human(summary, compare_with_humans(summary, compare_human))
             if processes.is_main:
@@ -141,15 +143,22 @@ class DevCVEvaluator:
         done = progress.read_all()
         skipped.merge(progress.report)
         adapter_fp = adapter.fingerprint()
+        described = adapter_settings(adapter)
+        if described:
+            settings["log"](f"{getattr(adapter, 'name', type(adapter).__name__)}: "
+                            + ", ".join(f"{k} {v}" for k, v in described.items() if not isinstance(v, dict)))
         plan = self._plan(task_names, data_dir, settings["split"], settings["domains"], settings["limit"],
                           settings["mode"], skipped, settings["log"])
         if not plan:
             raise DataError(f"{data_dir}: no items for the requested tasks (split {settings['split']!r}) in any "
                             f"domain folder; build some with `babyvlm tasks build` or check --tasks/--domain")
         error = None
+        name = getattr(adapter, "name", type(adapter).__name__)
         try:
-            for unit in plan:
-                self._answer(adapter, adapter_fp, unit, done, progress, processes, settings["mode"], settings["log"])
+            with progress_bar(sum(len(unit.items) for unit in plan), f"evaluate {name}", unit="item") as bar:
+                for unit in plan:
+                    self._answer(adapter, adapter_fp, unit, done, progress, processes, settings["mode"],
+                                 settings["log"], bar)
         except BabyVLMError as exc:  # every rank must reach the barrier, or the others wait forever
             error = f"rank {processes.rank}: {exc}" if processes.world > 1 else str(exc)
         errors = processes.gather_errors(error)
@@ -187,16 +196,18 @@ class DevCVEvaluator:
         return plan
 
     def _answer(self, adapter: Any, adapter_fp: str, unit: PlanUnit, done: Mapping[Any, Any],
-                progress: ProgressLog, processes: Processes, mode: str, log: Log) -> None:
+                progress: ProgressLog, processes: Processes, mode: str, log: Log, bar: progress_bar) -> None:
         items: list[TaskItem] = unit.items
         show_items(adapter, unit.name, items, task=unit.task, mode=mode)
         todo = [item for item in items if (*unit.keys[item.item_id], adapter_fp) not in done]
         mine = processes.shard(todo)
         if len(todo) < len(items) and processes.is_main:
             log(f"{unit.domain}/{unit.name}: resuming, {len(items) - len(todo)} of {len(items)} items done")
+        bar.update(len(items) - len(mine))  # answered before, or by another process
         for start in range(0, len(mine), self.flush_every):
             chunk = mine[start:start + self.flush_every]
             predictions = answer_items(adapter, unit.task, chunk, mode)
+            bar.update(len(chunk))
             progress.append(progress_record(unit, item, prediction, adapter_fp)
                             for item, prediction in zip(chunk, predictions, strict=True))
 
@@ -217,7 +228,7 @@ class DevCVEvaluator:
             primaries = {name: task["metrics"].get(task["primary_metric"]) for name, task in domain["tasks"].items()}
             domain["overall"] = overall(primaries)
         return {"adapter": getattr(adapter, "name", type(adapter).__name__), "adapter_fingerprint": adapter_fp,
-                "data_dir": str(data_dir), "mode": settings["mode"], "split": settings["split"],
+                "adapter_settings": adapter_settings(adapter), "data_dir": str(data_dir), "mode": settings["mode"], "split": settings["split"],
                 "limit": settings["limit"], "seed": settings["seed"], "world_size": processes.world,
                 "config": dict(settings["config"]), "domains": domains, "skipped": skipped.to_dict(),
                 "seconds": time.time() - started}
@@ -239,6 +250,17 @@ class DevCVEvaluator:
 
 
 # ---- items, requests, predictions --------------------------------------------------------------------
+def adapter_settings(adapter: Any) -> dict[str, Any]:
+    """What an adapter says about its settings (``describe()``, an optional extension: e.g. the babyvlm
+    adapter's template and where it came from), with a wrapper's inner adapter under ``inner``."""
+    describe = getattr(adapter, "describe", None)
+    settings = dict(describe()) if callable(describe) else {}
+    inner = getattr(adapter, "inner", None)
+    if inner is not None:
+        settings["inner"] = {"adapter": getattr(inner, "name", type(inner).__name__), **adapter_settings(inner)}
+    return settings
+
+
 def answer_items(adapter: Any, task: Any, items: Sequence[TaskItem], mode: str) -> list[Prediction]:
     """Each item's requests answered by the adapter (one call per request kind) and scored by the task."""
     per_item: list[list[Request]] = [list(task.requests(item, mode)) for item in items]

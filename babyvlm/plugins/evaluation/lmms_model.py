@@ -19,9 +19,10 @@ class BabyVLMLmms(LmmsBridge, lmms):
     is_simple = True
 
     def __init__(self, pretrained: str = "random", batch_size: int | str = 16, device: str = "cpu",
-                 conv_template: str = "baby_v1", **kwargs: Any):
+                 conv_template: str | None = None, **kwargs: Any):
         super().__init__()
-        options = {"template": conv_template} if str(pretrained) not in ("random", "oracle") else {}
+        # no conv_template: the checkpoint's own template (as `babyvlm eval`)
+        options = {"template": conv_template} if conv_template and str(pretrained) not in ("random", "oracle") else {}
         self.setup_bridge(pretrained, batch_size=int(batch_size), device=device, **options)
         self.batch_size_per_gpu = int(batch_size)
 

@@ -1,7 +1,7 @@
 """Results files in lmms-eval's shapes, and the table ``babyvlm eval`` prints.
 
 Per domain: ``OUT/<domain>/<date>_results.json`` (``results[task]["<metric>,none"]``,
-``"<metric>_stderr,none"``, ``"<metric>_ci95,none"``, ``"chance,none"``, ``"blind_<primary>,none"``;
+``"<metric>_stderr,none"``, ``"<metric>_ci95,none"``, ``"chance,none"``, ``"blind_at_test_<primary>,none"`` (``--with-blind``);
 ``n-samples``, ``higher_is_better``, ``versions``, ``config``, and babyvlm's ``overall``) and
 ``OUT/<domain>/<date>_samples_<task>.jsonl`` (one line per item: ``doc_id``, ``item_id``, ``target``,
 ``response``, ``filtered_resps``, ``parsed``, ``correct``, ``tied``, ``option_losses`` when scored by
@@ -22,6 +22,8 @@ from babyvlm.core.io import atomic_write_json, atomic_write_text
 
 TIMESTAMP = "%Y%m%d_%H%M%S"
 HUMAN_COLUMNS = ("kl", "temperature", "spearman", "n_items")
+# `--with-blind`: the same model shown blank images at test (not the blind twin `babyvlm run` trains on them)
+BLIND_AT_TEST, BLIND_AT_TEST_COLUMN = "blind_at_test", "blind@test"
 
 
 def versions() -> dict[str, str]:
@@ -48,8 +50,8 @@ def lmms_results(domain: str, data: Mapping[str, Any], summary: Mapping[str, Any
                 entry[f"{metric}_stderr,none"] = spread["stderr"]
                 entry[f"{metric}_ci95,none"] = [spread["ci_low"], spread["ci_high"]]
         entry["chance,none"] = task["chance"]
-        if "blind" in task:
-            entry[f"blind_{task['primary_metric']},none"] = task["blind"]
+        if BLIND_AT_TEST in task:
+            entry[f"{BLIND_AT_TEST}_{task['primary_metric']},none"] = task[BLIND_AT_TEST]
         entry.update(ties=task["ties"], unparsed=task["unparsed"], primary_metric=task["primary_metric"])
         if "ci_clusters" in task:  # what the bootstrap resampled (recordings, shared-image groups or items)
             entry["ci_clusters"] = task["ci_clusters"]
@@ -66,6 +68,7 @@ def lmms_results(domain: str, data: Mapping[str, Any], summary: Mapping[str, Any
 
 def run_config(summary: Mapping[str, Any], domain: str | None = None) -> dict[str, Any]:
     config = {"model": summary["adapter"], "model_fingerprint": summary["adapter_fingerprint"],
+              "model_settings": summary.get("adapter_settings", {}),
               "data_dir": summary["data_dir"], "mode": summary["mode"], "split": summary["split"],
               "limit": summary["limit"], "bootstrap_seed": summary["seed"], "world_size": summary["world_size"],
               **summary["config"]}
@@ -98,17 +101,19 @@ def write_all(summary: dict[str, Any], out: Path) -> list[Path]:
     return files
 
 
-def attach_blind(summary: dict[str, Any], twin: Mapping[str, Any]) -> None:
-    """Each task's primary score under ``blind(adapter)`` beside the seeing one; the twin's overall too."""
-    summary["blind_adapter_fingerprint"] = twin.get("adapter_fingerprint")
+def attach_blind(summary: dict[str, Any], blind: Mapping[str, Any]) -> None:
+    """Each task's primary score under ``blind(adapter)`` — the same model shown blank images at test, not
+    a blind twin trained on them — beside the seeing one, under ``blind_at_test``; its overall too."""
+    summary[f"{BLIND_AT_TEST}_adapter_fingerprint"] = blind.get("adapter_fingerprint")
+    summary[f"{BLIND_AT_TEST}_adapter_settings"] = blind.get("adapter_settings", {})
     for domain, data in summary["domains"].items():
-        blind_domain = twin.get("domains", {}).get(domain, {})
+        blind_domain = blind.get("domains", {}).get(domain, {})
         for name, task in data["tasks"].items():
             blind_task = blind_domain.get("tasks", {}).get(name)
             if blind_task is not None:
-                task["blind"] = blind_task["metrics"].get(task["primary_metric"])
+                task[BLIND_AT_TEST] = blind_task["metrics"].get(task["primary_metric"])
         if blind_domain:
-            data["overall"]["blind_score"] = blind_domain["overall"]["score"]
+            data["overall"][f"{BLIND_AT_TEST}_score"] = blind_domain["overall"]["score"]
 
 
 def attach_human(summary: dict[str, Any], comparison: Mapping[str, Mapping[str, Any]]) -> None:
@@ -125,9 +130,9 @@ def table(summary: Mapping[str, Any]) -> str:
     lines = []
     for domain, data in summary["domains"].items():
         tasks = data["tasks"]
-        show_blind = any("blind" in task for task in tasks.values())
+        show_blind = any(BLIND_AT_TEST in task for task in tasks.values())
         show_human = any("human" in task for task in tasks.values())
-        header = ["entry", "metric", "score", "95% CI", "chance"] + (["blind"] if show_blind else []) + \
+        header = ["entry", "metric", "score", "95% CI", "chance"] + ([BLIND_AT_TEST_COLUMN] if show_blind else []) + \
             (["KL", "temp", "spearman"] if show_human else []) + ["n", "ties"]
         rows = [header]
         for name, task in tasks.items():
@@ -136,14 +141,14 @@ def table(summary: Mapping[str, Any]) -> str:
             ci = f"[{spread['ci_low']:.3f}, {spread['ci_high']:.3f}]" if spread else "-"
             row = [name, metric, _number(task["metrics"].get(metric)), ci, _number(task["chance"])]
             if show_blind:
-                row.append(_number(task.get("blind")))
+                row.append(_number(task.get(BLIND_AT_TEST)))
             if show_human:
                 human = task.get("human", {})
                 row += [_number(human.get("kl")), _number(human.get("temperature")), _number(human.get("spearman"))]
             rows.append(row + [str(task["n"]), str(task["ties"])])
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         score = data["overall"]
-        blind = f", blind {score['blind_score']:.3f}" if "blind_score" in score else ""
+        blind = f", blind at test {score[f'{BLIND_AT_TEST}_score']:.3f}" if f"{BLIND_AT_TEST}_score" in score else ""
         lines.append(f"{domain}: overall {score['score']:.3f}{blind} (mean of the 11 primary metrics, "
                      f"{len(score['missing'])} missing count 0)")
         lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -5,8 +5,12 @@ when a forced resume changed the batch size."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mmengine.logging import print_log
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
+
+from babyvlm.core.progress import progress as progress_bar
 
 
 class ResumableIterLoop(IterBasedTrainLoop):
@@ -21,9 +25,12 @@ class ResumableIterLoop(IterBasedTrainLoop):
             sampler.set_position(self._iter * self.dataloader.batch_size if draws is None else draws)
             self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
             print_log(f"resumed at iteration {self._iter}: sampler moved to draw {sampler.position}", logger="current")
-        while self._iter < self._max_iters and not self.stop_training:
-            self.runner.model.train()
-            self.run_iter(next(self.dataloader_iterator))
+        with progress_bar(self._max_iters, f"train {Path(self.runner.work_dir).name}", unit="iter") as bar:
+            bar.update(self._iter)  # resumed: the iterations already trained
+            while self._iter < self._max_iters and not self.stop_training:
+                self.runner.model.train()
+                self.run_iter(next(self.dataloader_iterator))
+                bar.update()
         self.runner.call_hook("after_train_epoch")
         self.runner.call_hook("after_train")
         return self.runner.model

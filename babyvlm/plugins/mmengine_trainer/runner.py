@@ -2,10 +2,12 @@
 resume unpickles its ``.pth`` files; this runner is always built with ``resume=False`` and instead
 restores a ``TrainingCheckpoint`` that ``checkpoints.load_checkpoint`` has already verified: weights,
 optimizer moments, scheduler counters, loop position and sampler position, with the random streams put
-back before the first resumed iteration (by ``hooks.CheckpointHook``)."""
+back before the first resumed iteration (by ``hooks.CheckpointHook``). mmengine's environment dump, config
+dump and hook table go to the phase's log file only, not to the console."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mmengine.runner import Runner
@@ -20,6 +22,16 @@ from babyvlm.plugins.mmengine_trainer.checkpoints import (
     unwrap,
 )
 
+# the starts of mmengine's INFO messages that are reference material (kept in WORK/.../<timestamp>.log)
+FILE_ONLY_MESSAGES = ("\n" + "-" * 60 + "\nSystem environment:", "Config:\n", "Hooks will be executed in the following order")
+
+
+class FileOnly(logging.Filter):
+    """Keeps mmengine's dumps (environment, config, hook table) off a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(FILE_ONLY_MESSAGES)
+
 
 class CheckpointRunner(Runner):
     """Set ``resume_from`` (and ``force_resume``) after construction; ``train()`` restores it where
@@ -28,6 +40,13 @@ class CheckpointRunner(Runner):
     resume_from: TrainingCheckpoint | None = None
     force_resume: bool = False
     checkpoint_hook: Any = None
+
+    def build_logger(self, *args: Any, **kwargs: Any) -> Any:
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler) and not any(isinstance(f, FileOnly) for f in handler.filters):
+                handler.addFilter(FileOnly())
+        return logger
 
     def load_or_resume(self) -> None:
         checkpoint = self.resume_from

@@ -32,6 +32,7 @@ import babyvlm
 from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.core.errors import DataError
 from babyvlm.core.io import disk_errors
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.core.records import Recording, Sample, SkipReport
 from babyvlm.media import iter_lazy_frames, probe_video
 from babyvlm.plugins.pretraining_set.clips import BuildSettings, PlannedClip, plan_clips, plan_windows
@@ -275,26 +276,34 @@ def _first_checked(recordings: Iterator[Recording], source: Any, plan: BuildPlan
 def _build_shard(recordings: Iterable[Recording], plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult,
                  log: Log) -> tuple[dict[str, Path], set[str]]:
     """Build this shard's recordings that are not done (or changed); returns every recording seen and this shard's."""
-    shard_index, shard_count = plan.shard
     done = writer.done_fingerprints()
     seen: dict[str, Path] = {}
     mine: set[str] = set()
-    for recording in recordings:
-        _check_unique(recording, seen)
-        rid = recording.recording_id
-        if shard_of(rid, shard_count) != shard_index:
-            result.other_shards += 1
-            continue
-        mine.add(rid)
-        fingerprint = recording_fingerprint(recording)
-        if rid in done and done[rid] == fingerprint:
-            result.resumed += 1
-            continue
-        if rid in done:
-            result.rebuilt += 1
-            log(f"rebuilding {rid}: its transcript, video or metadata changed since it was built")
-        _build_one(recording, fingerprint, plan, scorer, writer, result, log)
+    with progress_bar(None, "store build", unit="recording") as bar:  # the source streams: no total known
+        for recording in recordings:
+            _build_or_skip(recording, plan, scorer, writer, result, log, done, seen, mine)
+            bar.update()
     return seen, mine
+
+
+def _build_or_skip(recording: Recording, plan: BuildPlan, scorer: Any, writer: Any, result: BuildResult, log: Log,
+                   done: Mapping[str, Any], seen: dict[str, Path], mine: set[str]) -> None:
+    """One recording of the source: left to another shard, resumed (built already), or built."""
+    shard_index, shard_count = plan.shard
+    _check_unique(recording, seen)
+    rid = recording.recording_id
+    if shard_of(rid, shard_count) != shard_index:
+        result.other_shards += 1
+        return
+    mine.add(rid)
+    fingerprint = recording_fingerprint(recording)
+    if rid in done and done[rid] == fingerprint:
+        result.resumed += 1
+        return
+    if rid in done:
+        result.rebuilt += 1
+        log(f"rebuilding {rid}: its transcript, video or metadata changed since it was built")
+    _build_one(recording, fingerprint, plan, scorer, writer, result, log)
 
 
 def _log_leftovers(removed: Mapping[str, int], result: BuildResult, log: Log) -> None:

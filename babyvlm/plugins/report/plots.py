@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from babyvlm.plugins.report.scores import DomainBoard, Scoreboard  # noqa: E402
 
-ROLE_COLOURS = {"model": "#1f77b4", "blind": "#7f7f7f", "random": "#d62728", "oracle": "#2ca02c",
+ROLE_COLOURS = {"model": "#1f77b4", "blind": "#7f7f7f", "blind_at_test": "#bcbd22", "random": "#d62728", "oracle": "#2ca02c",
                 "human": "#9467bd"}
-ROLE_LABELS = {"model": "model", "blind": "blind twin", "random": "random", "oracle": "oracle", "human": "human"}
+ROLE_LABELS = {"model": "model", "blind": "blind twin", "blind_at_test": "blind at test", "random": "random", "oracle": "oracle", "human": "human"}
 
 
 def _png(figure: Any) -> bytes:

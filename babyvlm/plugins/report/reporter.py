@@ -4,7 +4,8 @@
 ``write(results, out_dir)`` reads (every key optional):
 
 - ``evaluations``: ``{domain: {role: lmms-eval results}}`` — domains ``in_domain`` / ``out_of_domain``
-  (any others are shown too), roles ``model``, ``blind`` (its blind twin), ``random``, ``oracle``,
+  (any others are shown too), roles ``model``, ``blind`` (its blind twin: the recipe trained on blank
+  images), ``blind_at_test`` (the model shown blank images at test: ``eval --with-blind``), ``random``, ``oracle``,
   ``human`` or any other name; each value a results dict, a ``<date>_results.json`` path or its folder;
 - ``chance``: ``{entry: fraction}`` for the run's own task answer spaces (otherwise a registered task's
   ``chance()``, then the published chance of the released DevCV answer space);
@@ -14,8 +15,9 @@
 - ``title``, ``machine``, ``seconds``, ``config`` (the resolved config's path), ``tuning`` (the
   instruction-tuning mode, in words), ``notes`` (strings).
 
-Every model score is printed beside its chance level and its blind twin; an entry where the model lies
-within the blind twin's 95% CI is flagged "answer priors, not vision".
+Every model score is printed beside its chance level and its blind twin (else its score blind at test,
+labelled so); an entry where the model lies within that control's 95% CI is flagged "answer priors, not
+vision".
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ from babyvlm.plugins.report.document import (
     render_markdown,
 )
 from babyvlm.plugins.report.scores import (
+    BLIND_LABELS,
     DomainBoard,
     Score,
     Scoreboard,
     blind_flag,
+    blind_role,
     build_scoreboard,
     compare_to_blind,
     expand_evaluation_dirs,
@@ -51,10 +55,13 @@ from babyvlm.plugins.report.scores import (
 
 PLOTS_DIR = "plots"
 PLOTS_MARKER = "plots.json"  # what a plots folder always holds, so only such a folder is replaced
-FLAG_TEXT = {"within": "⚠ within blind twin's CI: answer priors, not vision",
-             "below": "⚠ below blind twin's CI"}
-ROLE_HEADERS = {"model": "model [95% CI]", "blind": "blind twin [95% CI]", "random": "random [95% CI]",
-                "oracle": "oracle [95% CI]", "human": "human [95% CI]"}
+FLAG_TEXT = {"within": "⚠ within {blind}'s CI: answer priors, not vision", "below": "⚠ below {blind}'s CI"}
+ROLE_HEADERS = {"model": "model [95% CI]", **{role: f"{label} [95% CI]" for role, label in BLIND_LABELS.items()},
+                "random": "random [95% CI]", "oracle": "oracle [95% CI]", "human": "human [95% CI]"}
+
+
+def flag_text(flag: str, blind: str) -> str:
+    return FLAG_TEXT[flag].format(blind=BLIND_LABELS[blind])
 
 
 def pct(value: float) -> str:
@@ -131,15 +138,16 @@ class MarkdownReporter:
                 continue
             model = board.overall(domain, "model")
             parts = [f"model {cell(model)}"]
-            if "blind" in domain.scores:
-                parts.append(f"blind twin {cell(board.overall(domain, 'blind'))}")
+            parts += [f"{label} {cell(board.overall(domain, role))}" for role, label in BLIND_LABELS.items()
+                      if role in domain.scores]
             parts.append(f"chance {pct(chance)}" if chance is not None else "chance unknown")
-            above = [e for e in board.entries if e in domain.scores["model"] and "blind" in domain.scores
-                     and e in domain.scores["blind"] and blind_flag(domain, e) is None]
+            blind = blind_role(domain)
+            above = [e for e in board.entries if e in domain.scores["model"] and blind
+                     and e in domain.scores[blind] and blind_flag(domain, e) is None]
             flagged = [e for e in board.entries if blind_flag(domain, e)]
             line = f"**{domain.label}** overall: " + ", ".join(parts)
-            if "blind" in domain.scores:
-                line += (f"; above the blind twin's 95% CI on {len(above)} of "
+            if blind:
+                line += (f"; above the {BLIND_LABELS[blind]}'s 95% CI on {len(above)} of "
                          f"{len([e for e in board.entries if e in domain.scores['model']])} entries")
                 if flagged:
                     line += f" (answer priors, not vision, on: {', '.join(flagged)})"
@@ -151,10 +159,11 @@ class MarkdownReporter:
         return blocks
 
     def _domain_section(self, board: Scoreboard, domain: DomainBoard, pictures: dict[str, bytes]) -> list[Block]:
-        roles = domain.roles
+        roles, blind = domain.roles, blind_role(domain)
+        compared = "model" in roles and blind is not None
         header = ["entry", "metric", "chance"] + [ROLE_HEADERS.get(r, r) for r in roles]
-        if "model" in roles and "blind" in roles:
-            header += ["model − blind", "flag"]
+        if compared:
+            header += [f"model − {BLIND_LABELS[blind]}", "flag"]
         rows = []
         for entry in board.entries:
             if not any(entry in domain.scores[r] for r in roles) and entry not in board.leaderboard:
@@ -163,20 +172,20 @@ class MarkdownReporter:
             mark = "" if board.chance_source.get(entry) == "run" else _source_mark(board.chance_source.get(entry))
             row = [f"`{entry}`", board.primary[entry], (pct(level) + mark) if level is not None else "unknown"]
             row += [cell(domain.scores[r].get(entry)) for r in roles]
-            if "model" in roles and "blind" in roles:
-                model, blind = domain.scores["model"].get(entry), domain.scores["blind"].get(entry)
-                row.append(f"{100 * (model.value - blind.value):+.1f}" if model and blind else "—")
+            if compared:
+                model, control = domain.scores["model"].get(entry), domain.scores[blind].get(entry)
+                row.append(f"{100 * (model.value - control.value):+.1f}" if model and control else "—")
                 flag = blind_flag(domain, entry)
-                row.append(FLAG_TEXT[flag] if flag else ("" if model and blind else "—"))
+                row.append(flag_text(flag, blind) if flag else ("" if model and control else "—"))
             rows.append(row)
         overall_chance = board.overall_chance()
         total = ["**overall**", f"mean of {len(board.leaderboard)}, missing = 0",
                  pct(overall_chance) if overall_chance is not None else "unknown"]
         total += [cell(board.overall(domain, r)) for r in roles]
-        if "model" in roles and "blind" in roles:
-            model, blind = board.overall(domain, "model"), board.overall(domain, "blind")
-            flag = compare_to_blind(model, blind)
-            total += [f"{100 * (model.value - blind.value):+.1f}", FLAG_TEXT[flag] if flag else ""]
+        if compared:
+            model, control = board.overall(domain, "model"), board.overall(domain, blind)
+            flag = compare_to_blind(model, control)
+            total += [f"{100 * (model.value - control.value):+.1f}", flag_text(flag, blind) if flag else ""]
         rows.append(total)
         caption = ("Scores in %, the primary metric of each entry; [95% CI] = score ± 1.96 × stderr from the "
                    "results files, bootstrapped over clusters of items (the recording each item was built from, "

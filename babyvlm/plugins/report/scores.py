@@ -38,7 +38,12 @@ def published_chance() -> dict[str, float]:
     return {name: float(task.published_chance) for name, task in leaderboard_tasks().items()
             if task.published_chance is not None}
 
-ROLE_ORDER = ("model", "blind", "random", "oracle", "human")
+# two different controls: the blind twin (the same recipe trained on blank images, tested on them: what
+# `babyvlm run` evaluates as role "blind") and blind at test (the same model shown blank images at test only:
+# `babyvlm eval --with-blind`). A board compares the model with the twin when it has one.
+BLIND_TWIN, BLIND_AT_TEST = "blind", "blind_at_test"
+BLIND_LABELS = {BLIND_TWIN: "blind twin", BLIND_AT_TEST: "blind at test"}
+ROLE_ORDER = ("model", BLIND_TWIN, BLIND_AT_TEST, "random", "oracle", "human")
 DOMAIN_LABELS = {"in_domain": "in-domain", "out_of_domain": "out-of-domain", "saycam": "in-domain (SAYCam)",
                  "ego4d": "out-of-domain (Ego4D)"}
 IN_DOMAIN = ("in_domain", "saycam")
@@ -133,11 +138,16 @@ def _score_dict(score: Score) -> dict[str, Any]:
     return {"score": score.value, "stderr": score.stderr, "ci": list(score.ci) if score.ci else None, "n": score.n}
 
 
+def blind_role(board: DomainBoard) -> str | None:
+    """The blind control a board compares the model with: its blind twin, else blind at test, else None."""
+    return next((role for role in (BLIND_TWIN, BLIND_AT_TEST) if role in board.scores), None)
+
+
 def blind_flag(board: DomainBoard, entry: str) -> str | None:
-    """``"within"`` when the model's score lies inside its blind twin's 95% CI (answer priors, not
+    """``"within"`` when the model's score lies inside its blind control's 95% CI (answer priors, not
     vision), ``"below"`` when under it; None when the model is above it or either score is missing."""
     model = board.scores.get("model", {}).get(entry)
-    blind = board.scores.get("blind", {}).get(entry)
+    blind = board.scores.get(blind_role(board) or BLIND_TWIN, {}).get(entry)
     if model is None or blind is None:
         return None
     return compare_to_blind(model, blind)
@@ -202,15 +212,17 @@ def entry_scores(data: Mapping[str, Any], where: str, primary: Mapping[str, str]
 
 def embedded(data: Mapping[str, Any], where: str, primary: Mapping[str, str]) -> tuple[dict[str, float], dict[str, Score]]:
     """What ``babyvlm eval`` writes beside each score: the task's chance (``"chance,none"``) and, run
-    ``--with-blind``, its blind twin's score (``"blind_<metric>,none"``)."""
+    ``--with-blind``, its score blind at test (``"blind_at_test_<metric>,none"``; older files:
+    ``"blind_<metric>,none"``)."""
     chance, blind = {}, {}
     for entry, metrics in _results_of(data, where).items():
         if metrics.get("chance,none") is not None:
             chance[entry] = _fraction(metrics["chance,none"], f"{where}: results[{entry!r}]['chance,none']")
         metric = _primary_of(entry, metrics, primary)
-        twin = metrics.get(f"blind_{metric},none")
-        if twin is not None:
-            blind[entry] = Score(_fraction(twin, f"{where}: results[{entry!r}]['blind_{metric},none']"), metric=metric)
+        for key in (f"{BLIND_AT_TEST}_{metric},none", f"blind_{metric},none"):
+            if metrics.get(key) is not None:
+                blind[entry] = Score(_fraction(metrics[key], f"{where}: results[{entry!r}][{key!r}]"), metric=metric)
+                break
     return chance, blind
 
 
@@ -270,8 +282,8 @@ def build_scoreboard(evaluations: Mapping[str, Any], chance: Mapping[str, Any] |
 
     Chance per entry: ``chance`` (entry -> fraction) first, then what the results files state
     (``"chance,none"``), then a registered task's ``chance()`` (when ``lookup_tasks``), then the published
-    chance of the released answer space. A domain without a ``blind`` role takes the blind twin's scores
-    embedded in the model's results (``"blind_<metric>,none"``), when there are any.
+    chance of the released answer space. A domain without a ``blind_at_test`` role takes the scores blind at
+    test embedded in the model's results (``"blind_at_test_<metric>,none"``), when there are any.
     """
     if not isinstance(evaluations, Mapping):
         raise DataError(f"results['evaluations'] must be {{domain: {{role: results}}}}, got {evaluations!r}")
@@ -291,8 +303,8 @@ def build_scoreboard(evaluations: Mapping[str, Any], chance: Mapping[str, Any] |
             board.sources[str(role)] = source
             levels, twin = embedded(data, where, primary)
             stated = {**levels, **stated}
-            if role == "model" and twin and "blind" not in roles:
-                board.scores["blind"], board.sources["blind"] = twin, f"{source} (blind twin, embedded)"
+            if role == "model" and twin and BLIND_AT_TEST not in roles:
+                board.scores[BLIND_AT_TEST], board.sources[BLIND_AT_TEST] = twin, f"{source} (blind at test, embedded)"
         boards.append(board)
     seen = {entry for board in boards for scores in board.scores.values() for entry in scores}
     entries = list(board_primary) + sorted(seen - set(board_primary))
@@ -306,8 +318,8 @@ def build_scoreboard(evaluations: Mapping[str, Any], chance: Mapping[str, Any] |
 
 def expand_evaluation_dirs(dirs: Mapping[str, Any]) -> dict[str, dict[str, Path]]:
     """``{role: OUT}`` (each ``babyvlm eval --out OUT`` folder, one sub-folder per domain) ->
-    ``{domain: {role: OUT/domain}}``. The model's ``OUT/blind/<domain>`` (written by ``--with-blind``)
-    becomes the ``blind`` role, with its own CIs."""
+    ``{domain: {role: OUT/domain}}``. The model's ``OUT/blind_at_test/<domain>`` (written by ``--with-blind``;
+    ``OUT/blind`` by older versions) becomes the ``blind_at_test`` role, with its own CIs."""
     evaluations: dict[str, dict[str, Path]] = {}
     for role, folder in dirs.items():
         root = Path(folder)
@@ -316,9 +328,9 @@ def expand_evaluation_dirs(dirs: Mapping[str, Any]) -> dict[str, dict[str, Path]
             raise DataError(f"results['evaluation_dirs'][{role!r}]: {root} holds no <domain>/<date>_results.json")
         for domain in domains:
             evaluations.setdefault(domain.name, {})[str(role)] = domain
-        if role == "model" and "blind" not in dirs:
-            for domain in _domain_folders(root / "blind"):
-                evaluations.setdefault(domain.name, {})["blind"] = domain
+        if role == "model" and BLIND_AT_TEST not in dirs:
+            for domain in _domain_folders(root / BLIND_AT_TEST) or _domain_folders(root / "blind"):
+                evaluations.setdefault(domain.name, {})[BLIND_AT_TEST] = domain
     return evaluations
 
 

@@ -8,6 +8,11 @@ from pathlib import Path
 import click
 
 from babyvlm.core.compose import apply_overrides, load_config
+from babyvlm.core.errors import ConfigError
+from babyvlm.core.specs import plain
+
+# section with the data folder -> the synthetic corpus section that writes it instead, and what goes there
+DATA_ROOTS = {"data": ("corpus", "SAYCam", "/data/saycam"), "ood_data": ("ood_corpus", "Ego4D", "/data/ego4d")}
 
 
 @click.command("run")
@@ -32,6 +37,7 @@ def run_command(config: str, work_dir: Path, overrides: tuple[str, ...], force: 
 
     cfg = load_config(config)
     apply_overrides(cfg, overrides, "--set")
+    check_data_roots(cfg)
     pipeline = RunPipeline(cfg, work_dir, log=click.echo)  # checks the config before anything is written
     outcome = pipeline.run(force=force)
     click.echo(click.style("\n== summary ==", bold=True))
@@ -41,3 +47,18 @@ def run_command(config: str, work_dir: Path, overrides: tuple[str, ...], force: 
         click.echo(text.split("\n## ", 2)[1] if "\n## " in text else text)
     click.echo(json.dumps(outcome.summary()))
     click.echo(f"report: {summary}; resolved config: {Path(work_dir) / 'config.py'}")
+
+
+def check_data_roots(cfg: object) -> None:
+    """A real-data config (no synthetic corpus section) names existing data folders before any stage runs:
+    an unset ``data.root`` would otherwise surface as an empty corpus after the first stage."""
+    out_of_domain = (plain(cfg.get("tasks") or {})).get("out_of_domain", True)
+    for section, (corpus, name, example) in DATA_ROOTS.items():
+        if cfg.get(corpus) or (section == "ood_data" and not out_of_domain):
+            continue
+        root = (plain(cfg.get(section) or {})).get("root")
+        if not root:
+            raise ConfigError(f"{section}.root: this config has no synthetic {corpus} section, so it reads your "
+                              f"{name} folder: --set {section}.root={example}")
+        if not Path(str(root)).is_dir():
+            raise ConfigError(f"{section}.root: {root} is not a folder (your {name} folder)")

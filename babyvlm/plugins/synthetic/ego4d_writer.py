@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.plugins.synthetic.corpus import (
     check_video_options,
     render_annotated,
@@ -74,14 +75,17 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
 def _write_files(out: Path, options: Ego4DOptions,
                  progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     metadata, narration, truth, written = [], {}, [], []
-    for index, num_frames in enumerate(plan_lengths(options)):
-        video = _write_video(out, index, num_frames, options)
-        metadata.append(video["metadata"])
-        narration[video["uid"]] = video["narration"]
-        truth.append(video["truth"])
-        written += [f"full_scale/{video['uid']}.mp4", f"annotations/objects/{video['uid']}.objects.json"]
-        if progress:
-            progress(f"{video['uid']}: {num_frames / options.fps:.1f} s, {len(video['truth']['narrations'])} narrations")
+    lengths = plan_lengths(options)
+    with progress_bar(len(lengths), "synth ego4d", unit="video") as bar:
+        for index, num_frames in enumerate(lengths):
+            video = _write_video(out, index, num_frames, options)
+            metadata.append(video["metadata"])
+            narration[video["uid"]] = video["narration"]
+            truth.append(video["truth"])
+            written += [f"full_scale/{video['uid']}.mp4", f"annotations/objects/{video['uid']}.objects.json"]
+            if progress:
+                progress(f"{video['uid']}: {num_frames / options.fps:.1f} s, {len(video['truth']['narrations'])} narrations")
+            bar.update()
     write_json(out / "ego4d.json", {"date": METADATA_DATE, "version": "v1-synthetic",
                                            "description": "babyvlm synthetic Ego4D-format corpus (out-of-domain test data)",
                                            "videos": metadata})

@@ -27,6 +27,7 @@ import numpy as np
 from babyvlm.core.constants import DAYS_PER_MONTH
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.io import atomic_write_bytes
+from babyvlm.core.progress import progress as progress_bar
 from babyvlm.plugins.saycam.names import CHILDREN as SAYCAM_CHILDREN
 from babyvlm.plugins.saycam.names import format_video_stem
 from babyvlm.plugins.synthetic.corpus import (
@@ -169,12 +170,14 @@ def _write_files(out: Path, options: SaycamOptions,
                  progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     plans = plan_videos(options)
     results, written = [], []
-    for plan in plans:
-        result = _write_video(out, plan, options)
-        results.append(result)
-        written += [f"videos/{plan.stem}.mp4", f"asr/{plan.stem}.asr.json", f"annotations/{plan.stem}.objects.json"]
-        if progress:
-            progress(f"{plan.stem}: {plan.num_frames / options.fps:.1f} s, {len(result.utterances)} utterances")
+    with progress_bar(len(plans), "synth saycam", unit="video") as bar:
+        for plan in plans:
+            result = _write_video(out, plan, options)
+            results.append(result)
+            written += [f"videos/{plan.stem}.mp4", f"asr/{plan.stem}.asr.json", f"annotations/{plan.stem}.objects.json"]
+            if progress:
+                progress(f"{plan.stem}: {plan.num_frames / options.fps:.1f} s, {len(result.utterances)} utterances")
+            bar.update()
     transcripts = _write_transcripts(out, results, options.seed)
     written += sorted(transcripts)
     body = {"children": {c: {"birth_date": BIRTH_DATES[c].isoformat()} for c in options.children},

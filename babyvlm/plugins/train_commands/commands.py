@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from babyvlm.core.experiment import Experiment
 from babyvlm.core.ranks import is_main_process
 from babyvlm.plugins.run_command.pipeline import training_experiment
 from babyvlm.plugins.simple_trainer.shared import Resume
+
+# what `babyvlm tasks build` (mixed, train split) and `tasks instructions [--per-task]` name their files
+INSTRUCTION_FILE = re.compile(r"devcv_instructions_(?:(?P<short>.+)_)?(?P<split>train|val|test)\.json")
 
 
 @click.command("train")
@@ -39,6 +43,8 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
     work_dir = work_dir or Path("runs") / Path(config).stem
     experiment = training_experiment(cfg, work_dir, log=_rank_log())  # a run config's {tasks} resolved
     phases = experiment.select_phases(phase)  # an unknown phase fails before any work
+    for selected in phases:  # a missing instruction file fails now, naming the commands that write it
+        check_instruction_file(experiment, selected, config)
     for selected in phases:  # so do unregistered trainers and bad trainer options (e.g. a GPU without one)
         build("trainer", selected["trainer"])
     if resume_from is not None and len(phases) != 1:
@@ -59,6 +65,39 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
                                             resumable else False)
             click.echo(phase_line(result))
     click.echo(f"results: {work_dir / 'results.json'}")
+
+
+def check_instruction_file(experiment: Experiment, phase: dict[str, Any], config: str) -> None:
+    """Refuse a phase whose ``data.llava_json`` is missing, naming the ``babyvlm`` commands that write it,
+    before any phase trains (phase 3 comes after minutes or hours of phases 0-2)."""
+    data = phase.get("data")
+    if not isinstance(data, dict) or "llava_json" not in data:
+        return
+    source = Path(str(data["llava_json"]))  # {tasks} resolved by training_config
+    if source.is_file():
+        return
+    raise ConfigError(f"phase {phase['name']}: data.llava_json {source} is not a file; "
+                      f"{instruction_commands(experiment, source, config)}")
+
+
+def instruction_commands(experiment: Experiment, source: Path, config: str) -> str:
+    """How to make an instruction file: ``tasks build`` writes the mixed train file of a SAYCam task
+    folder, ``tasks instructions --per-task`` the per-task ones; ``babyvlm run`` does both."""
+    folder, match = source.parent, INSTRUCTION_FILE.fullmatch(source.name)
+    if match is None:
+        return ("give an instruction file in LLaVA JSON (e.g. written by `babyvlm tasks instructions TASK_DIR`, "
+                "or `babyvlm data import`-able records)")
+    steps = []
+    if not (folder / "manifest.json").is_file():
+        source_type = experiment.data["source"]["type"]
+        steps.append(f"babyvlm tasks build --source {source_type} --root {experiment.root} --out {folder.parent} "
+                     f"--domain {folder.name}")
+    short, split = match.group("short"), match.group("split")
+    if short or split != "train" or steps == []:
+        steps.append(f"babyvlm tasks instructions {folder}" + (" --per-task" if short else "")
+                     + (f" --split {split}" if split != "train" else ""))
+    return (f"build it with `{'` then `'.join(steps)}`, or run the whole study, tasks included, with "
+            f"`babyvlm run {config}`")
 
 
 def phase_line(result: Any) -> str:
