@@ -25,6 +25,7 @@ import numpy as np
 
 from babyvlm.plugins.synthetic.corpus import (
     check_video_options,
+    map_videos,
     render_annotated,
     seed_for,
     split_frames,
@@ -74,8 +75,10 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
 def _write_files(out: Path, options: Ego4DOptions,
                  progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     metadata, narration, truth, written = [], {}, [], []
-    for index, num_frames in enumerate(plan_lengths(options)):
-        video = _write_video(out, index, num_frames, options)
+    lengths = list(plan_lengths(options))
+    videos = map_videos(lambda index, num_frames: _write_video(out, index, num_frames, options),
+                        range(len(lengths)), lengths)
+    for num_frames, video in zip(lengths, videos, strict=True):
         metadata.append(video["metadata"])
         narration[video["uid"]] = video["narration"]
         truth.append(video["truth"])
