@@ -77,3 +77,25 @@ def test_padded_region_fills_with_the_mean_colour_only_outside_the_frame():
     mean = image.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
     assert np.array_equal(out[:, :2], np.broadcast_to(mean, (4, 2, 3)))
     assert np.array_equal(out[:, 2:], image[0:4, 0:2])
+
+
+def test_pixel_batch_preprocesses_a_recurring_image_once_and_keeps_reading_order():
+    import torch
+
+    from babyvlm.plugins.evaluation.scoring import pixel_batch
+
+    calls = []
+
+    class Encoder:
+        image_size = 2
+
+        def preprocess(self, image):
+            calls.append(image)
+            return torch.full((3, 2, 2), float(image[0]))
+
+    class Model:
+        encoder, device = Encoder(), torch.device("cpu")
+
+    pixels, counts = pixel_batch(Model(), [[b"\x01", b"\x02"], [b"\x01"], [], [b"\x03", b"\x02"]])
+    assert sorted(calls) == [b"\x01", b"\x02", b"\x03"]
+    assert pixels[:, 0, 0, 0].tolist() == [1.0, 2.0, 1.0, 3.0, 2.0] and counts.tolist() == [2, 1, 0, 2]
