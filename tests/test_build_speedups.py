@@ -99,3 +99,25 @@ def test_pixel_batch_preprocesses_a_recurring_image_once_and_keeps_reading_order
     pixels, counts = pixel_batch(Model(), [[b"\x01", b"\x02"], [b"\x01"], [], [b"\x03", b"\x02"]])
     assert sorted(calls) == [b"\x01", b"\x02", b"\x03"]
     assert pixels[:, 0, 0, 0].tolist() == [1.0, 2.0, 1.0, 3.0, 2.0] and counts.tolist() == [2, 1, 0, 2]
+
+
+def test_yuv_conversion_in_narrow_integers_matches_the_int32_formula():
+    from babyvlm.media import rgb_to_yuv420p
+
+    def reference(frame):  # BT.601 limited range in int32, as the conversion was first written
+        rgb = frame.astype(np.int32)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        luma = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+        pooled = (rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2] + 2) >> 2
+        pr, pg, pb = pooled[..., 0], pooled[..., 1], pooled[..., 2]
+        cb = ((-38 * pr - 74 * pg + 112 * pb + 128) >> 8) + 128
+        cr = ((112 * pr - 94 * pg - 18 * pb + 128) >> 8) + 128
+        planes = np.concatenate([luma.ravel(), cb.ravel(), cr.ravel()])
+        return np.clip(planes, 0, 255).astype(np.uint8).reshape(frame.shape[0] * 3 // 2, frame.shape[1])
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((64, 64), (6, 10), (2, 2))]
+    frames += [np.broadcast_to(np.asarray(c, np.uint8), (4, 4, 3)).copy()  # the extremes of every sum
+               for c in ((0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255))]
+    for frame in frames:
+        assert np.array_equal(rgb_to_yuv420p(frame), reference(frame))
