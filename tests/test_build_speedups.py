@@ -3,8 +3,10 @@ shared annotation parse still reports its skips to every builder and is redone w
 item file's images are all in place with one sync, and crops inside the frame need no fill colour."""
 
 import json
+import time
 
 import numpy as np
+import pytest
 
 from babyvlm.core.records import Recording, SkipReport, TaskItem
 from babyvlm.plugins.devcv import frames as frames_module
@@ -15,8 +17,6 @@ from babyvlm.plugins.synthetic import corpus
 def test_map_videos_keeps_video_order_on_threads_and_serially(monkeypatch):
     def slow_first(index: int, name: str) -> str:
         if index == 0:  # the first video finishes last: order must still be the videos'
-            import time
-
             time.sleep(0.2)
         return f"{index}:{name}"
 
@@ -24,6 +24,22 @@ def test_map_videos_keeps_video_order_on_threads_and_serially(monkeypatch):
     for threads in (1, 2):
         monkeypatch.setattr(corpus, "VIDEO_THREADS", threads)
         assert list(corpus.map_videos(slow_first, range(4), "abcd")) == expected
+
+
+def test_a_failed_video_stops_the_videos_not_yet_started(monkeypatch):
+    started = []
+
+    def failing_first(index: int) -> int:
+        started.append(index)
+        if index == 0:
+            raise OSError("No space left on device")
+        time.sleep(0.05)
+        return index
+
+    monkeypatch.setattr(corpus, "VIDEO_THREADS", 2)
+    with pytest.raises(OSError, match="No space left"):
+        list(corpus.map_videos(failing_first, range(50)))
+    assert len(started) < 50
 
 
 def _annotated(tmp_path, bad_records: int) -> Recording:

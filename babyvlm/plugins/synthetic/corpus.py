@@ -71,8 +71,11 @@ def map_videos(write_one: Callable[..., Any], *arguments: Iterable[Any]) -> Iter
     if VIDEO_THREADS == 1:
         yield from map(write_one, *arguments)
         return
-    with ThreadPoolExecutor(VIDEO_THREADS, thread_name_prefix="babyvlm-video") as pool:
+    pool = ThreadPoolExecutor(VIDEO_THREADS, thread_name_prefix="babyvlm-video")
+    try:
         yield from pool.map(write_one, *arguments)
+    finally:  # a failed video (a full disk) stops the videos not yet started instead of rendering them all
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:
