@@ -73,16 +73,24 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     height, width = frame.shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p needs even frame sizes, got {width}x{height}")
-    rgb = frame.astype(np.int32)
+    # narrow integers, exact: luma sums reach 56,228 (uint16), chroma sums lie within +-28,688 (int16); the
+    # results stay in 16..235 / 16..240, so nothing needs clipping
+    rgb = frame.astype(np.uint16)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    luma = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    pixels = height * width
+    planes = np.empty(pixels * 3 // 2, np.uint8)
+    luma = 66 * r + 129 * g + 25 * b
+    luma += 128
+    luma >>= 8
+    luma += 16
+    planes[:pixels] = luma.ravel()
     # chroma from the rounded 2x2 average of RGB, one sample per block
-    pooled = (rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2] + 2) >> 2
+    pooled = ((rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2] + 2) >> 2).astype(np.int16)
     pr, pg, pb = pooled[..., 0], pooled[..., 1], pooled[..., 2]
-    cb = ((-38 * pr - 74 * pg + 112 * pb + 128) >> 8) + 128
-    cr = ((112 * pr - 94 * pg - 18 * pb + 128) >> 8) + 128
-    planes = np.concatenate([luma.ravel(), cb.ravel(), cr.ravel()])
-    return np.clip(planes, 0, 255).astype(np.uint8).reshape(height * 3 // 2, width)
+    quarter = pixels // 4
+    planes[pixels:pixels + quarter] = (((-38 * pr - 74 * pg + 112 * pb + 128) >> 8) + 128).ravel()
+    planes[pixels + quarter:] = (((112 * pr - 94 * pg - 18 * pb + 128) >> 8) + 128).ravel()
+    return planes.reshape(height * 3 // 2, width)
 
 
 def _open(path: Path):

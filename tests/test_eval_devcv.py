@@ -88,3 +88,24 @@ def test_baseline_checks_report_random_and_blind_beside_chance(release, tmp_path
     assert {check["check"] for check in localize} == {"random_near_chance", "blind_near_chance"}
     for check in localize:
         assert check["chance"] == 0.25 and check["passed"] is True and check["domain"] == "devcv_release"
+
+
+def test_one_evaluator_reads_and_checks_the_items_once_for_every_adapter(release, tmp_path, monkeypatch):
+    from babyvlm.plugins.evaluation import engine
+
+    (release / "images" / "frame_3.jpg").write_bytes(b"not a jpeg")
+    reads = []
+    real = engine.load_items
+    monkeypatch.setattr(engine, "load_items", lambda *args: reads.append(1) or real(*args))
+    evaluator = registry.build("evaluator", "devcv")
+    summaries = [evaluator.evaluate(adapter, ["baby_localize"], release, tmp_path / name, log=lambda message: None)
+                 for name, adapter in (("oracle", "oracle"), ("random", dict(type="random", seed=0)))]
+    assert len(reads) == 1
+    for summary in summaries:  # the undecodable item is skipped and reported for every adapter, not just the first
+        task = summary["domains"]["devcv_release"]["tasks"]["baby_localize"]
+        assert task["n"] == 23 and [s["item_id"] for s in task["skipped_items"]] == ["ego4d_localize_3"]
+        assert summary["skipped"]["counts"]["undecodable_image"] == 1
+    records = json.loads((release / "localize_test.json").read_text())
+    (release / "localize_test.json").write_text(json.dumps(records[:10]))  # a changed item file is read anew
+    summary = evaluator.evaluate("oracle", ["baby_localize"], release, tmp_path / "again", log=lambda message: None)
+    assert len(reads) == 2 and summary["domains"]["devcv_release"]["tasks"]["baby_localize"]["n"] == 9

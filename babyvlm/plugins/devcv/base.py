@@ -170,6 +170,12 @@ class DevCVTask:
         return TaskItem(item_id=item_id, task=self.name, images=images, conversations=conversations,
                         answer=draft.turns[-1][1], choices=list(draft.choices), extras=dict(draft.extras))
 
+    def jpeg_bytes(self, image: np.ndarray) -> bytes:
+        """The bytes ``finish`` writes for ``image`` (encoded once per array object and split)."""
+        from babyvlm.media import encode_jpeg
+
+        return self._jpeg(image, encode_jpeg)
+
     def _jpeg(self, image: np.ndarray, encode) -> bytes:
         """Encoded once per array object for the build (crops are shared between items)."""
         memo = self.__dict__.setdefault("_jpeg_memo", {})

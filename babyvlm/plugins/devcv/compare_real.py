@@ -70,5 +70,5 @@ class WhoHasMoreReal(LetterTask):
         recording, frame, _ = entry
         key = (recording.recording_id, frame.frame_index)
         if key not in cache:
-            cache[key] = picture_statistics(recording.image(frame), self.jpeg_quality)
+            cache[key] = picture_statistics(recording.image(frame), self.jpeg_quality, self.jpeg_bytes)
         return cache[key]

@@ -67,7 +67,7 @@ class WhoHasMoreSynthetic(LetterTask):
             if any(image is None for image in images):
                 material.report.skip("compare_synthetic_no_room", f"{split}: counts {more} vs {fewer}")
                 continue
-            more_stats, fewer_stats = (picture_statistics(i, self.jpeg_quality) for i in images)
+            more_stats, fewer_stats = (picture_statistics(i, self.jpeg_quality, self.jpeg_bytes) for i in images)
             candidates.append((category, chosen, (more, fewer), (area_more, area_fewer), congruent, images,
                                more_stats - fewer_stats))
         positions, drafts = self.positions(rng), []

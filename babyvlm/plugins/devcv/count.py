@@ -51,7 +51,7 @@ class ObjectCounting(NumberTask):
             recording, frame = entry[0], entry[1]
             key = (recording.recording_id, frame.frame_index)
             if key not in statistics:
-                statistics[key] = picture_statistics(recording.image(frame), self.jpeg_quality)
+                statistics[key] = picture_statistics(recording.image(frame), self.jpeg_quality, self.jpeg_bytes)
             return statistics[key]
 
         cap = max(2, -(-self.max_items // (2 * len(COUNT_SPACE))))

@@ -10,6 +10,7 @@ the longer side is at most ``frame_size``; boxes are scaled to match. Crops are 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,37 @@ _CACHE: OrderedDict[tuple, dict[int, np.ndarray]] = OrderedDict()
 CACHE_RECORDINGS = 48  # recordings whose decoded frames stay cached (keyframes at 224 px: ~8 MB a minute)
 
 
+# parsed annotation files, shared by the builders of one process like the frames: (frames, the skips parsing
+# reported), keyed by the annotation file and the video (its frame count bounds the frame indices) as they are now
+_ANNOTATIONS: OrderedDict[tuple, tuple[list[FrameObjects], SkipReport]] = OrderedDict()
+CACHE_ANNOTATIONS = 512
+
+
 def clear_cache() -> None:
     _CACHE.clear()
+    _ANNOTATIONS.clear()
+
+
+def recording_annotations(recording: Recording, report: SkipReport) -> list[FrameObjects]:
+    """``read_recording_annotations``, parsed once per process while the files stay as they are; the
+    parse's skips go into ``report`` on every call."""
+    key = (*_file_state(recording.annotations_path), *_file_state(recording.video_path))
+    if key not in _ANNOTATIONS:
+        parsed = SkipReport()
+        _ANNOTATIONS[key] = (read_recording_annotations(recording, parsed), parsed)
+        while len(_ANNOTATIONS) > CACHE_ANNOTATIONS:
+            _ANNOTATIONS.popitem(last=False)
+    frames, skips = _ANNOTATIONS[key]
+    report.merge(skips)
+    return frames
+
+
+def _file_state(path) -> tuple:
+    try:
+        stat = os.stat(path)
+    except OSError:  # a missing video: read_recording_annotations says what it makes of that
+        return str(path), None, None
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 @dataclass(frozen=True)
@@ -116,7 +146,7 @@ class SplitMaterial:
             if recording.annotations_path is None:
                 report.skip("recording_without_annotations", recording.recording_id)
                 continue
-            frames = read_recording_annotations(recording, report)
+            frames = recording_annotations(recording, report)
             self.recordings.append(AnnotatedRecording(recording, frames, frame_size, keyframe_sec))
 
     def keyframes(self) -> Iterator[tuple[AnnotatedRecording, FrameObjects]]:
@@ -197,11 +227,11 @@ def padded_region(image: np.ndarray, left: float, top: float, side: float) -> np
     """The square ``[left, left+side) x [top, top+side)``, filled with the mean colour outside the image."""
     size = max(1, round(side))
     x0, y0 = round(left), round(top)
-    fill = image.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
     out = np.empty((size, size, 3), dtype=np.uint8)
-    out[:] = fill
     sx0, sy0 = max(0, x0), max(0, y0)
     sx1, sy1 = min(image.shape[1], x0 + size), min(image.shape[0], y0 + size)
+    if (sx0, sy0, sx1, sy1) != (x0, y0, x0 + size, y0 + size):  # only then is any of it outside: the mean is costly
+        out[:] = image.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
     if sx1 > sx0 and sy1 > sy0:
         out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return out

@@ -45,6 +45,14 @@ def dumps(data: Any) -> str:
 def write_images(folder: Path, short: str, images: Sequence[bytes]) -> list[str]:
     """Each image renamed into place (readers never see a part); one ``os.sync`` for the batch instead of
     an fsync per file (thousands of small files: ~4 ms each), before the item file that names them."""
+    names, written = _place_images(folder, short, images)
+    if written:
+        os.sync()
+    return names
+
+
+def _place_images(folder: Path, short: str, images: Sequence[bytes]) -> tuple[list[str], bool]:
+    """``write_images`` without the sync: (the names, whether any file was written)."""
     names, written = [], False
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for data in images:
@@ -54,9 +62,7 @@ def write_images(folder: Path, short: str, images: Sequence[bytes]) -> list[str]
             _rename_into_place(target, data)
             written = True
         names.append(name)
-    if written:
-        os.sync()
-    return names
+    return names, written
 
 
 def _rename_into_place(target: Path, data: bytes) -> None:
@@ -71,16 +77,20 @@ def _rename_into_place(target: Path, data: bytes) -> None:
 
 
 def write_items(folder: str | os.PathLike, short: str, split: str, items: Sequence[TaskItem]) -> Path:
-    """Images first, then the item file (atomically): a file that exists is complete."""
+    """Images first (one ``os.sync`` for the whole file's images), then the item file (atomically): a file
+    that exists is complete."""
     folder = Path(folder)
-    records = []
+    records, any_written = [], False
     for item in items:
         record = dict(item.extras)
-        record.update(id=item.item_id, image=write_images(folder, short, item.images),
-                      conversations=item.conversations)
+        names, written = _place_images(folder, short, item.images)
+        any_written |= written
+        record.update(id=item.item_id, image=names, conversations=item.conversations)
         if item.choices:
             record["choices"] = list(item.choices)
         records.append(record)
+    if any_written:
+        os.sync()
     return atomic_write_text(item_file(folder, short, split), dumps(records))
 
 

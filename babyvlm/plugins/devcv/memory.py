@@ -146,7 +146,7 @@ class DelayedMemory(DevCVTask):
         memo = self.__dict__.setdefault("_statistics_memo", {})  # crops recur across items: encode each once
         found = memo.get(id(crop))
         if found is None or found[0] is not crop:
-            found = memo[id(crop)] = (crop, picture_statistics(crop, self.jpeg_quality))
+            found = memo[id(crop)] = (crop, picture_statistics(crop, self.jpeg_quality, self.jpeg_bytes))
         return found[1]
 
     def _straddling_foils(self, objects: list, novel: list, crops: dict[int, Any], rng) -> dict[int, list]:

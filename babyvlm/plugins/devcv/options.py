@@ -93,6 +93,7 @@ def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[A
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     if len(candidates) < 4:
         return []
@@ -106,7 +107,8 @@ def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[A
         labels = np.r_[np.ones(len(fit)), np.zeros(len(fit))]
         models = [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
                   HistGradientBoostingClassifier(max_iter=80, max_depth=3, random_state=0)]
-        belief[held] = np.mean([model.fit(train, labels).predict_proba(x[held])[:, 1] for model in models], axis=0)
+        with threadpool_limits(limits=1):  # a few hundred rows: OpenMP's thread start-up costs more than it saves
+            belief[held] = np.mean([model.fit(train, labels).predict_proba(x[held])[:, 1] for model in models], axis=0)
     band_of = np.minimum((np.abs(belief - 0.5) * 2 * bands).astype(int), bands - 1)
     pools: list[tuple[list[int], list[int]]] = []
     for band in range(bands):

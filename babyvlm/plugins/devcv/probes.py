@@ -112,16 +112,19 @@ class ImageStats:
                           np.float32)
 
 
-def picture_statistics(rgb: np.ndarray, quality: int = 90) -> np.ndarray:
+def picture_statistics(rgb: np.ndarray, quality: int = 90,
+                       encode: Callable[[np.ndarray], bytes] | None = None) -> np.ndarray:
     """The cheap statistics of an RGB array as it will be written (encoded at ``quality``): what the
     builders balance so that ``image_stats`` finds nothing (log bytes, luminance mean and std, colour).
     The file size is the encoding's; the others are read from the array itself, every other pixel (an
-    encoding or the subsampling moves them by a fraction of a grey level)."""
+    encoding or the subsampling moves them by a fraction of a grey level). ``encode``: the builder's own
+    encoder at ``quality`` (``DevCVTask.jpeg_bytes``), so a picture that is written is encoded once."""
     from babyvlm.media import encode_jpeg
 
     pixels = rgb[::2, ::2].astype(np.float32)  # every other pixel: the same moments at a quarter of the cost
     luma = pixels @ np.asarray([0.299, 0.587, 0.114], np.float32)
-    return np.asarray([math.log(len(encode_jpeg(rgb, quality))), luma.mean(), luma.std(),
+    encoded = encode(rgb) if encode is not None else encode_jpeg(rgb, quality)
+    return np.asarray([math.log(len(encoded)), luma.mean(), luma.std(),
                        *pixels.reshape(-1, 3).mean(axis=0)], np.float32)
 
 

@@ -43,7 +43,7 @@ class Subitizing(NumberTask):
             if image is None:
                 material.report.skip("subitize_no_room", f"{split}: count {count}")
                 continue
-            candidates.append((category, chosen, count, area, image, picture_statistics(image, self.jpeg_quality)))
+            candidates.append((category, chosen, count, area, image, picture_statistics(image, self.jpeg_quality, self.jpeg_bytes)))
         picked = decorrelated_pick(candidates, lambda c: c[2], lambda c: c[5], self.max_items, rng)
         space = [str(n) for n in self.default_space]
         return [Draft(images=[image], turns=[(PROMPT.format(objs=plural(category)), str(count))], choices=space,

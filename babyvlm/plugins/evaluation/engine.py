@@ -178,12 +178,12 @@ class DevCVEvaluator:
         plan = []
         for domain, folder in domain_folders(data_dir, domains):
             for name, task in tasks.items():
-                items = load_items(task, folder, split)
-                if items is None:
+                cut = limit.get(name, limit.get("*")) if isinstance(limit, Mapping) else limit
+                checked = self._checked_items(task, folder, split, cut, f"{domain}/{name}", skipped, log)
+                if checked is None:
                     skipped.skip("task_without_items_in_domain", f"{domain}/{name}")
                     continue
-                cut = limit.get(name, limit.get("*")) if isinstance(limit, Mapping) else limit
-                items, undecodable = decodable_items(items[:cut] if cut else items, f"{domain}/{name}", skipped, log)
+                items, undecodable = checked
                 if not items:
                     continue
                 task_fp = task_fingerprint(task, mode, split)
@@ -194,6 +194,35 @@ class DevCVEvaluator:
                                      task_fp=task_fp, undecodable=undecodable))
                 log(f"{domain}/{name}: {len(items)} items")
         return plan
+
+    def _checked_items(self, task: Any, folder: Path, split: str, cut: int | None, where: str, skipped: SkipReport,
+                       log: Log) -> tuple[list[TaskItem], list[dict[str, str]]] | None:
+        """The first ``cut`` items whose images decode (``decodable_items``), None without items. Read and
+        decoded once per evaluator while the item file stays as it is: a study's model, blind twin and
+        baselines are evaluated on the same items; the skips are reported again on every call."""
+        item_path = getattr(task, "item_path", None)
+        key = None
+        if callable(item_path):
+            try:
+                stat = Path(item_path(folder, split)).stat()
+                key = (str(folder), where, split, cut, stat.st_mtime_ns, stat.st_size)
+            except OSError:  # no file: load_items says so below
+                key = None
+        cache = self.__dict__.setdefault("_checked_cache", {})
+        if key is None or key not in cache:
+            items = load_items(task, folder, split)
+            if items is None:
+                return None
+            report, lines = SkipReport(), []
+            checked = decodable_items(items[:cut] if cut else items, where, report, lines.append)
+            if key is not None:
+                cache[key] = (checked, report, lines)
+        else:
+            checked, report, lines = cache[key]
+        skipped.merge(report)
+        for line in lines:
+            log(line)
+        return checked
 
     def _answer(self, adapter: Any, adapter_fp: str, unit: PlanUnit, done: Mapping[Any, Any],
                 progress: ProgressLog, processes: Processes, mode: str, log: Log, bar: progress_bar) -> None:

@@ -87,8 +87,16 @@ def autocast_of(model: Any):
 
 
 def pixel_batch(model: Any, images: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every request's images, preprocessed and stacked in reading order, plus per-request counts."""
-    flat = [model.encoder.preprocess(image) for row in images for image in row]
+    """Every request's images, preprocessed and stacked in reading order, plus per-request counts. An image
+    that recurs in the batch (an item's requests share their pictures) is preprocessed once."""
+    preprocessed: dict[Any, torch.Tensor] = {}
+    flat = []
+    for row in images:
+        for image in row:
+            key = image if isinstance(image, bytes) else id(image)  # the rows hold every array while this runs
+            if key not in preprocessed:
+                preprocessed[key] = model.encoder.preprocess(image)
+            flat.append(preprocessed[key])
     size = int(model.encoder.image_size)
     pixels = torch.stack(flat) if flat else torch.zeros(0, 3, size, size)
     return pixels.to(model.device), torch.tensor([len(row) for row in images], dtype=torch.long)

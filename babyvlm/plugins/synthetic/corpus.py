@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from babyvlm.plugins.synthetic.world import VideoWorld, Visible
 MANIFEST_SCHEMA = "babyvlm.synthetic/1"
 GENERATOR = f"babyvlm {__version__} synthetic/1"
 MIN_VIDEO_SECONDS = 4.0
+# Videos rendered at once. Each video has its own seed and its own files, so the output is byte-identical
+# to a serial run; x264 and the large numpy operations release the GIL, so threads use both cores.
+VIDEO_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 def write_corpus(out: Path, corpus_format: str, options: dict[str, Any],
@@ -60,6 +64,18 @@ def split_frames(rng: np.random.Generator, minutes: float, fps: int, wanted: int
     frames = np.floor(weights / weights.sum() * total).astype(int)
     frames[: total - int(frames.sum())] += 1
     return frames
+
+
+def map_videos(write_one: Callable[..., Any], *arguments: Iterable[Any]) -> Iterator[Any]:
+    """``write_one`` over the videos' arguments on ``VIDEO_THREADS`` threads; results in video order."""
+    if VIDEO_THREADS == 1:
+        yield from map(write_one, *arguments)
+        return
+    pool = ThreadPoolExecutor(VIDEO_THREADS, thread_name_prefix="babyvlm-video")
+    try:
+        yield from pool.map(write_one, *arguments)
+    finally:  # a failed video (a full disk) stops the videos not yet started instead of rendering them all
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def render_video(world: VideoWorld, path: Path) -> list[list[Visible]]:

@@ -26,6 +26,7 @@ import numpy as np
 from babyvlm.core.progress import progress as progress_bar
 from babyvlm.plugins.synthetic.corpus import (
     check_video_options,
+    map_videos,
     render_annotated,
     seed_for,
     split_frames,
@@ -75,10 +76,11 @@ def write_ego4d(out: str | Path, options: Ego4DOptions, *, overwrite: bool = Fal
 def _write_files(out: Path, options: Ego4DOptions,
                  progress: Callable[[str], None] | None) -> tuple[dict[str, Any], list[str]]:
     metadata, narration, truth, written = [], {}, [], []
-    lengths = plan_lengths(options)
+    lengths = list(plan_lengths(options))
+    videos = map_videos(lambda index, num_frames: _write_video(out, index, num_frames, options),
+                        range(len(lengths)), lengths)
     with progress_bar(len(lengths), "synth ego4d", unit="video") as bar:
-        for index, num_frames in enumerate(lengths):
-            video = _write_video(out, index, num_frames, options)
+        for num_frames, video in zip(lengths, videos, strict=True):
             metadata.append(video["metadata"])
             narration[video["uid"]] = video["narration"]
             truth.append(video["truth"])

@@ -32,6 +32,7 @@ from babyvlm.plugins.saycam.names import CHILDREN as SAYCAM_CHILDREN
 from babyvlm.plugins.saycam.names import format_video_stem
 from babyvlm.plugins.synthetic.corpus import (
     check_video_options,
+    map_videos,
     render_annotated,
     seed_for,
     split_frames,
@@ -171,8 +172,7 @@ def _write_files(out: Path, options: SaycamOptions,
     plans = plan_videos(options)
     results, written = [], []
     with progress_bar(len(plans), "synth saycam", unit="video") as bar:
-        for plan in plans:
-            result = _write_video(out, plan, options)
+        for plan, result in zip(plans, map_videos(lambda plan: _write_video(out, plan, options), plans), strict=True):
             results.append(result)
             written += [f"videos/{plan.stem}.mp4", f"asr/{plan.stem}.asr.json", f"annotations/{plan.stem}.objects.json"]
             if progress:
