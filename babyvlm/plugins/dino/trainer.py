@@ -16,7 +16,7 @@ from mmengine.hooks import Hook
 from babyvlm.core.errors import ConfigError
 from babyvlm.plugins.dino.crops import MultiCropDataset, collate_crops
 from babyvlm.plugins.dino.objective import DinoObjective
-from babyvlm.plugins.dino.probe import knn_probe, load_object_crops
+from babyvlm.plugins.dino.probe import knn_probe, load_object_crops, random_init_copy
 from babyvlm.plugins.mmengine_trainer.trainer import Log, MMEngineTrainer
 from babyvlm.plugins.simple_trainer.shared import check_number
 
@@ -85,13 +85,15 @@ class DinoScheduleHook(Hook):
 
 
 class ProbeHook(Hook):
-    """The k-NN probe on the teacher's backbone: before training (untrained), every N steps, at the end."""
+    """The k-NN probe on the teacher's backbone: before training (untrained), every N steps, at the end;
+    and once on a random-init copy of the encoder, the reference a trained encoder must beat."""
 
     priority = "LOW"
 
     def __init__(self, objective: DinoObjective, crops: list, every: int, k: int, out: Path, log: Log):
         self.objective, self.crops, self.every, self.k, self.out, self.log = objective, crops, every, k, out, log
         self.history: list[dict[str, Any]] = []
+        self.random: dict[str, Any] | None = None
 
     def _probe(self, runner, step: int) -> None:
         if not is_main_process():
@@ -105,6 +107,10 @@ class ProbeHook(Hook):
                  f"(chance {result['chance']:.3f}; {result['categories']} categories, {result['queries']} queries)")
 
     def before_train(self, runner) -> None:
+        if is_main_process():
+            self.random = knn_probe(random_init_copy(self.objective.teacher.backbone), self.crops, self.k)
+            self.log(f"0-vision k-NN probe of a random-init encoder: accuracy {self.random['accuracy']:.3f} "
+                     f"(chance {self.random['chance']:.3f})")
         if runner.iter == 0:
             self._probe(runner, 0)
 
@@ -125,6 +131,7 @@ class DinoTrainer(MMEngineTrainer):
                  teacher_temp: Sequence[float] = (0.04, 0.07), teacher_temp_warmup: float = 0.3,
                  center_momentum: float = 0.9, teacher_momentum: float = 0.996, freeze_last_layer: int = 0,
                  head_bn: bool = False, probe_every: int = 0, probe_k: int = 10, probe_crops: int = 200, probe: bool = True,
+                 probe_context: float = 2.0, probe_greyscale: bool = True,
                  lr: float = 5e-4, weight_decay: float = 0.04, grad_clip: float = 3.0, warmup_ratio: float = 0.1,
                  **options: Any):
         if options.get("objective", "auto") != "auto":
@@ -138,6 +145,7 @@ class DinoTrainer(MMEngineTrainer):
                             ("probe_every", probe_every)):
             check_number(c, name, value, whole=True, low=0)
         check_number(c, "student_temp", student_temp, low=0.0, strict=True)
+        check_number(c, "probe_context", probe_context, low=1.0)
         check_number(c, "center_momentum", center_momentum, low=0.0, high=1.0)
         check_number(c, "teacher_momentum", teacher_momentum, low=0.0, high=1.0)
         check_number(c, "teacher_temp_warmup", teacher_temp_warmup, low=0.0, high=1.0)
@@ -147,7 +155,8 @@ class DinoTrainer(MMEngineTrainer):
                          local_size=local_size, student_temp=student_temp, teacher_temp=list(teacher_temp),
                          teacher_temp_warmup=teacher_temp_warmup, center_momentum=center_momentum,
                          teacher_momentum=teacher_momentum, freeze_last_layer=freeze_last_layer, head_bn=head_bn,
-                         probe_every=probe_every, probe_k=probe_k, probe_crops=probe_crops, probe=probe)
+                         probe_every=probe_every, probe_k=probe_k, probe_crops=probe_crops, probe=probe,
+                         probe_context=probe_context, probe_greyscale=probe_greyscale)
         self.options.update(self.dino)
         self.__dict__.update(self.dino)
         self._schedule: DinoScheduleHook | None = None
@@ -192,7 +201,8 @@ class DinoTrainer(MMEngineTrainer):
         if not recordings or getattr(context, "root", None) is None:
             raise ConfigError(f"{self.component}: the k-NN probe needs held-out recordings with object annotations "
                               f"(data.heldout_recordings >= 1), or probe=False")
-        crops = load_object_crops(context.source, context.root, recordings, max_per_recording=self.probe_crops)
+        crops = load_object_crops(context.source, context.root, recordings, max_per_recording=self.probe_crops,
+                                  context=self.probe_context, greyscale=self.probe_greyscale)
         if not crops:
             raise ConfigError(f"{self.component}: the held-out recordings {', '.join(recordings)} have no annotated "
                               f"object crops for the k-NN probe (set probe=False to train without it)")
@@ -206,8 +216,13 @@ class DinoTrainer(MMEngineTrainer):
         extra["collapse_warning"] = collapse_warning(extra)
         if self._probe and self._probe.history:
             history = self._probe.history
+            random = self._probe.random["accuracy"] if self._probe.random else None
             extra["knn_probe"] = {**history[-1], "untrained": history[0]["accuracy"] if history[0]["step"] == 0 else None,
+                                  "random": random,
                                   "history": [{"step": h["step"], "accuracy": h["accuracy"]} for h in history]}
+            extra["probe_random"], extra["probe_trained"] = random, history[-1]["accuracy"]
+            log(f"{self.component}: k-NN probe of the trained encoder {history[-1]['accuracy']:.3f} vs a random-init "
+                f"one {random if random is None else format(random, '.3f')} (chance {history[-1]['chance']:.3f})")
         log(f"{self.component}: collapse check: {extra.get('collapse')} (loss {extra.get('loss')} vs ln K "
             f"{extra.get('log_k')}; teacher entropy {extra.get('teacher_entropy')}, batch entropy "
             f"{extra.get('batch_entropy')} of log K)")
