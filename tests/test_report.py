@@ -149,6 +149,24 @@ def test_training_section_probe_and_skipped_phase(reporter, tmp_path):
     assert "phase_without_losses: 1 (e.g. results['phases'][1] (0-vision))" in markdown
 
 
+def test_a_collapsed_dino_phase_is_flagged_beside_its_probe_of_trained_vs_random(reporter, tmp_path):
+    results, _ = constructed()
+    warning = "DINO collapsed (uniform): its outputs sit at the uniform distribution (loss 6.21 vs ln K 6.24)"
+    results["phases"][1].update(collapse="uniform", collapse_warning=warning, probe_trained=0.43, probe_random=0.41,
+                                knn_probe={"accuracy": 0.43, "chance": 0.29, "history": [{"step": 0, "accuracy": 0.4},
+                                                                                          {"step": 40, "accuracy": 0.43}]})
+    reporter.write(results, tmp_path)
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert f"**Warning (0-vision):** {warning}" in markdown
+    assert "trained encoder 43.0 vs a random-init encoder 41.0 (chance 29.0). ⚠ Less than 5 points above" in markdown
+    assert "DINO collapsed (uniform)" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    results["phases"][1].update(collapse="none", collapse_warning=None, probe_trained=0.6)
+    reporter.write(results, tmp_path)
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Warning (0-vision)" not in markdown and "Less than 5 points" not in markdown
+    assert "trained encoder 60.0 vs a random-init encoder 41.0 (chance 29.0)." in markdown
+
+
 def test_rewriting_replaces_the_plots_folder(reporter, tmp_path):
     results, _ = constructed()
     reporter.write(results, tmp_path)

@@ -7,10 +7,12 @@ from torch import nn
 
 
 class DinoHead(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256):
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
+                 batch_norm: bool = False):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
+        norm = (lambda: nn.BatchNorm1d(hidden_dim)) if batch_norm else nn.Identity
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), norm(), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+                                 norm(), nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
         last = nn.Linear(bottleneck_dim, out_dim, bias=False)
         self.last_layer = nn.utils.parametrizations.weight_norm(last)
         # norm_last_layer: the prototypes' lengths stay 1 (DINO's default; steadier for small data)

@@ -26,9 +26,10 @@ class EncoderWithHead(nn.Module):
 
 class DinoObjective(nn.Module):
     def __init__(self, encoder: nn.Module, out_dim: int, hidden_dim: int, bottleneck_dim: int,
-                 student_temp: float = 0.1, center_momentum: float = 0.9):
+                 student_temp: float = 0.1, center_momentum: float = 0.9, head_bn: bool = False):
         super().__init__()
-        self.student = EncoderWithHead(encoder, DinoHead(encoder.hidden_size, out_dim, hidden_dim, bottleneck_dim))
+        head = DinoHead(encoder.hidden_size, out_dim, hidden_dim, bottleneck_dim, batch_norm=head_bn)
+        self.student = EncoderWithHead(encoder, head)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, out_dim))

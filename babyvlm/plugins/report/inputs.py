@@ -91,6 +91,26 @@ def dino_probe(results: Mapping[str, Any]) -> tuple[Curve, float | None] | None:
     return Curve("k-NN probe", steps, values), chance
 
 
+def dino_checks(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per DINO phase (one whose metrics hold ``collapse``, ``collapse_warning`` or ``probe_trained``): its
+    ``name``, ``collapse_warning`` (text or None) and the k-NN probe of the trained vs a random-init encoder
+    (``probe_trained``, ``probe_random``, ``chance``; None where not measured)."""
+    checks = []
+    for number, phase in enumerate(phase_records(results)):
+        if not any(phase.get(key) is not None for key in ("collapse", "collapse_warning", "probe_trained")):
+            continue
+        where = f"results['phases'][{number}]"
+        warning = phase.get("collapse_warning")
+        if warning is not None and not isinstance(warning, str):
+            raise DataError(f"{where}['collapse_warning'] must be text or null, got {warning!r}")
+        probe = phase.get("knn_probe") if isinstance(phase.get("knn_probe"), Mapping) else {}
+        checks.append({"name": str(phase.get("name", f"phase {number}")), "collapse_warning": warning,
+                       "probe_trained": _optional_fraction(phase.get("probe_trained"), f"{where}['probe_trained']"),
+                       "probe_random": _optional_fraction(phase.get("probe_random"), f"{where}['probe_random']"),
+                       "chance": _optional_fraction(probe.get("chance"), f"{where}['knn_probe']['chance']")})
+    return checks
+
+
 def developmental(results: Mapping[str, Any]) -> dict[str, Any] | None:
     """The age sweep (``results["developmental"]``: its ``sweep.json`` content, or that file's path)."""
     value = results.get("developmental")

@@ -207,7 +207,7 @@ class MarkdownReporter:
                           probe: tuple[inputs.Curve, float | None] | None, pictures: dict[str, bytes]) -> list[Block]:
         phases = inputs.phase_records(results)
         if not phases and probe is None:
-            return []
+            return []  # (a DINO phase is a phase: its checks below need one)
         blocks: list[Block] = [Heading("Training")]
         if phases:
             rows = [[str(p.get("name", f"phase {i}")), _plain(p.get("steps")), _plain(p.get("dataset_size")),
@@ -229,6 +229,7 @@ class MarkdownReporter:
             if self.plots:
                 pictures["dino_probe.png"] = plots.probe_plot(curve.steps, curve.values, chance)
                 blocks.append(Image(f"{PLOTS_DIR}/dino_probe.png", "DINO k-NN probe over steps"))
+        blocks += _dino_check_blocks(inputs.dino_checks(results))
         return blocks
 
     def _developmental_section(self, sweep: Mapping[str, Any] | None, pictures: dict[str, bytes]) -> list[Block]:
@@ -332,3 +333,25 @@ def _sweep_cell(value: Any) -> str:
         text = pct(value["score"])
         return f"{text} [{pct(ci[0])}, {pct(ci[1])}]" if isinstance(ci, list) and len(ci) == 2 else text
     return "—"
+
+
+PROBE_MARGIN = 0.05  # a trained encoder this close to a random-init one shows no learning the probe can see
+
+
+def _dino_check_blocks(checks: list[dict[str, Any]]) -> list[Block]:
+    """Each DINO phase's collapse warning and its probe of the trained vs a random-init encoder."""
+    blocks: list[Block] = []
+    for check in checks:
+        if check["collapse_warning"]:
+            blocks.append(Paragraph(f"⚠ **Warning ({check['name']}):** {check['collapse_warning']}"))
+        trained, random = check["probe_trained"], check["probe_random"]
+        if trained is None or random is None:
+            continue
+        chance = pct(check["chance"]) if check["chance"] is not None else "unknown"
+        text = (f"DINO probe ({check['name']}): trained encoder {pct(trained)} vs a random-init encoder "
+                f"{pct(random)} (chance {chance}).")
+        if trained < random + PROBE_MARGIN:
+            text += (f" ⚠ Less than {PROBE_MARGIN * 100:g} points above the random encoder: no evidence that DINO "
+                     f"learned features this probe can see.")
+        blocks.append(Paragraph(text))
+    return blocks
