@@ -11,8 +11,8 @@ from babyvlm.plugins.run_command.sections import check_before_stages
 
 
 @pytest.mark.parametrize(("pair", "message"), [
-    ('tasks.instructions.per_tsk=true', "did you mean 'per_task'"),
-    ('tasks.instructions.per_task="yes"', r"tasks.instructions\[0\]: per_task must be true or false"),
+    ('tasks.instructions={"per_tsk": true}', "did you mean 'per_task'"),
+    ('tasks.instructions={"per_task": "yes"}', r"tasks.instructions\[0\]: per_task must be true or false"),
     ('tasks.commands=[["tasks", "instructions"]]', "tasks: unknown key 'commands'"),
     ("tasks.builder=nope", "unknown task_builder 'nope'"),
     ("corpus.kind=nope", "corpus: kind must be one of ego4d, saycam, got 'nope'"),

@@ -17,9 +17,9 @@ def test_train_demo_after_synth_names_the_task_commands(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     message = done.stderr.strip().splitlines()[-1]
-    assert "phase 3a-spatialdetails: data.llava_json" in message
+    assert "phase 3-instruction: data.llava_json" in message
     assert f"babyvlm tasks build --source saycam --root {work / 'corpus'} --out {work / 'tasks'} --domain saycam" in message
-    assert f"babyvlm tasks instructions {work / 'tasks' / 'saycam'} --per-task" in message
+    assert "tasks instructions" not in message  # tasks build writes the mixed train file itself
     assert "babyvlm run demo" in message and "Traceback" not in done.stderr
     assert not (work / "phases").exists()  # refused before phase 0 trained
 
@@ -28,10 +28,11 @@ def test_a_built_task_folder_needs_only_the_instructions_command(tmp_path):
     tasks = tmp_path / "run" / "tasks" / "saycam"
     tasks.mkdir(parents=True)
     (tasks / "manifest.json").write_text("{}")
-    done = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3b-compare_synthetic"])
+    done = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3-instruction"])
     assert done.exit_code != 0
-    assert f"build it with `babyvlm tasks instructions {tasks} --per-task`" in done.output
-    assert "tasks build" not in done.output
-    mixed = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3b-compare_synthetic",
-                                     "--set", "phases.5.data.llava_json={tasks}/saycam/devcv_instructions_train.json"])
-    assert f"`babyvlm tasks instructions {tasks}`" in mixed.output
+    assert f"build it with `babyvlm tasks instructions {tasks}`" in done.output
+    assert "tasks build" not in done.output and "--per-task" not in done.output
+    one_task = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3-instruction",
+                                        "--set", "phases.4.data.llava_json="
+                                        "{tasks}/saycam/devcv_instructions_compare_synthetic_train.json"])
+    assert f"`babyvlm tasks instructions {tasks} --per-task`" in one_task.output

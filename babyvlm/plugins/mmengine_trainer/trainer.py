@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from babyvlm.core.constants import LANGUAGE_STAGE
 from babyvlm.core.errors import BabyVLMError, ConfigError
 from babyvlm.core.io import LockedError, WriterLock, atomic_write_json, disk_errors
 from babyvlm.plugins.mmengine_trainer.checkpoints import (
@@ -197,7 +198,7 @@ class MMEngineTrainer:
         """(module to optimise, dataset, collate) for this phase; subclasses (``dino``) add their own."""
         objective = self.objective
         if objective == "auto":
-            objective = "causal_lm" if stage == "0-language" else "vlm"
+            objective = "causal_lm" if stage == LANGUAGE_STAGE else "vlm"
         if objective == "causal_lm":
             texts = list(dataset)
             if texts and not isinstance(texts[0], str):
