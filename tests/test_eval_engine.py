@@ -262,3 +262,17 @@ def test_limit_per_task_cuts_only_the_tasks_it_names(data, tmp_path):
 def test_a_bad_limit_is_refused(data, tmp_path, bad):
     with pytest.raises(BabyVLMError, match="limit must be a positive integer"):
         evaluate("random", data, tmp_path / "out", limit=bad)
+
+
+def test_a_runs_task_folder_is_not_a_domain_of_its_own(tmp_path):
+    """A run's tasks/ holds splits.json (and a build's manifest.json) beside the domain folders: neither
+    makes tasks/ a flat released folder, so nothing is counted as a task without items there."""
+    from babyvlm.plugins.evaluation.engine import domain_folders
+
+    (tmp_path / "saycam").mkdir()
+    (tmp_path / "saycam" / "baby_pv_test.json").write_text("[]")
+    (tmp_path / "splits.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text("{}")
+    assert domain_folders(tmp_path, None) == [("saycam", tmp_path / "saycam")]
+    (tmp_path / "baby_pv_test.json").write_text("[]")  # a released flat folder holds its items directly
+    assert [name for name, _ in domain_folders(tmp_path, None)] == [tmp_path.name, "saycam"]

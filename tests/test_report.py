@@ -272,3 +272,19 @@ def test_the_leaderboard_facts_are_the_tasks_own(fresh_registry):
     registry.register_plugin(type("Plugin", (), {"register_tasks": staticmethod(hookimpl(
         lambda register: register("zz_count_twelfth", TwelfthEntry)))})(), "twelfth")
     assert list(leaderboard_primary())[-1] == "zz_count_twelfth" and published_chance()["zz_count_twelfth"] == 0.1
+
+
+@pytest.mark.parametrize(("extra", "shown", "hidden"), [
+    ({"tuning": "3-instruction: task-specific (one model per task)"},
+     ["instruction tuning: 3-instruction: task-specific (one model per task)"], ["split"]),
+    ({"split": "val"}, ["scored on the **val** split"], ["instruction tuning"]),
+    ({"split": "test"}, [], ["scored on the", "instruction tuning"]),
+])
+def test_the_header_names_the_tuning_mode_and_a_non_test_split(reporter, tmp_path, extra, shown, hidden):
+    results, _ = constructed()
+    reporter.write(dict(results, **extra), tmp_path)
+    header = (tmp_path / "report.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
+    for text in shown:
+        assert text in header
+    for text in hidden:
+        assert text not in header

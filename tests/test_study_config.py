@@ -20,6 +20,7 @@ from babyvlm.plugins.run_command.sections import check_before_stages
     ('evaluation.baselines=["randum"]', "Did you mean 'random'"),
     ('evaluation.limit={"*": 0}', "evaluation.limit: expected a positive whole number"),
     ("report.type=nope", "unknown reporter 'nope'"),
+    ('evaluation.split="train"', "evaluation: split must be one of test, val"),
 ])
 def test_a_bad_run_section_fails_before_any_work(tmp_path, fresh_registry, pair, message):
     cfg = apply_overrides(load_config("demo"), [pair])

@@ -437,8 +437,12 @@ def domain_folders(data_dir: Path, wanted: Sequence[str] | None) -> list[tuple[s
     return found
 
 
+# files beside the item files that hold none: a task build's manifest, a run's session split of the recordings
+NOT_ITEM_FILES = ("manifest.json", "splits.json")
+
+
 def _holds_items(folder: Path) -> bool:
-    return any(path.suffix in (".json", ".csv") and path.name != "manifest.json" for path in folder.iterdir()
+    return any(path.suffix in (".json", ".csv") and path.name not in NOT_ITEM_FILES for path in folder.iterdir()
                if path.is_file())
 
 

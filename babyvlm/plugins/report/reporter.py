@@ -13,7 +13,7 @@
   result's ``to_dict()``), ``dino_probe`` (or a phase's ``knn_probe``): ``[{"step", "accuracy"}]``;
 - ``developmental``: an age sweep's ``sweep.json`` content or path;
 - ``title``, ``machine``, ``seconds``, ``config`` (the resolved config's path), ``tuning`` (the
-  instruction-tuning mode, in words), ``notes`` (strings).
+  instruction-tuning mode, in words), ``split`` (the item split scored, when not test), ``notes`` (strings).
 
 Every model score is printed beside its chance level and its blind twin (else its score blind at test,
 labelled so); an entry where the model lies within that control's 95% CI is flagged "answer priors, not
@@ -129,6 +129,8 @@ class MarkdownReporter:
             facts.append(f"resolved config: `{results['config']}`")
         if results.get("tuning"):
             facts.append(f"instruction tuning: {results['tuning']}")
+        if results.get("split") not in (None, "test"):  # a recipe-selection run: not a result
+            facts.append(f"scored on the **{results['split']}** split (for choosing a recipe; results are test scores)")
         if facts:
             blocks.append(Paragraph("; ".join(facts) + "."))
         summary = []

@@ -246,7 +246,8 @@ class RunPipeline:
         return adapters
 
     def evaluate_models(self) -> dict[str, Any]:
-        """Every adapter on every domain's test split; results under ``WORK/eval/<role>/``."""
+        """Every adapter on every domain's ``evaluation.split`` (test; val to choose a recipe: an out-of-domain
+        corpus has no val split); results under ``WORK/eval/<role>/``."""
         spec = section(self.cfg, "evaluation")
         evaluator = registry.build("evaluator", spec.get("evaluator", DEFAULTS["evaluator"]))
         summaries = {}
@@ -254,8 +255,8 @@ class RunPipeline:
             self.log(f"== evaluate {role} ==")
             summaries[role] = evaluator.evaluate(
                 adapter, spec.get("tasks", "all"), self.tasks_dir, self.work_dir / "eval" / role,
-                mode=spec.get("mode", DEFAULTS["mode"]), limit=spec.get("limit"), seed=self.experiment.seed,
-                log=self.log)
+                mode=spec.get("mode", DEFAULTS["mode"]), split=spec.get("split", DEFAULTS["split"]),
+                limit=spec.get("limit"), seed=self.experiment.seed, log=self.log)
         atomic_write_json(self.work_dir / "eval" / "summaries.json", summaries)
         return {"paths": [str(self.work_dir / "eval" / "summaries.json")], "roles": sorted(summaries)}
 
@@ -270,7 +271,8 @@ class RunPipeline:
         results = self.experiment.results
         phases = [dict(p.metrics, name=p.name, seconds=p.seconds) for p in results.phases]
         return {"evaluations": evaluations, "phases": phases, "config": str(self.work_dir / "config.py"),
-                "seconds": results.seconds, "machine": _machine(), "tuning": self.tuning_description()}
+                "seconds": results.seconds, "machine": _machine(), "tuning": self.tuning_description(),
+                "split": section(self.cfg, "evaluation").get("split", DEFAULTS["split"])}
 
     def tuning_description(self) -> str | None:
         """The instruction-tuning mode in words (the report names it), ``None`` without instruction phases."""

@@ -19,10 +19,12 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "corpus": CORPUS_KEYS, "ood_corpus": CORPUS_KEYS, "ood_data": ("source", "root"),
     "tasks": ("names", "seed", "max_items", "task_options", "instructions", "out_of_domain", "split_fractions",
               "builder"),
-    "evaluation": ("evaluator", "mode", "baselines", "blind_twin", "tasks", "limit", "adapter_options"),
+    "evaluation": ("evaluator", "mode", "baselines", "blind_twin", "tasks", "limit", "adapter_options", "split"),
 }
 DEFAULTS = dict(corpus_kind="saycam", ood_source="ego4d", task_builder="devcv", evaluator="devcv",
-                baselines=("random", "oracle"), reporter="markdown", mode="loglikelihood")
+                baselines=("random", "oracle"), reporter="markdown", mode="loglikelihood", split="test")
+# the splits a run may be scored on: test for results, val for choosing a recipe (never tune on test items)
+EVALUATION_SPLITS = ("test", "val")
 
 
 def section(cfg: Any, name: str) -> Any:
@@ -112,6 +114,9 @@ def check_evaluation(value: Any) -> None:
     if not isinstance(evaluation.get("adapter_options", {}), dict):
         raise ConfigError(f"evaluation: adapter_options must be a dict, got {evaluation['adapter_options']!r:.80}")
     _check_flag("evaluation", "blind_twin", evaluation)
+    if evaluation.get("split", DEFAULTS["split"]) not in EVALUATION_SPLITS:
+        raise ConfigError(f"evaluation: split must be one of {', '.join(EVALUATION_SPLITS)} (val to choose a recipe, "
+                          f"test for results), got {evaluation['split']!r}")
     if "evaluator" in evaluation:
         check_spec_options("evaluator", evaluation["evaluator"], "evaluation.evaluator")
 
