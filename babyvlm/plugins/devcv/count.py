@@ -8,10 +8,10 @@ least 8 px: ``SplitMaterial.whole_counts``): the count is then unambiguous. Fram
 some keyframe of the split are asked about (a word that only ever appears alone would give its answer
 away). Items are chosen so that the frames' cheap statistics (file size, luminance, colour) predict nothing
 of the count (``options.decorrelated_pick``: counts taken round-robin within bins of a linear prediction
-from those statistics), with at most ``max_items / 24`` items per count, so the golds are as flat over the
-answer space as the video allows. The balance check tests the counts the split holds (a split of home video
-may hold no pile of twelve); chance stays 1/12, and the majority probe shows what a missing count is
-worth to a guesser.
+from those statistics), with at most ``max_items / 20`` items per count and none more than 1.5 times
+the median count's number of items, so the golds are as flat over the answer space as the video allows.
+The balance check tests the counts the split holds (a split of home video may hold no pile of twelve);
+chance stays 1/12, and the majority probe shows what a missing count is worth to a guesser.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ class ObjectCounting(NumberTask):
     default_space = COUNT_SPACE
     min_pile = 3
     every_sec = 0.2  # frames considered (piles change by one object at a time: denser than keyframes)
+    # at most max_items / 20 items per count (15 of 300): with the piles a 16-minute demo corpus holds, that
+    # gives the test split >= 100 items while the most frequent count stays far below a guesser's threshold
+    items_per_count_divisor = 20
+    # a split short of some counts (a small val split) keeps no count more than 1.5x the median count's items,
+    # so a constant guess of its most common count gains little over chance
+    spread = 1.5
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         found = [entry for entry in material.whole_counts(self.every_sec) if entry[3] in COUNT_SPACE]
@@ -54,8 +60,9 @@ class ObjectCounting(NumberTask):
                 statistics[key] = picture_statistics(recording.image(frame), self.jpeg_quality, self.jpeg_bytes)
             return statistics[key]
 
-        cap = max(2, -(-self.max_items // (2 * len(COUNT_SPACE))))
+        cap = max(2, -(-self.max_items // self.items_per_count_divisor))
         chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
+        chosen = no_count_far_above_the_median(chosen, self.spread)
         space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],
                       choices=space, extras={"object": category, **provenance([(recording, frame)])})
@@ -66,3 +73,21 @@ class ObjectCounting(NumberTask):
 
         counts = Counter(item.answer for item in items)
         return counts, [str(n) for n in COUNT_SPACE if counts[str(n)]]
+
+
+def no_count_far_above_the_median(chosen: list[tuple], spread: float) -> list[tuple]:
+    """``chosen`` (in its shuffled order) with each count's items cut to ``spread`` x the median number of
+    items per count present (at least 2): a split where few piles of some sizes exist gets no dominant answer."""
+    from collections import Counter
+    from statistics import median
+
+    per_count = Counter(entry[3] for entry in chosen)
+    if not per_count:
+        return chosen
+    cap = max(2, int(spread * median(per_count.values())))
+    kept, taken = [], Counter()
+    for entry in chosen:
+        if taken[entry[3]] < cap:
+            kept.append(entry)
+            taken[entry[3]] += 1
+    return kept

@@ -98,7 +98,10 @@ class LeavingTask(DirectionTask):
             # both VDR entries decode the frames of every exit at once, so the second finds them cached
             recording.images({index for leaving in found for index in (*leaving.visible, leaving.gone)})
             candidates += [(recording, leaving) for leaving in found]
-        chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread)
+        # the spread cap alone bounds the commonest direction (no stopping when one direction is left: with two
+        # directions that would throw away every exit beyond the rarer side's count)
+        chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread,
+                               until_one_left=False)
         drafts = []
         for recording, leaving in chosen:
             length = rng.randint(min_shown(leaving), len(leaving.visible) + 1)
