@@ -5,21 +5,21 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from babyvlm.plugins.devcv.count import no_count_far_above_the_median
+from babyvlm.plugins.devcv.count import no_dominant_count
 from babyvlm.plugins.devcv.options import balanced_pick
 
 
 def test_a_split_short_of_some_counts_gets_no_dominant_count():
     supply = {1: 13, 2: 2, 3: 9, 4: 10, 5: 4, 6: 2}  # the demo's val split before the rule: '1' was 32 %
     chosen = [("rec", None, "ball", count) for count, n in supply.items() for _ in range(n)]
-    kept = Counter(entry[3] for entry in no_count_far_above_the_median(chosen, 1.5))
-    assert kept == {1: 9, 2: 2, 3: 9, 4: 9, 5: 4, 6: 2}  # median 6.5 -> at most 9 per count
-    assert max(kept.values()) / sum(kept.values()) < 0.26
+    kept = Counter(entry[3] for entry in no_dominant_count(chosen, 0.25))
+    assert kept == {1: 8, 2: 2, 3: 8, 4: 8, 5: 4, 6: 2}  # 8 of 32: a quarter
+    assert max(kept.values()) / sum(kept.values()) <= 0.25
 
 
 def test_a_flat_split_is_left_as_it_is():
     chosen = [("rec", None, "ball", count) for count in range(1, 8) for _ in range(13)]
-    assert no_count_far_above_the_median(chosen, 1.5) == chosen
+    assert no_dominant_count(chosen, 0.25) == chosen
 
 
 def test_two_directions_keep_the_commoner_side_up_to_the_spread():

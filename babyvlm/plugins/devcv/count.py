@@ -8,8 +8,8 @@ least 8 px: ``SplitMaterial.whole_counts``): the count is then unambiguous. Fram
 some keyframe of the split are asked about (a word that only ever appears alone would give its answer
 away). Items are chosen so that the frames' cheap statistics (file size, luminance, colour) predict nothing
 of the count (``options.decorrelated_pick``: counts taken round-robin within bins of a linear prediction
-from those statistics), with at most ``max_items / 20`` items per count and none more than 1.5 times
-the median count's number of items, so the golds are as flat over the answer space as the video allows.
+from those statistics), with at most ``max_items / 20`` items per count and no count above a quarter of the
+split's items, so the golds are as flat over the answer space as the video allows.
 The balance check tests the counts the split holds (a split of home video may hold no pile of twelve);
 chance stays 1/12, and the majority probe shows what a missing count is worth to a guesser.
 """
@@ -36,9 +36,9 @@ class ObjectCounting(NumberTask):
     # at most max_items / 20 items per count (15 of 300): with the piles a 16-minute demo corpus holds, that
     # gives the test split >= 100 items while the most frequent count stays far below a guesser's threshold
     items_per_count_divisor = 20
-    # a split short of some counts (a small val split) keeps no count more than 1.5x the median count's items,
-    # so a constant guess of its most common count gains little over chance
-    spread = 1.5
+    # a split short of some pile sizes (a small val split) keeps no count above a quarter of its items (3x
+    # chance), so a constant guess of its commonest count gains little
+    max_share = 0.25
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         found = [entry for entry in material.whole_counts(self.every_sec) if entry[3] in COUNT_SPACE]
@@ -62,7 +62,7 @@ class ObjectCounting(NumberTask):
 
         cap = max(2, -(-self.max_items // self.items_per_count_divisor))
         chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
-        chosen = no_count_far_above_the_median(chosen, self.spread)
+        chosen = no_dominant_count(chosen, self.max_share)
         space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],
                       choices=space, extras={"object": category, **provenance([(recording, frame)])})
@@ -75,16 +75,18 @@ class ObjectCounting(NumberTask):
         return counts, [str(n) for n in COUNT_SPACE if counts[str(n)]]
 
 
-def no_count_far_above_the_median(chosen: list[tuple], spread: float) -> list[tuple]:
-    """``chosen`` (in its shuffled order) with each count's items cut to ``spread`` x the median number of
-    items per count present (at least 2): a split where few piles of some sizes exist gets no dominant answer."""
+def no_dominant_count(chosen: list[tuple], max_share: float) -> list[tuple]:
+    """``chosen`` (in its shuffled order) with the commonest counts cut until none holds more than
+    ``max_share`` of the items (at least 2 per count kept): a split where few piles of some sizes exist gets
+    no answer a constant guess could ride on."""
     from collections import Counter
-    from statistics import median
 
     per_count = Counter(entry[3] for entry in chosen)
     if not per_count:
         return chosen
-    cap = max(2, int(spread * median(per_count.values())))
+    cap = max(per_count.values())
+    while cap > 2 and cap > max_share * sum(min(n, cap) for n in per_count.values()):
+        cap -= 1
     kept, taken = [], Counter()
     for entry in chosen:
         if taken[entry[3]] < cap:
