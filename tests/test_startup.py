@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 import test_builder_support as support
 
 from babyvlm import registry
@@ -88,6 +89,7 @@ def test_data_stats_does_not_import_transformers(tmp_path, fresh_registry):
     assert done.stdout.strip().splitlines()[-1] == "heavy: []", done.stdout
 
 
+@pytest.mark.slow  # ~7 s: imports every plugin module in a fresh process
 def test_plugin_package_keeps_its_public_names_importable():
     code = ("import sys\n"
             "import babyvlm.plugins.vit as vit\n"

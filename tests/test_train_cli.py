@@ -152,6 +152,7 @@ def test_ddp_two_gloo_processes_match_one_process_at_the_same_global_batch(prepa
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-4
 
 
+@pytest.mark.slow  # ~13 s of subprocesses; the same refusals are tested in-process elsewhere
 def test_cli_errors_are_one_line_and_name_the_problem(prepared, tmp_path):
     work = copy_work(prepared, tmp_path / "errors")
     result = train(prepared, work, "--phase", "5-dreaming")

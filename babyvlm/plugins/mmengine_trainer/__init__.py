@@ -4,7 +4,8 @@ Iteration-based; AdamW with parameter groups (``lr_per_part``: e.g. the ViT's ow
 linear warmup + cosine (the schedule shared with ``simple``); gradient clipping and accumulation; bf16
 autocast on CPU and CUDA (``precision="bf16"``); gradient checkpointing; device chosen automatically;
 checkpoints every ``checkpoint_every`` iterations (weights as safetensors, optimizer / scheduler / RNG /
-sampler state beside them in mmengine's ``iter_N.pth``) and exact resume; TensorBoard events and a JSONL
+sampler state beside them as safetensors + JSON, SHA-256 checked, never pickled: ``checkpoints.py``) and
+exact resume; TensorBoard events and a JSONL
 metrics log; ETA and throughput in the progress lines; DDP under ``torchrun`` (gloo on CPU), FSDP on
 CUDA. The model decides what trains (``freeze_backbones(stage)``); per-part counts are logged first.
 
