@@ -29,3 +29,23 @@ def test_two_directions_keep_the_commoner_side_up_to_the_spread():
     skewed = Counter(balanced_pick(["left"] * 90 + ["right"] * 45, lambda c: c, 300, random.Random(0), spread=1.3,
                                    until_one_left=False))
     assert skewed == {"left": 59, "right": 45}  # ceil(1.3 * 45)
+
+
+def test_every_recording_of_a_session_lands_in_one_split(tmp_path):
+    from pathlib import Path
+
+    from babyvlm.core.records import Recording
+    from babyvlm.plugins.devcv.runner import assign_splits
+
+    recordings = [Recording(recording_id=f"{child}_{date}_{segment}", video_path=Path("v.mp4"), utterances=[],
+                            source="saycam", child=child, date=date, segment=segment,
+                            annotations_path=tmp_path / "a.json")
+                  for child in "SAY" for date in ("20130101", "20130202", "20130303", "20130404")
+                  for segment in range(3)]
+    for seed in range(5):
+        split_of = assign_splits(recordings, "saycam", seed, {"val": 0.2, "test": 0.3})
+        sides: dict[str, set[str]] = {}
+        for recording in recordings:
+            sides.setdefault(f"{recording.child}_{recording.date}", set()).add(split_of[recording.recording_id])
+        assert all(len(splits) == 1 for splits in sides.values())
+        assert set(split_of.values()) == {"train", "val", "test"}
