@@ -16,5 +16,8 @@ DAYS_PER_MONTH = 365.25 / 12  # 30.4375
 # The training stage in which the language model learns alone (on transcripts by default)
 LANGUAGE_STAGE = "0-language"
 
+# The file beside a run's task folders that records each recording's split (read as ``data.heldout_splits``)
+TASK_SPLITS_FILE = "splits.json"
+
 # How a task's requests are answered: free text (``generate``) or by scoring the choices (``loglikelihood``)
 EVALUATION_MODES: tuple[str, ...] = ("generate", "loglikelihood")

@@ -32,7 +32,7 @@ from typing import Any
 
 from babyvlm import registry
 from babyvlm.core.clusters import cluster_items
-from babyvlm.core.constants import EVALUATION_MODES
+from babyvlm.core.constants import EVALUATION_MODES, TASK_SPLITS_FILE
 from babyvlm.core.contracts import ItemChance, show_items
 from babyvlm.core.errors import BabyVLMError, ConfigError, DataError
 from babyvlm.core.io import WriterLock
@@ -438,7 +438,7 @@ def domain_folders(data_dir: Path, wanted: Sequence[str] | None) -> list[tuple[s
 
 
 # files beside the item files that hold none: a task build's manifest, a run's session split of the recordings
-NOT_ITEM_FILES = ("manifest.json", "splits.json")
+NOT_ITEM_FILES = ("manifest.json", TASK_SPLITS_FILE)
 
 
 def _holds_items(folder: Path) -> bool:

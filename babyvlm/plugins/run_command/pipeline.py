@@ -52,6 +52,7 @@ from typing import Any
 
 from babyvlm import registry
 from babyvlm.core.compose import load_config
+from babyvlm.core.constants import TASK_SPLITS_FILE
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment, ExperimentResults
 from babyvlm.core.io import atomic_write_json, load_json
@@ -105,7 +106,7 @@ def training_config(config: Any, work_dir: str | os.PathLike) -> dict[str, Any]:
     raw = plain(load_config(config).to_dict())
     folder = tasks_dir(work_dir)
     if raw.get("tasks") is not None and isinstance(raw.get("data"), dict):
-        raw["data"].setdefault("heldout_splits", str(folder / "splits.json"))
+        raw["data"].setdefault("heldout_splits", str(folder / TASK_SPLITS_FILE))
     for phase in raw.get("phases") or []:
         if isinstance(phase, dict) and isinstance(phase.get("data"), dict) and "llava_json" in phase["data"]:
             phase["data"]["llava_json"] = resolve_tasks_path(phase["data"]["llava_json"], folder)
@@ -148,7 +149,7 @@ class RunPipeline:
     @property
     def task_splits_file(self) -> Path:
         """Recording id -> split of the in-domain tasks (the training's ``data.heldout_splits``)."""
-        return self.tasks_dir / "splits.json"
+        return self.tasks_dir / TASK_SPLITS_FILE
 
     @property
     def ood_root(self) -> Path:
