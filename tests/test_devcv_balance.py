@@ -49,3 +49,54 @@ def test_every_recording_of_a_session_lands_in_one_split(tmp_path):
             sides.setdefault(f"{recording.child}_{recording.date}", set()).add(split_of[recording.recording_id])
         assert all(len(splits) == 1 for splits in sides.values())
         assert set(split_of.values()) == {"train", "val", "test"}
+
+
+def test_counterbalanced_couples_leave_the_pictures_statistics_nothing_to_tell():
+    """Candidates whose right picture is the brighter and busier one 80 % of the time; the chosen couples
+    mirror each other, so neither the sign of a difference nor a picture's own values tell the right one."""
+    import numpy as np
+
+    from babyvlm.plugins.devcv.options import counterbalanced_pairs
+
+    rng = np.random.default_rng(0)
+    candidates = []
+    for k in range(600):
+        low, high = rng.normal(100, 20, 3), rng.normal(130, 20, 3)
+        right, other = (high, low) if rng.random() < 0.8 else (low, high)
+        candidates.append((k, right, other))
+    before = np.mean([c[1][0] > c[2][0] for c in candidates])
+    chosen = counterbalanced_pairs(candidates, lambda c: (c[1], c[2]), 200, random.Random(0))
+    assert len(chosen) == 200 and len({c[0] for c in chosen}) == 200
+    after = np.mean([c[1][0] > c[2][0] for c in chosen])
+    assert before > 0.7 and abs(after - 0.5) < 0.08
+    rights, others = np.stack([c[1] for c in chosen]), np.stack([c[2] for c in chosen])
+    assert np.abs(rights.mean(axis=0) - others.mean(axis=0)).max() < 3  # the two sides' levels match too
+
+
+def test_each_words_answers_are_evened_out_before_the_entry_is_balanced():
+    from babyvlm.plugins.devcv.options import balanced_within
+
+    candidates = ([("car", "right")] * 7 + [("cup", "left")] * 8 + [("cup", "right")] * 3
+                  + [("dog", "left")] * 4 + [("dog", "right")] * 5)
+    kept = Counter(balanced_within(candidates, lambda c: c[0], lambda c: c[1], random.Random(0)))
+    assert kept == {("car", "right"): 1, ("cup", "left"): 3, ("cup", "right"): 3, ("dog", "left"): 4,
+                    ("dog", "right"): 4}
+
+
+def test_cross_validation_folds_keep_each_recording_on_one_side():
+    from babyvlm.core.records import TaskItem
+    from babyvlm.plugins.devcv.probes import FOLDS, cross_validation_folds
+
+    items = [TaskItem(item_id=f"x_{k}", task="baby_pv", images=[], conversations=[], answer="A",
+                      extras={"recording": f"rec{k % 8}"}) for k in range(160)]
+    folds, kind = cross_validation_folds(items, seed=0)
+    assert kind == "recording" and len(folds) == FOLDS
+    assert sorted(k for fold in folds for k in fold) == list(range(160))
+    for fold in folds:
+        recordings_in = {items[k].extras["recording"] for k in fold}
+        recordings_out = {items[k].extras["recording"] for k in range(160) if k not in fold}
+        assert recordings_in and not recordings_in & recordings_out
+    few = [TaskItem(item_id=f"y_{k}", task="baby_pv", images=[], conversations=[], answer="A",
+                    extras={"recording": f"rec{k % 3}"}) for k in range(30)]
+    # too few recordings to group by: the clusters fall back (here: items sharing no picture, one per item)
+    assert cross_validation_folds(few, seed=0)[1] != "recording"

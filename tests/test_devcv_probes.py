@@ -129,6 +129,59 @@ def test_subitizing_with_luminance_tracking_the_count_fails_image_stats():
     assert outcomes("baby_subitize", make)["image_stats"].failed
 
 
+def test_who_has_more_real_as_a_presence_test_fails_image_stats():
+    """1,190 of 1,200 released-style items compared an empty frame with a frame holding objects: the frame
+    with any objects is the busier, wider-spread picture."""
+    from babyvlm.plugins.devcv.compare_real import PROMPT
+
+    def make(rng, pyrng, k):
+        gold = pyrng.randrange(2)
+        images = []
+        for slot in range(2):
+            image = picture(rng, brightness=pyrng.uniform(90, 170), noise=4)
+            if slot == gold:  # n objects on one frame, none on the other
+                for _ in range(pyrng.randint(1, 5)):
+                    x, y = pyrng.randrange(24), pyrng.randrange(24)
+                    image[y:y + 8, x:x + 8] = pyrng.choice([(200, 40, 40), (30, 60, 200), (20, 20, 20)])
+            images.append(image)
+        return letter_draft(PROMPT.format(objs="cups"), images, gold)
+
+    found = outcomes("baby_compare_real", make)
+    assert found["image_stats"].failed and found["image_stats"].score > 0.8
+
+
+def test_vdr_with_one_side_dominant_fails_majority():
+    from babyvlm.plugins.devcv.vdr_binary import VDRBinary
+
+    def make(rng, pyrng, k):
+        side = "left" if pyrng.random() < 0.75 else "right"
+        text = "<image>" * 5 + "\n" + VDRBinary.question.format(obj="ball")
+        return Draft(images=[picture(rng) for _ in range(5)], turns=[(text, side)])
+
+    found = outcomes("baby_vdr_binary", make)
+    assert found["majority"].failed and found["majority"].score > 0.65
+
+
+def test_vdr_whose_object_word_tells_the_side_fails_text_only_within_an_unsplit_domain():
+    """Out of domain there is no train split: the probes are cross-validated within the test split, folds
+    grouped by recording, and a word that tells the side across recordings is still found."""
+    from babyvlm.plugins.devcv.vdr_binary import VDRBinary
+
+    words = {"car": "right", "shoe": "left", "cup": "left", "ball": "right"}
+
+    def make(rng, pyrng, k):
+        word = pyrng.choice(sorted(words))
+        side = words[word] if pyrng.random() < 0.9 else {"left": "right", "right": "left"}[words[word]]
+        text = "<image>" * 5 + "\n" + VDRBinary.question.format(obj=word)
+        return Draft(images=[picture(rng) for _ in range(5)], turns=[(text, side)],
+                     extras={"recording": f"rec{k % 10}"})
+
+    task = babyvlm.build("task", "baby_vdr_binary")
+    found = {o.probe: o for o in run_probes(task, build("baby_vdr_binary", make, 1), None, "")}
+    assert found["text_only"].failed and "folds by recording" in found["text_only"].fitted_on
+    assert not found["majority"].failed
+
+
 def test_a_clean_item_set_passes_every_probe():
     from babyvlm.plugins.devcv.spatial_details import PROMPT
 

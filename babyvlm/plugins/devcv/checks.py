@@ -10,8 +10,9 @@ command runs every registered check. Built in:
 - ``no_leakage``: no image content (SHA-256) is shared between two splits, across tasks and domains.
 - ``oracle``: the gold answers, scored through the task's own ``score`` as a model's responses, get 100%
   on the primary metric, in both modes.
-- ``constant``: a model always giving the same answer must not beat chance by more than
-  ``CONSTANT_MARGIN`` + 2 standard errors of a binomial at the chance rate over the split's items.
+- ``constant``: a model always giving the same answer must not beat chance the way a shortcut probe
+  fails (``probes.MARGIN`` points above it with one-sided binomial p < ``probes.ALPHA`` over the scored
+  units, Bonferroni-corrected over the constant answers tried).
 - ``determinism``: with ``rebuild``, each task is rebuilt from the manifest's source and seed into a
   temporary folder and its files must be byte-identical.
 """
@@ -30,7 +31,6 @@ from babyvlm.core.errors import BabyVLMError
 from babyvlm.core.io import load_json
 
 GOLD_BALANCE_P = 0.001
-CONSTANT_MARGIN = 0.10
 
 
 @dataclass
@@ -172,22 +172,31 @@ def check_oracle(context: CheckContext) -> list[CheckResult]:
 
 @register_check("constant")
 def check_constant(context: CheckContext) -> list[CheckResult]:
+    from scipy.stats import binomtest
+
+    from babyvlm.plugins.devcv.probes import ALPHA, MARGIN
+
     results = []
     for key, items in context.loaded.items():
         task = context.tasks[key[1]]
         if not items:
             continue
         chance = task.chance(items)
-        margin = CONSTANT_MARGIN + 2 * math.sqrt(chance * (1 - chance) / len(items))
         scores = {}
         for answer in task.constant_answers(items):
             score = _primary(task, items, "loglikelihood", lambda item, answer=answer: answer)
             if score is not None:
                 scores[answer] = score
-        best = max(scores, key=scores.get) if scores else None
-        ok = best is None or scores[best] <= chance + margin
-        detail = (f"best constant {best!r}: {scores[best]:.3f} vs chance {chance:.3f} (+ margin {margin:.3f})"
-                  if best is not None else "no constant answer applies")
+        if not scores:
+            results.append(CheckResult("constant", _where(key), True, "no constant answer applies"))
+            continue
+        best = max(scores, key=scores.get)
+        units = max(1, task.scored_units(items))
+        hits = min(units, max(0, round(scores[best] * units)))
+        p_value = min(1.0, float(binomtest(hits, units, chance, alternative="greater").pvalue) * len(scores))
+        ok = not (scores[best] - chance > MARGIN and p_value < ALPHA)
+        detail = (f"best constant {best!r}: {scores[best]:.3f} vs chance {chance:.3f} (p={p_value:.2g} one-sided "
+                  f"binomial over {units} units, Bonferroni x{len(scores)}; fails above +{MARGIN:.2f} at p < {ALPHA})")
         results.append(CheckResult("constant", _where(key), ok, detail))
     return results
 

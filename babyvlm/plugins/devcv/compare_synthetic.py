@@ -69,7 +69,7 @@ class WhoHasMoreSynthetic(LetterTask):
                 continue
             more_stats, fewer_stats = (picture_statistics(i, self.jpeg_quality, self.jpeg_bytes) for i in images)
             candidates.append((category, chosen, (more, fewer), (area_more, area_fewer), congruent, images,
-                               more_stats - fewer_stats))
+                               (more_stats, fewer_stats)))
         positions, drafts = self.positions(rng), []
         for category, chosen, counts, areas, congruent, images, _ in adversarially_balanced(
                 candidates, lambda c: c[6], self.max_items, rng):

@@ -80,14 +80,41 @@ def balanced_pick(candidates: Sequence[Any], answer_of: Callable[[Any], Hashable
     return chosen
 
 
-def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[Any], Sequence[float]], limit: int,
-                           rng: random.Random, bands: int = 4) -> list[Any]:
+def balanced_within(candidates: Sequence[Any], group_of: Callable[[Any], Hashable],
+                    answer_of: Callable[[Any], Hashable], rng: random.Random) -> list[Any]:
+    """``candidates`` with each group's answers evened out: within a group (e.g. the object word the question
+    names), no answer keeps more candidates than the group's rarest answer present, and a group with one
+    answer keeps one. Without this a question's word tells its answer wherever the supply happens to be
+    skewed (the cars of one set all leaving to the right): a text-only probe learns it."""
+    cells: dict[tuple[Hashable, Hashable], list[Any]] = {}
+    for candidate in candidates:
+        cells.setdefault((group_of(candidate), answer_of(candidate)), []).append(candidate)
+    supply: dict[Hashable, int] = {}
+    answers: Counter = Counter()
+    for (group, _), members in cells.items():
+        supply[group] = min(supply.get(group, len(members)), len(members))
+        answers[group] += 1
+    supply = {group: count if answers[group] > 1 else 1 for group, count in supply.items()}
+    kept: list[Any] = []
+    for key in sorted(cells, key=str):
+        members = cells[key]
+        rng.shuffle(members)
+        kept += members[: supply[key[0]]]
+    return kept
+
+
+def adversarially_balanced(candidates: Sequence[Any], statistics_of: Callable[[Any], tuple[Any, Any]], limit: int,
+                           rng: random.Random, bands: int = 4,
+                           group_of: Callable[[Any], Hashable] | None = None) -> list[Any]:
     """Up to ``limit`` two-option candidates chosen so that a probe of the checks' own kinds, learning from
     cheap picture statistics, is right on exactly as many of them as it is wrong (adversarial filtering,
-    as SWAG's, Zellers et al. 2018). ``difference_of(c)``: the statistics of c's right picture minus the
-    other's. Two-fold cross-fitted logistic regression and gradient-boosted trees (trained on both orders
-    of each pair) score every candidate; within each of ``bands`` confidence bands the chosen candidates
-    are half ones the probe gets right and half ones it gets wrong."""
+    as SWAG's, Zellers et al. 2018). ``statistics_of(c)``: the statistics of c's right picture and of the
+    other one. The probe sees what ``tasks check``'s does: each picture's own statistics as well as their
+    difference (a scene's colour may tell its count as well as a difference does). Two-fold cross-fitted
+    logistic regression and gradient-boosted trees (trained on both orders of each pair) score every
+    candidate; ``group_of(c)`` (e.g. the recording) keeps a group on one side of the folds, so the belief is
+    what carries over to unseen recordings, not a memory of near-identical pairs. Within each of ``bands``
+    confidence bands the chosen candidates are half ones the probe gets right and half ones it gets wrong."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -97,18 +124,25 @@ def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[A
 
     if len(candidates) < 4:
         return []
-    x = np.asarray([difference_of(c) for c in candidates], dtype=np.float64)
+    pairs = [statistics_of(c) for c in candidates]
+    right = np.asarray([pair[0] for pair in pairs], dtype=np.float64)
+    other = np.asarray([pair[1] for pair in pairs], dtype=np.float64)
+    forward = np.concatenate([right, other, right - other], axis=1)
+    backward = np.concatenate([other, right, other - right], axis=1)
     order = list(range(len(candidates)))
     rng.shuffle(order)
-    folds = [order[0::2], order[1::2]]
+    folds = _two_folds(order, [group_of(candidates[k]) for k in order] if group_of else None, rng)
     belief = np.zeros(len(candidates))
     for held, fit in ((folds[0], folds[1]), (folds[1], folds[0])):
-        train = np.concatenate([x[fit], -x[fit]])
+        train = np.concatenate([forward[fit], backward[fit]])
         labels = np.r_[np.ones(len(fit)), np.zeros(len(fit))]
         models = [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
                   HistGradientBoostingClassifier(max_iter=80, max_depth=3, random_state=0)]
         with threadpool_limits(limits=1):  # a few hundred rows: OpenMP's thread start-up costs more than it saves
-            belief[held] = np.mean([model.fit(train, labels).predict_proba(x[held])[:, 1] for model in models], axis=0)
+            for model in models:
+                model.fit(train, labels)
+                # the probe picks the picture it believes more in: both orders, averaged
+                belief[held] += (model.predict_proba(forward[held])[:, 1] + model.predict_proba(backward[held])[:, 0]) / 4
     band_of = np.minimum((np.abs(belief - 0.5) * 2 * bands).astype(int), bands - 1)
     pools: list[tuple[list[int], list[int]]] = []
     for band in range(bands):
@@ -116,11 +150,64 @@ def adversarially_balanced(candidates: Sequence[Any], difference_of: Callable[[A
         pools.append(([k for k in members if belief[k] > 0.5], [k for k in members if belief[k] <= 0.5]))
     chosen: list[int] = []
     while len(chosen) + 2 <= limit and any(right and wrong for right, wrong in pools):
-        for right, wrong in pools:
-            if right and wrong and len(chosen) + 2 <= limit:
-                chosen += [right.pop(), wrong.pop()]
+        for right_pool, wrong_pool in pools:
+            if right_pool and wrong_pool and len(chosen) + 2 <= limit:
+                chosen += [right_pool.pop(), wrong_pool.pop()]
     rng.shuffle(chosen)
     return [candidates[k] for k in chosen]
+
+
+def counterbalanced_pairs(candidates: Sequence[Any], statistics_of: Callable[[Any], tuple[Any, Any]], limit: int,
+                          rng: random.Random, neighbours: int = 8) -> list[Any]:
+    """Up to ``limit`` two-option candidates in *counterbalanced couples*: each chosen candidate (right
+    picture R, other O) comes with one whose right picture matches O's cheap statistics and whose other
+    picture matches R's (nearest neighbours in standardised statistics). Any rule on the pictures'
+    statistics — own values, differences, nonlinear — then answers the two members of a couple oppositely,
+    so it is right about half the time; the classic control of number studies (a distractor set matched to
+    the target set), applied where natural frames cannot be drawn to order. Couples are taken best-matched
+    first, each candidate in at most one couple. ``statistics_of(c)``: (R's statistics, O's)."""
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(candidates) < 2 or limit < 2:
+        return []
+    pairs = [statistics_of(c) for c in candidates]
+    right = np.asarray([pair[0] for pair in pairs], dtype=np.float64)
+    other = np.asarray([pair[1] for pair in pairs], dtype=np.float64)
+    pooled = np.concatenate([right, other])
+    centre, scale = pooled.mean(axis=0), np.where(pooled.std(axis=0) > 0, pooled.std(axis=0), 1.0)
+    right, other = (right - centre) / scale, (other - centre) / scale
+    keys, mirrored = np.concatenate([right, other], axis=1), np.concatenate([other, right], axis=1)
+    count = min(neighbours + 1, len(candidates))
+    distances, found = NearestNeighbors(n_neighbors=count).fit(keys).kneighbors(mirrored)
+    couples = sorted((float(d), k, int(j)) for k in range(len(candidates))
+                     for d, j in zip(distances[k], found[k], strict=True) if j != k)
+    used: set[int] = set()
+    chosen: list[int] = []
+    for _, k, j in couples:
+        if len(chosen) + 2 > limit:
+            break
+        if k not in used and j not in used:
+            used.update((k, j))
+            chosen += [k, j]
+    rng.shuffle(chosen)
+    return [candidates[k] for k in chosen]
+
+
+def _two_folds(order: list[int], groups: list[Hashable] | None, rng: random.Random) -> tuple[list[int], list[int]]:
+    """``order`` halved: alternately, or (with ``groups``, one per entry of ``order``) whole groups to the
+    smaller half, so that no group is on both sides (one group only: alternately)."""
+    if groups is None or len(set(groups)) < 2:
+        return order[0::2], order[1::2]
+    members: dict[Hashable, list[int]] = {}
+    for index, group in zip(order, groups, strict=True):
+        members.setdefault(group, []).append(index)
+    keys = sorted(members, key=str)
+    rng.shuffle(keys)
+    halves: tuple[list[int], list[int]] = ([], [])
+    for key in sorted(keys, key=lambda k: len(members[k]), reverse=True):
+        min(halves, key=len).extend(members[key])
+    return halves
 
 
 def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], float], features_of: Callable[[Any], Any],

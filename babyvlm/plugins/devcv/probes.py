@@ -20,7 +20,8 @@ score), counted at their *effective* number: items built from one recording are 
 count is divided by the design effect of the probe's per-item scores over the recording clusters
 (``babyvlm.core.clusters``; Kish's n / deff) — otherwise a check run of a hundred probe tests flags
 chance associations as shortcuts. Where the test split's domain has no train split, the probe is fit on another loaded domain's
-train split of the same task, else cross-validated within the split (``FOLDS`` folds).
+train split of the same task, else cross-validated within the split (``FOLDS`` folds, grouped by recording so
+that, as between a train and a test split, no recording is on both sides: ``cross_validation_folds``).
 
 Tasks describe what a probe may look at through ``decisions(item)`` (``base.Decision``): the query
 images, the option images (when the options are pictures), the text and the gold label of each
@@ -367,7 +368,7 @@ def run_probes(task: Any, test_items: Sequence[TaskItem], train_items: Sequence[
             where = fitted_on
         else:
             chosen = _cross_validated(task, fit, test_items, seed, stats)
-            where = f"{FOLDS}-fold cross-validation on the split"
+            where = f"{FOLDS}-fold cross-validation on the split, folds by {cross_validation_folds(test_items, seed)[1]}"
         if chosen is None:
             outcomes.append(ProbeOutcome(name, None, chance, 0, None, where, "nothing for this probe to use"))
             continue
@@ -384,18 +385,11 @@ def run_probes(task: Any, test_items: Sequence[TaskItem], train_items: Sequence[
 
 def _cross_validated(task: Any, fit: Fit, items: Sequence[TaskItem], seed: int,
                      stats: ImageStats) -> list[str] | None:
-    import random
-
-    order = list(range(len(items)))
-    random.Random(f"probe-folds:{seed}").shuffle(order)
-    folds = [order[k::FOLDS] for k in range(FOLDS)]
     whole = _flatten(task, items)
     chosen: list[str | None] = [None] * len(whole.decisions)
-    for fold in folds:
-        held = set(fold)
-        train = _flatten(task, [items[k] for k in order if k not in held])
-        test_index = [k for k in range(len(items)) if k in held]
-        test = _flatten(task, [items[k] for k in test_index])
+    for held in cross_validation_folds(items, seed)[0]:
+        train = _flatten(task, [item for k, item in enumerate(items) if k not in held])
+        test = _flatten(task, [item for k, item in enumerate(items) if k in held])
         if not train.decisions or not test.decisions:
             continue
         picked = fit(train, test, seed, stats)
@@ -405,3 +399,31 @@ def _cross_validated(task: Any, fit: Fit, items: Sequence[TaskItem], seed: int,
         for position, label in zip(positions, picked, strict=True):
             chosen[position] = label
     return [label if label is not None else d.labels[0] for label, d in zip(chosen, whole.decisions, strict=True)]
+
+
+def cross_validation_folds(items: Sequence[TaskItem], seed: int) -> tuple[list[set[int]], str]:
+    """``FOLDS`` sets of item indices for cross-validation within one split, grouped by the items'
+    clusters (``babyvlm.core.clusters``: the recording) when there are at least ``FOLDS`` of them, so that
+    no recording has items on both sides — the way a train split and a test split never share a session.
+    Item-level folds would let a probe recognise near-identical frames of one recording (a pile seen 0.2 s
+    apart) and score a memory of the split that no evaluated model, which never sees test items, could have.
+    Clusters go, largest first, to the fold with the fewest items (ties by a seeded order). Returns the
+    folds and what they are grouped by."""
+    import random
+
+    labels, kind = cluster_items(items)
+    rng = random.Random(f"probe-folds:{seed}")
+    if len(set(labels)) < FOLDS or kind == "item":
+        order = list(range(len(items)))
+        rng.shuffle(order)
+        return [set(order[k::FOLDS]) for k in range(FOLDS)], "item"
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        members.setdefault(label, []).append(index)
+    clusters = list(members.values())
+    rng.shuffle(clusters)
+    clusters.sort(key=len, reverse=True)
+    folds: list[set[int]] = [set() for _ in range(FOLDS)]
+    for cluster in clusters:
+        min(folds, key=len).update(cluster)
+    return folds, kind

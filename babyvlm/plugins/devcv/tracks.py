@@ -16,7 +16,7 @@ import numpy as np
 from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.plugins.devcv.annotations import FrameObjects, ObjectBox
 from babyvlm.plugins.devcv.base import DirectionTask, Draft
-from babyvlm.plugins.devcv.options import balanced_pick
+from babyvlm.plugins.devcv.options import balanced_pick, balanced_within
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ class LeavingTask(DirectionTask):
             # both VDR entries decode the frames of every exit at once, so the second finds them cached
             recording.images({index for leaving in found for index in (*leaving.visible, leaving.gone)})
             candidates += [(recording, leaving) for leaving in found]
+        # each object word's directions evened out first (its word must not tell where an object goes)
+        candidates = balanced_within(candidates, lambda c: c[1].category, lambda c: c[1].direction, rng)
         # the spread cap alone bounds the commonest direction (no stopping when one direction is left: with two
         # directions that would throw away every exit beyond the rarer side's count)
         chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread,

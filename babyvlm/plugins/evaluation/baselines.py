@@ -3,8 +3,9 @@
 ``random_near_chance``: the seeded ``random`` adapter's primary score lies within the margin of the
 task's chance level (a task where random guessing does better or worse has a wrong chance level or
 biased scoring). ``blind_near_chance``: ``blind(model)`` for a given model (a checkpoint: does the text
-alone give the answers away?) also lies within the margin. The margin is ``z`` binomial standard errors
-of the chance rate at the task's item count, plus ``slack``.
+alone give the answers away?) also lies within the margin. The test is stated: a two-sided binomial test
+of the score's hits over the task's items against the chance rate fails at p < ``alpha`` (0.001: a check
+run tests a few dozen entries, and a wrong chance level or a biased scorer moves the score far more).
 
 ``blind_is_blind`` (``blind_leak_checks``): every request of every item goes through the real ``blind``
 adapter; what it passes on must be one constant picture in every slot, and the image-statistics shortcut
@@ -29,7 +30,7 @@ from babyvlm.core.records import TaskItem
 
 def baseline_checks(data_dir: str | os.PathLike, tasks: Sequence[str] | str = "all", model: Any = "random",
                     out_dir: str | os.PathLike | None = None, mode: str = "loglikelihood", split: str = "test",
-                    seed: int = 0, z: float = 3.5, slack: float = 0.02, limit: int | None = None) -> list[dict[str, Any]]:
+                    seed: int = 0, alpha: float = 0.001, limit: int | None = None) -> list[dict[str, Any]]:
     """One dict per (domain, task, check): ``check``, ``task``, ``domain``, ``score``, ``chance``,
     ``margin``, ``n``, ``passed``, ``detail``."""
     evaluator = registry.build("evaluator", "devcv")
@@ -46,7 +47,7 @@ def baseline_checks(data_dir: str | os.PathLike, tasks: Sequence[str] | str = "a
     for check, summary in runs.items():
         for domain, data in summary["domains"].items():
             for name, task in data["tasks"].items():
-                checks.append(_check(check, domain, name, task, z, slack))
+                checks.append(_check(check, domain, name, task, alpha))
     return checks
 
 
@@ -81,16 +82,21 @@ def _blinded(blind: Any, items: Sequence[TaskItem]) -> list[TaskItem]:
             for item in items]
 
 
-def _check(check: str, domain: str, name: str, task: dict[str, Any], z: float, slack: float) -> dict[str, Any]:
+def _check(check: str, domain: str, name: str, task: dict[str, Any], alpha: float) -> dict[str, Any]:
+    from scipy.stats import binomtest
+
     score, chance, n = task["metrics"].get(task["primary_metric"]), task["chance"], task["n"]
     if not isinstance(score, (int, float)) or chance is None:
-        return dict(check=check, task=name, domain=domain, score=score, chance=chance, margin=None, n=n,
+        return dict(check=check, task=name, domain=domain, score=score, chance=chance, p_value=None, n=n,
                     passed=None, detail=f"{task['primary_metric']} unavailable ({score!r}); not checked")
-    margin = z * math.sqrt(chance * (1 - chance) / max(1, n)) + slack
-    passed = abs(score - chance) <= margin
-    detail = (f"{task['primary_metric']} {score:.3f} vs chance {chance:.3f} (margin {margin:.3f}, n={n})"
-              + ("" if passed else ": outside the margin; check the chance level, gold balance and scoring"))
-    return dict(check=check, task=name, domain=domain, score=float(score), chance=float(chance), margin=margin,
+    units = max(1, int(n))
+    hits = min(units, max(0, round(float(score) * units)))
+    p_value = float(binomtest(hits, units, min(max(float(chance), 1e-9), 1.0), alternative="two-sided").pvalue)
+    passed = p_value >= alpha
+    detail = (f"{task['primary_metric']} {score:.3f} vs chance {chance:.3f} (two-sided binomial p={p_value:.2g}, "
+              f"n={n}; fails at p < {alpha})"
+              + ("" if passed else ": check the chance level, gold balance and scoring"))
+    return dict(check=check, task=name, domain=domain, score=float(score), chance=float(chance), p_value=p_value,
                 n=n, passed=passed, detail=detail)
 
 

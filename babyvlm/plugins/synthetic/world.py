@@ -68,13 +68,13 @@ class Behaviour:
                    move_prob=0.15 + 0.4 * p, enter_leave_prob=0.15 + 0.25 * p, cluster_prob=0.2 + 0.2 * p,
                    gaze_seconds=3.5 - 2.0 * p, follow_rate=0.8 + 1.6 * p, jitter=0.006 + 0.016 * p,
                    zoom_range=(0.92 - 0.1 * p, 1.12 + 0.18 * p), scene_seconds=(20.0, 60.0),
-                   hands_prob=0.6 - 0.3 * p, passer_rate=0.35 + 0.7 * p, pile_prob=0.3 + 0.6 * p)
+                   hands_prob=0.6 - 0.3 * p, passer_rate=0.7 + 1.4 * p, pile_prob=0.3 + 0.6 * p)
 
     @classmethod
     def adult(cls) -> Behaviour:
         return cls(vocabulary=VOCABULARY, max_objects=10, move_prob=0.55, enter_leave_prob=0.35, cluster_prob=0.3,
                    gaze_seconds=2.2, follow_rate=2.5, jitter=0.01, zoom_range=(0.85, 1.3), scene_seconds=(25.0, 70.0),
-                   hands_prob=0.7, passer_rate=0.9, pile_prob=0.7)
+                   hands_prob=0.7, passer_rate=1.8, pile_prob=0.7)
 
 
 # ---- domains: how the world looks -------------------------------------------------------------
