@@ -20,7 +20,6 @@ command runs every registered check. Built in:
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

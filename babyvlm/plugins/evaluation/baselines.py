@@ -8,15 +8,15 @@ of the score's hits over the task's items against the chance rate fails at p < `
 run tests a few dozen entries, and a wrong chance level or a biased scorer moves the score far more).
 
 ``blind_is_blind`` (``blind_leak_checks``): every request of every item goes through the real ``blind``
-adapter; what it passes on must be one constant picture in every slot, and the image-statistics shortcut
+adapter; what it passes on must be one constant picture in every slot, or else the image-statistics shortcut
 probe, fit and scored on the blinded items, must not beat chance — a blank that kept anything of the real
-picture (its mean colour, say) fails here.
+picture (its mean colour, say) fails here. (On one constant picture that probe can only learn the answer
+prior, which is the majority probe's business, so it is shown but does not decide.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -70,7 +70,9 @@ def blind_leak_checks(loaded: Mapping[tuple[str, str, str], Sequence[TaskItem]],
         train = next((v for (d, n, s), v in sorted(loaded.items()) if (n, s) == (name, "train") and v), None)
         probe = next(o for o in run_probes(task, _blinded(blind, items), _blinded(blind, train) if train else None,
                                            "blinded train split" if train else "", seed, only=("image_stats",)))
-        passed = len(seen) <= 1 and not probe.failed
+        # one constant picture carries nothing of the real ones: whatever the probe scores then is the answer
+        # prior, which the majority probe judges; with several pictures the probe must find nothing in them
+        passed = len(seen) <= 1 or not probe.failed
         detail = (f"{len(seen)} distinct picture(s) reach the model over {len(requests)} requests; "
                   f"on what it sees: {probe.describe()}")
         checks.append(dict(check="blind_is_blind", task=name, domain=domain, passed=passed, detail=detail))
