@@ -206,7 +206,9 @@ def wait_until(condition, what: str) -> None:
 
 def test_concurrent_requests_are_batched_and_a_full_queue_is_refused(model):
     release = threading.Event()
-    app = create_app(model, "tiny-baby", max_batch=4, max_queue=2, batch_wait_s=0.3)
+    # a long gathering window: on a loaded machine the three first threads may take a while to start, and one
+    # left out of the first batch would fill the queue early (the fifth request then refused instead of the sixth)
+    app = create_app(model, "tiny-baby", max_batch=4, max_queue=2, batch_wait_s=3.0)
     batcher = app.config["BATCHER"]
     run_batch = batcher.run_batch
     batcher.run_batch = lambda jobs: (release.wait(60), run_batch(jobs))[1]  # hold the worker busy
