@@ -156,6 +156,8 @@ def test_task_specific_tuning_trains_one_model_per_task_from_the_same_weights(ex
     start.write_bytes(_weights_bytes(experiment.model))
     phase.update(tuning="task_specific", data=dict(llava_json=str(mixed)), init=str(start))
     try:
+        with pytest.raises(ConfigError, match=r"task-specific .*Experiment.train\(\['3-instruction'\]\)"):
+            experiment.train_phase("3-instruction")  # never one mixed model by mistake
         results = experiment.train(["3-instruction"])
         models = experiment.task_models()
     finally:

@@ -367,7 +367,13 @@ class Experiment:
         return result
 
     def train_phase(self, name: str, resume: bool = False) -> PhaseResult:
-        return self._train_phase(self.select_phases(name)[0], resume)
+        """Train one whole-model phase. A task-specific phase trains one model per task and is refused here
+        (``train([name])`` returns its results), so it is never trained as one mixed model by mistake."""
+        phase = self.select_phases(name)[0]
+        if phase.get("tuning") == "task_specific":
+            raise ConfigError(f"phase {name!r} is task-specific (one model per task): train it with "
+                              f"Experiment.train([{name!r}]), which returns one result per task")
+        return self._train_phase(phase, resume)
 
     def _train_phase(self, phase: dict[str, Any], resume: bool) -> PhaseResult:
         name = phase["name"]

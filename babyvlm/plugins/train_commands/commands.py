@@ -61,9 +61,13 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
         _prepare(experiment)
         experiment.build_model()
         for selected in phases:
-            result = experiment.train_phase(selected["name"], resume=request if resume and selected["name"] in
-                                            resumable else False)
-            click.echo(phase_line(result))
+            phase_resume = request if resume and selected["name"] in resumable else False
+            if selected.get("tuning") == "task_specific":  # one model per task, as `babyvlm run` trains it
+                results = experiment.train([selected["name"]], resume=phase_resume)
+            else:
+                results = [experiment.train_phase(selected["name"], resume=phase_resume)]
+            for result in results:
+                click.echo(phase_line(result))
     click.echo(f"results: {work_dir / 'results.json'}")
 
 
