@@ -114,11 +114,11 @@ class ContrastiveObjective(nn.Module):
 
     def train(self, mode: bool = True) -> ContrastiveObjective:
         """Frozen parts stay in eval mode (their batch-norm statistics do not move), as in ``ModelLoss``."""
+        from babyvlm.plugins.mmengine_trainer.objectives import keep_frozen_parts_in_eval
+
         super().train(mode)
         if mode:
-            for part in self.model.children():
-                if not any(p.requires_grad for p in part.parameters()):
-                    part.eval()
+            keep_frozen_parts_in_eval(self.model)
         return self
 
     def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:

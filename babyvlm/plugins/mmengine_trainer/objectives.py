@@ -11,6 +11,14 @@ import torch
 from mmengine.model import BaseModel
 
 
+def keep_frozen_parts_in_eval(model: torch.nn.Module) -> None:
+    """Frozen parts (no parameter that trains) stay in eval mode: their batch-norm statistics and dropout
+    do not move either. Call after ``train()``."""
+    for part in model.children():
+        if not any(p.requires_grad for p in part.parameters()):
+            part.eval()
+
+
 class ModelLoss(torch.nn.Module):
     """The model's own loss on a prepared batch (objectives ``vlm`` and ``causal_lm``)."""
 
@@ -19,12 +27,9 @@ class ModelLoss(torch.nn.Module):
         self.model = model
 
     def train(self, mode: bool = True) -> ModelLoss:
-        """Frozen parts stay in eval mode: their batch-norm statistics and dropout do not move either."""
         super().train(mode)
         if mode:
-            for part in self.model.children():
-                if not any(p.requires_grad for p in part.parameters()):
-                    part.eval()
+            keep_frozen_parts_in_eval(self.model)
         return self
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
