@@ -26,3 +26,13 @@ def fresh_registry(monkeypatch):
     registry.reset()
     yield registry
     registry.reset()
+
+
+@pytest.fixture(scope="module")
+def small_saycam_corpus(tmp_path_factory):
+    """A 1.2-minute SAYCam-format synthetic corpus (64 px frames), written once per test module."""
+    root = tmp_path_factory.mktemp("corpus") / "saycam"
+    registry.get("command", "synth").main(
+        ["saycam", str(root), "--minutes", "1.2", "--seed", "3", "--size", "64", "--video-minutes", "0.3", "--quiet"],
+        standalone_mode=False)
+    return root

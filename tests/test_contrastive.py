@@ -116,12 +116,8 @@ def test_bad_options_are_refused_by_name():
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus") / "saycam"
-    registry.get("command", "synth").main(
-        ["saycam", str(root), "--minutes", "1.2", "--seed", "3", "--size", "64", "--video-minutes", "0.3", "--quiet"],
-        standalone_mode=False)
-    return root
+def corpus(small_saycam_corpus):
+    return small_saycam_corpus
 
 
 def test_the_phase_runs_inside_an_experiment(corpus, tmp_path):

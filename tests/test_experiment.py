@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from babyvlm import Experiment, registry
+from babyvlm import Experiment
 from babyvlm.core.errors import ConfigError
 
 
@@ -22,12 +22,8 @@ def experiment_config(corpus, **data):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus") / "saycam"
-    registry.get("command", "synth").main(
-        ["saycam", str(root), "--minutes", "1.2", "--seed", "3", "--size", "64", "--video-minutes", "0.3", "--quiet"],
-        standalone_mode=False)
-    return root
+def corpus(small_saycam_corpus):
+    return small_saycam_corpus
 
 
 def test_experiment_runs_all_stages_and_holds_out_whole_recordings(corpus, tmp_path):
