@@ -43,7 +43,8 @@ class ObjectCrop:
 def load_object_crops(source: dict[str, Any], root: str | Path, recording_ids: Sequence[str],
                       max_per_recording: int = 200, min_side: int = 6, context: float = 1.0,
                       greyscale: bool = False) -> list[ObjectCrop]:
-    """Crops of the annotated objects in the given recordings (evenly spread frames, boxes >= min_side);
+    """Crops of the annotated objects in the given recordings (boxes >= min_side; per recording at most
+    ``max_per_recording``, the categories taken in turn, each spread over the recording's frames);
     ``context`` > 1 widens each crop to a square window that many times the box's longer side, centred
     on the object, so background and neighbouring objects come with it (clutter); ``greyscale`` keeps
     only the luma, so colour cannot name the object."""
@@ -71,19 +72,45 @@ def _recording_crops(recording: Any, limit: int, min_side: int, context: float,
             boxes.setdefault(frame_of[ann["image_id"]], []).append((ann["bbox"], names.get(ann["category_id"], "?")))
     if not boxes:
         return []
-    total = sum(len(v) for v in boxes.values())
-    stride = max(1, total // max(1, limit))
-    keep = set(sorted(boxes)[::stride])
+    keep = _balanced_boxes(boxes, limit)
     crops: list[ObjectCrop] = []
     for index, (_, frame) in enumerate(iter_lazy_frames(recording.video_path, rotation=recording.rotation)):
         if index not in keep:
             continue
         rgb = _grey(frame.to_rgb()) if greyscale else frame.to_rgb()
-        for box, name in boxes[index]:
+        for box, name in keep[index]:
             x0, y0, x1, y1 = crop_window(box, context, rgb.shape[1], rgb.shape[0])
             if x1 - x0 >= min_side and y1 - y0 >= min_side:
                 crops.append(ObjectCrop(recording.recording_id, index, name, np.ascontiguousarray(rgb[y0:y1, x0:x1])))
-    return crops[:limit]
+    return crops
+
+
+def _balanced_boxes(boxes: dict[int, list[tuple[list[float], str]]],
+                    limit: int) -> dict[int, list[tuple[list[float], str]]]:
+    """Up to ``limit`` boxes taken round-robin over the categories, each category's boxes evenly spread
+    over the recording: a recording's focus object can fill most of its frames, and a probe whose
+    queries are mostly one category measures the majority share, not the features."""
+    by_category: dict[str, list[tuple[int, list[float]]]] = {}
+    for index in sorted(boxes):
+        for box, name in boxes[index]:
+            by_category.setdefault(name, []).append((index, box))
+    quota = {name: 0 for name in by_category}
+    remaining = limit
+    while remaining > 0:
+        # the fewest-taken first, then the most boxes: a round cut short by the limit favours no name
+        open_names = sorted((n for n in quota if quota[n] < len(by_category[n])),
+                            key=lambda n: (quota[n], -len(by_category[n]), n))
+        if not open_names:
+            break
+        for name in open_names[:remaining]:
+            quota[name] += 1
+        remaining -= min(remaining, len(open_names))
+    keep: dict[int, list[tuple[list[float], str]]] = {}
+    for name, found in by_category.items():
+        for k in range(quota[name]):  # centred positions: a quota of one is the middle box, not the first
+            index, box = found[int((k + 0.5) * len(found) / quota[name])]
+            keep.setdefault(index, []).append((box, name))
+    return keep
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
