@@ -239,3 +239,109 @@ def test_the_mean_colour_blank_is_caught_leaking(matching_items):
     [check] = blind_leak_checks(loaded, {task.name: task}, blank="mean_colour")
     assert not check["passed"]
     assert "SHORTCUT" in check["detail"]
+
+
+# ---- Memory: what a picture preference that knows nothing scores -------------------------------------------
+def memory_with_fresh_pictures(rng, pyrng, k, novel_brightness: tuple = (60, 200)):
+    """Memory items whose pictures are all different noise pictures, each object one picture throughout:
+    nothing but having seen a picture before tells the new one (unless the novel pictures' brightness
+    range differs)."""
+    from babyvlm.plugins.devcv.memory import FIRST, LATER
+
+    rounds = [("o0", None)] + [(f"o{r}", f"o{r - 1}") for r in range(1, 5)] + \
+        [(f"n{r}", f"o{(r - 5) % 5}") for r in range(5, 15)]  # (new, seen)
+    letters = ["A"] + [pyrng.choice("AB") for _ in range(14)]
+    pictures = {name: picture(rng, brightness=pyrng.uniform(*(novel_brightness if name[0] == "n" else (60, 200))))
+                for pair in rounds for name in pair if name}
+    shown = [[new] if seen is None else [new, seen] if letter == "A" else [seen, new]
+             for (new, seen), letter in zip(rounds, letters, strict=True)]
+    turns = [(FIRST if r == 0 else LATER, letter) for r, letter in enumerate(letters)]
+    return Draft(images=[pictures[name] for row in shown for name in row], turns=turns, extras={"labels": shown})
+
+
+def test_a_fixed_picture_order_gets_a_third_of_memorys_adjusted_score_so_probes_score_it_per_round(monkeypatch):
+    """Memory's adjusted score counts a learned picture when both its test rounds are right: any fixed
+    preference order over pictures wins both when the learned picture ranks below both foils — 1/3 of the
+    time, not 1/4. A "probe" ordering pictures by a hash of their bytes knows nothing: on the adjusted
+    score it would look like a shortcut; on per-round accuracy, which the probes use for Memory, it is at
+    chance."""
+    import hashlib
+
+    from babyvlm.plugins.devcv import probes
+
+    def hash_order(train, test, seed, stats):
+        def pick(decision):
+            ranks = [hashlib.sha1(image).hexdigest() for image in decision.options]
+            return decision.labels[ranks.index(max(ranks))]
+        return [pick(d) if d.options and len(d.options) > 1 else d.labels[0] for d in test.decisions]
+
+    monkeypatch.setitem(probes.PROBE_FITS, "image_stats", hash_order)
+    task = babyvlm.build("task", "baby_memory")
+    items = [task.finish(memory_with_fresh_pictures(np.random.default_rng(k), random.Random(k), k), f"memory_{k:04d}")
+             for k in range(3 * N)]
+    split = probes._flatten(task, items)
+    answers = probes._answers(task, split, hash_order(None, split, 0, None))
+    predictions = [task.score(item, task.respond_with(item, "loglikelihood", answer), "loglikelihood")
+                   for item, answer in zip(items, answers, strict=True)]
+    assert 0.29 < task.aggregate(items, predictions)["acc_testing_adjusted"] < 0.38  # far above its 0.25
+    ordered = run_probes(task, items, None, "", only=("image_stats",))[0]
+    assert ordered.metric == "acc_testing_raw" and ordered.chance == 0.5
+    assert abs(ordered.score - 0.5) < 0.05 and not ordered.failed, ordered.describe()
+
+
+def test_on_items_that_tell_nothing_the_real_image_stats_probe_does_not_fail_memory():
+    found = outcomes("baby_memory", memory_with_fresh_pictures)["image_stats"]
+    assert not found.failed, found.describe()
+
+
+def test_novel_pictures_brighter_than_learned_ones_fail_memorys_image_stats():
+    def brighter_novel(rng, pyrng, k):
+        return memory_with_fresh_pictures(rng, pyrng, k, novel_brightness=(170, 230))
+
+    found = outcomes("baby_memory", brighter_novel)["image_stats"]
+    assert found.failed and found.score > 0.7, found.describe()
+
+
+def test_memorys_foils_straddle_the_learned_picture_on_atypicality_first():
+    """Straddling the statistics alone left the learned picture the middle one, nearer typical than both
+    foils ("the odder picture is new": 0.34 adjusted); the two foils now lie on either side of it in
+    distance from the typical picture whenever the pool allows (not for the oddest learned pictures)."""
+    task = babyvlm.build("task", "baby_memory")
+    chosen, at_random = [], []
+    for trial in range(20):
+        rng = np.random.default_rng(trial)
+        objects, novel = ([picture(rng, brightness=b, noise=5) for b in rng.uniform(40, 220, n)] for n in (5, 10))
+        stack = np.stack([task._statistics(c) for c in objects + novel])
+        typical = (np.median(stack, axis=0), np.maximum(stack.std(axis=0), 1e-6))
+        foils = task._straddling_foils(objects, novel, {id(c): c for c in objects + novel}, typical,
+                                       random.Random(trial))
+        assert sorted(id(f) for pair in foils.values() for f in pair) == sorted(id(c) for c in novel)
+
+        def odd(crop, typical=typical):
+            return task._profile(crop, *typical)[0]
+
+        chosen += [(odd(a) - odd(seen)) * (odd(b) - odd(seen)) < 0 for seen in objects for a, b in [foils[id(seen)]]]
+        at_random += [(odd(novel[2 * k]) - odd(seen)) * (odd(novel[2 * k + 1]) - odd(seen)) < 0
+                      for k, seen in enumerate(objects)]
+    assert np.mean(chosen) >= 0.55 and np.mean(chosen) >= np.mean(at_random) + 0.2, (np.mean(chosen), np.mean(at_random))
+
+
+def flipped_rooms(rng, pyrng, k):
+    """A room lit from above (bright top, dark floor); half the frames upside down, whose floor toys then
+    sit at the top: the flip alone tells top from bottom — the Localization shortcut the issue measured."""
+    from babyvlm.plugins.devcv.localization import PROMPT
+
+    flipped = pyrng.random() < 0.5
+    room = np.linspace(190, 70, 48)[:, None, None] + rng.normal(0, 20, (48, 48, 3))
+    image = np.clip(room[::-1] if flipped else room, 0, 255).astype(np.uint8)
+    quadrant = pyrng.randrange(2) + (0 if flipped else 2)  # A/B (top) when flipped, C/D (bottom) when not
+    return letter_draft(PROMPT.format(obj="ball"), [image], quadrant)
+
+
+def test_flipped_localization_frames_fail_image_stats_through_its_orientation_statistics(monkeypatch):
+    from babyvlm.plugins.devcv.localization import Localization
+
+    found = outcomes("baby_localize", flipped_rooms)["image_stats"]
+    assert found.failed and found.score > 0.4, found.describe()
+    monkeypatch.setattr(Localization, "probe_orientation", False)  # global statistics cannot see a flip
+    assert not outcomes("baby_localize", flipped_rooms)["image_stats"].failed

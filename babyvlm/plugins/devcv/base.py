@@ -76,6 +76,13 @@ class DevCVTask:
     inputs: str = ""
     answer_text: str = ""
     domains: tuple[str, ...] = ("saycam", "ego4d")
+    # the image_stats probe also sees half-picture luminance differences (``probes.ORIENTATION_NAMES``): set
+    # where the answer is a place in the picture but not its orientation, so a flipped frame must not tell it
+    probe_orientation: bool = False
+    # the metric the shortcut probes are scored on, and its chance, where the primary metric's chance does not
+    # hold for a deterministic answerer that knows nothing (Memory); None: the primary metric
+    probe_metric: str | None = None
+    probe_chance: float = 0.0
     builds_splits: tuple[str, ...] = SPLITS
     held_out: bool = False  # left out of instruction sets by default
     leaderboard_position: int | None = None  # its place among the DevCV leaderboard's scored entries

@@ -25,6 +25,7 @@ class Localization(LetterTask):
     inputs, answer_text = "1 image, an object word", "A-D (quadrant)"
     n_options = 4
     dead_zone = 0.06
+    probe_orientation = True  # frames are never flipped; the probe checks that none tells its quadrant
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         candidates = []

@@ -47,6 +47,9 @@ class DelayedMemory(DevCVTask):
     learned = 5
     max_new_tokens = 8
     multi_round = True
+    # the shortcut probes score per-round test accuracy: on the adjusted score any fixed preference order over
+    # pictures gets 1/3 without knowing anything (probes.py says why), per round it gets 1/2
+    probe_metric, probe_chance = "acc_testing_raw", 0.5
 
     def default_chance(self) -> float:
         return 0.25  # both test rounds of a learned object right by guessing: 1/2 * 1/2
@@ -109,7 +112,7 @@ class DelayedMemory(DevCVTask):
         rounds = [([objects[0]], objects[0])]  # (shown, the new one)
         rounds += [(place_gold(objects[k], [objects[k - 1]], golds[k], rng), objects[k])
                    for k in range(1, self.learned)]
-        foils = self._straddling_foils(objects, novel, crops, rng)
+        foils = self._straddling_foils(objects, novel, crops, self._typical_picture(material), rng)
         tests = [objects[k] for k in range(self.learned)] * 2
         rng.shuffle(tests)
         fresh = [foils[id(seen)].pop() for seen in tests]
@@ -149,22 +152,35 @@ class DelayedMemory(DevCVTask):
             found = memo[id(crop)] = (crop, picture_statistics(crop, self.jpeg_quality, self.jpeg_bytes))
         return found[1]
 
-    def _straddling_foils(self, objects: list, novel: list, crops: dict[int, Any], rng) -> dict[int, list]:
-        """Two novel pictures per learned object: the first at random, the second the one of the rest lying
-        on the other side of the learned picture from the first on the most cheap statistics (file size,
-        luminance, colour). A model preferring, say, darker pictures then tends to get one of the object's
-        two test rounds right and one wrong, so the adjusted score (both rounds right) does not rise with a
-        consistent preference that involves no memory; the foils themselves stay a random draw."""
-        statistics = {id(i): self._statistics(crops[id(i)]) for i in objects + novel}
+    def _straddling_foils(self, objects: list, novel: list, crops: dict[int, Any],
+                          typical: tuple[np.ndarray, np.ndarray], rng) -> dict[int, list]:
+        """Two novel pictures per learned object, lying on opposite sides of the learned picture — first on
+        *atypicality* (distance to the split's typical picture), then on as many cheap statistics (file
+        size, luminance, colour) and distances of each from typical as can be had; the best such pair of
+        the pictures left, drawn at random among equals. A model preferring, say, darker pictures then gets
+        one of the object's two test rounds right and one wrong, so the adjusted score (both rounds right)
+        does not rise with a consistent preference that involves no memory. Atypicality comes first: with
+        the statistics alone straddled the learned picture was the middle one, nearer typical than both
+        its foils, and "the odder picture is new" scored 0.34 adjusted (chance 0.25)."""
+        centre, spread = typical
+        profile = {id(i): self._profile(crops[id(i)], centre, spread) for i in objects + novel}
         left, foils = list(novel), {}
         for seen in objects:
-            first = left.pop(rng.randrange(len(left)))
-            side = np.sign(statistics[id(first)] - statistics[id(seen)])
-            opposite = [int(np.sum(np.sign(statistics[id(other)] - statistics[id(seen)]) != side)) for other in left]
-            best = max(opposite)
-            second = left.pop(rng.choice([k for k, n in enumerate(opposite) if n == best]))
-            foils[id(seen)] = [first, second]
+            sides = [np.sign(profile[id(other)] - profile[id(seen)]) for other in left]
+            pairs = [(i, j) for i in range(len(left)) for j in range(i + 1, len(left))]
+            scores = [(bool(sides[i][0] * sides[j][0] < 0), int(np.sum(sides[i] * sides[j] < 0))) for i, j in pairs]
+            best = max(scores)
+            i, j = rng.choice([pair for pair, score in zip(pairs, scores, strict=True) if score == best])
+            pair = [left[i], left[j]]
+            rng.shuffle(pair)
+            foils[id(seen)] = pair
+            left = [other for k, other in enumerate(left) if k not in (i, j)]
         return foils
+
+    def _profile(self, crop: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """Atypicality, then the statistics, then each one's distance from typical (the signs straddled)."""
+        deviation = np.abs((self._statistics(crop) - centre) / spread)
+        return np.concatenate([[float(np.sum(deviation ** 2))], self._statistics(crop), deviation])
 
     # ---- loading ------------------------------------------------------------------------------------
     def adopt(self, item: TaskItem) -> TaskItem:

@@ -8,20 +8,29 @@ a model's:
 - ``majority``: the most frequent train answer of each decision (per round for multi-round items);
 - ``text_only``: a classifier on the words of the question (and option texts), no image;
 - ``image_stats``: a classifier on cheap statistics of every image slot — file bytes, width, height,
-  luminance mean and std, mean colour — and, where the options are images, each option's differences
-  to the other options and to the query; a linear model and gradient-boosted trees, the better counts;
+  luminance mean and std, mean colour; for tasks whose answer is a place in the picture
+  (``probe_orientation``) also the luminance of the top half minus the bottom half and left minus right —
+  and, where the options are images, each option's differences to the other options and to the query;
+  a linear model and gradient-boosted trees, the better counts;
 - ``options_only``: the same statistics of the options without the query (match-to-sample tasks: every
   option must be needed);
 - ``answer_history``: each round's gold answer from the earlier rounds' golds (multi-round items).
 
-A probe *fails* when its primary score beats the task's chance level by more than ``MARGIN`` with a
-one-sided binomial test at ``ALPHA`` over the scored units (items; learned objects for Memory's adjusted
-score), counted at their *effective* number: items built from one recording are not independent, so the
-count is divided by the design effect of the probe's per-item scores over the recording clusters
-(``babyvlm.core.clusters``; Kish's n / deff) — otherwise a check run of a hundred probe tests flags
-chance associations as shortcuts. Where the test split's domain has no train split, the probe is fit on another loaded domain's
-train split of the same task, else cross-validated within the split (``FOLDS`` folds, grouped by recording so
-that, as between a train and a test split, no recording is on both sides: ``cross_validation_folds``).
+A probe *fails* when its score beats the task's chance level by more than ``MARGIN`` with a one-sided
+binomial test at ``ALPHA`` over the scored units (items; learned objects for Memory), counted at their
+*effective* number: items built from one recording are not independent, so the count is divided by the
+design effect of the probe's per-item scores over the recording clusters (``babyvlm.core.clusters``;
+Kish's n / deff) — otherwise a check run of a hundred probe tests flags chance associations as shortcuts.
+The score is the task's primary metric unless the task names a ``probe_metric`` with its ``probe_chance``.
+Memory does (per-round test accuracy, chance 1/2): its adjusted score counts a learned picture when both of
+its test rounds are right, so any *fixed* preference order over pictures, knowing nothing of the answers,
+wins both whenever the learned picture ranks below both of its foils — 1/3 of the time, not 1/4 (a hash of
+each picture's bytes as the order scored 0.29-0.35), and a tree ensemble fit on noise is such an order.
+Per-round accuracy has no such floor, and any information a probe finds in a round's pictures shows in it.
+
+Where the test split's domain has no train split, the probe is fit on another loaded domain's train split
+of the same task, else cross-validated within the split (``FOLDS`` folds, grouped by recording so that, as
+between a train and a test split, no recording is on both sides: ``cross_validation_folds``).
 
 Tasks describe what a probe may look at through ``decisions(item)`` (``base.Decision``): the query
 images, the option images (when the options are pictures), the text and the gold label of each
@@ -51,6 +60,7 @@ MARGIN = 0.05  # points above chance a probe may reach before the p-value is ask
 ALPHA = 0.01  # one-sided binomial
 FOLDS = 5
 STAT_NAMES = ("log_bytes", "width", "height", "lum_mean", "lum_std", "red", "green", "blue")
+ORIENTATION_NAMES = ("lum_top_minus_bottom", "lum_left_minus_right")  # for tasks with ``probe_orientation``
 PROBES = ("majority", "text_only", "image_stats", "options_only", "answer_history")
 
 
@@ -59,13 +69,14 @@ class ProbeOutcome:
     """One probe on one (domain, task) test split."""
 
     probe: str
-    score: float | None  # the task's primary metric, None when not applicable
+    score: float | None  # the task's primary metric (or its probe_metric), None when not applicable
     chance: float
     units: int  # scored units (the binomial test counts them divided by ``design_effect``)
     p_value: float | None
     fitted_on: str  # "saycam/train", "cross-validated", ...
     detail: str = ""
     design_effect: float = 1.0
+    metric: str = ""  # what ``score`` is, when not the task's primary metric
 
     @property
     def failed(self) -> bool:
@@ -76,19 +87,26 @@ class ProbeOutcome:
         if self.score is None:
             return f"{self.probe}: not applicable ({self.detail})"
         verdict = "SHORTCUT" if self.failed else "ok"
-        return (f"{self.probe} {self.score:.3f} vs chance {self.chance:.3f} (p={self.p_value:.2g}, "
+        metric = f" ({self.metric})" if self.metric else ""
+        return (f"{self.probe} {self.score:.3f}{metric} vs chance {self.chance:.3f} (p={self.p_value:.2g}, "
                 f"n={self.units}, effective {self.units / self.design_effect:.0f}, fit on {self.fitted_on}) {verdict}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"probe": self.probe, "score": self.score, "chance": self.chance, "units": self.units,
-                "design_effect": self.design_effect, "p_value": self.p_value, "fitted_on": self.fitted_on, "failed": self.failed, "detail": self.detail}
+                "design_effect": self.design_effect, "p_value": self.p_value, "metric": self.metric,
+                "fitted_on": self.fitted_on, "failed": self.failed, "detail": self.detail}
 
 
 # ---- cheap image statistics -------------------------------------------------------------------------
 class ImageStats:
-    """Statistics per distinct image (cached by content digest)."""
+    """Statistics per distinct image (cached by content digest): ``STAT_NAMES``, and with ``orientation``
+    also ``ORIENTATION_NAMES`` (mean luminance of the top half minus the bottom half, left minus right) —
+    global statistics are blind to a flipped frame, and where a task's answer is a place in the picture a
+    flip can give it away (an upside-down room with its object "at the top")."""
 
-    def __init__(self) -> None:
+    def __init__(self, orientation: bool = False) -> None:
+        self.orientation = orientation
+        self.width = len(STAT_NAMES) + (len(ORIENTATION_NAMES) if orientation else 0)
         self._cache: dict[bytes, np.ndarray] = {}
 
     def __call__(self, data: bytes, where: str) -> np.ndarray:
@@ -98,8 +116,7 @@ class ImageStats:
             found = self._cache[key] = self._compute(data, where)
         return found
 
-    @staticmethod
-    def _compute(data: bytes, where: str) -> np.ndarray:
+    def _compute(self, data: bytes, where: str) -> np.ndarray:
         from PIL import Image
 
         try:
@@ -109,8 +126,12 @@ class ImageStats:
             raise DataError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from exc
         luma = rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)
         colour = rgb.reshape(-1, 3).mean(axis=0)
-        return np.asarray([math.log(len(data)), rgb.shape[1], rgb.shape[0], luma.mean(), luma.std(), *colour],
-                          np.float32)
+        found = [math.log(len(data)), rgb.shape[1], rgb.shape[0], luma.mean(), luma.std(), *colour]
+        if self.orientation:
+            rows, cols = max(1, luma.shape[0] // 2), max(1, luma.shape[1] // 2)  # a 1-px side: halves overlap
+            found += [luma[:rows].mean() - luma[luma.shape[0] - rows:].mean(),
+                      luma[:, :cols].mean() - luma[:, luma.shape[1] - cols:].mean()]
+        return np.asarray(found, np.float32)
 
 
 def picture_statistics(rgb: np.ndarray, quality: int = 90,
@@ -130,11 +151,11 @@ def picture_statistics(rgb: np.ndarray, quality: int = 90,
 
 
 # ---- features of one decision -------------------------------------------------------------------------
-def _query_features(stats: list[np.ndarray]) -> np.ndarray:
+def _query_features(stats: list[np.ndarray], width: int) -> np.ndarray:
     """A sequence of query images as first, last, mean and last - first statistics (a single image: the
-    difference is zero)."""
+    difference is zero); ``width`` statistics per image."""
     if not stats:
-        return np.zeros(4 * len(STAT_NAMES), np.float32)
+        return np.zeros(4 * width, np.float32)
     first, last = stats[0], stats[-1]
     return np.concatenate([first, last, np.mean(stats, axis=0), last - first])
 
@@ -195,10 +216,11 @@ def _score(task: Any, items: Sequence[TaskItem], answers: Sequence[Any]) -> tupl
     mode = "loglikelihood"
     predictions = [task.score(item, task.respond_with(item, mode, answer), mode)
                    for item, answer in zip(items, answers, strict=True)]
-    value = task.aggregate(items, predictions)[task.primary_metric]
+    metric = task.probe_metric or task.primary_metric
+    value = task.aggregate(items, predictions)[metric]
     if value is None:
         return None, task.scored_units(items), 1.0
-    per_item = [task.aggregate([item], [prediction])[task.primary_metric] or 0.0
+    per_item = [task.aggregate([item], [prediction])[metric] or 0.0
                 for item, prediction in zip(items, predictions, strict=True)]
     return float(value), task.scored_units(items), design_effect(per_item, cluster_items(items)[0])
 
@@ -302,7 +324,7 @@ def _pick_option(decision: Any, scores: np.ndarray) -> str:
 
 def _classify_items(train: _Split, test: _Split, stats: ImageStats, seed: int) -> list[str] | None:
     def row(decision: Any) -> np.ndarray:
-        return _query_features([stats(image, decision.key) for image in decision.query])
+        return _query_features([stats(image, decision.key) for image in decision.query], stats.width)
 
     golds = [d.gold for d in train.decisions]
     if len(set(golds)) < 2:
@@ -353,22 +375,17 @@ def run_probes(task: Any, test_items: Sequence[TaskItem], train_items: Sequence[
                fitted_on: str, seed: int = 0, only: Sequence[str] = PROBES) -> list[ProbeOutcome]:
     """The probes named in ``only`` (default: every one) on ``test_items``; fit on ``train_items``, or
     cross-validated within ``test_items`` when there are none."""
-    from scipy.stats import binomtest
-
     test = _flatten(task, test_items)
-    chance = float(task.chance(list(test_items)))
+    chance = float(task.probe_chance if task.probe_metric else task.chance(list(test_items)))
     if not test.decisions:
         return [ProbeOutcome(name, None, chance, 0, None, fitted_on, "the task asks no per-item decision a "
                              "probe can answer (scored by likelihood comparisons)") for name in only]
-    outcomes, stats = [], ImageStats()
+    outcomes, stats = [], ImageStats(orientation=task.probe_orientation)
     for name in only:
         fit = PROBE_FITS[name]
-        if train_items:
-            chosen = fit(_flatten(task, train_items), test, seed, stats)
-            where = fitted_on
-        else:
-            chosen = _cross_validated(task, fit, test_items, seed, stats)
-            where = f"{FOLDS}-fold cross-validation on the split, folds by {cross_validation_folds(test_items, seed)[1]}"
+        where = (fitted_on if train_items else f"{FOLDS}-fold cross-validation on the split, folds by "
+                 f"{cross_validation_folds(test_items, seed)[1]}")
+        chosen = _fit_and_answer(task, fit, test, test_items, train_items, seed, stats)
         if chosen is None:
             outcomes.append(ProbeOutcome(name, None, chance, 0, None, where, "nothing for this probe to use"))
             continue
@@ -377,10 +394,25 @@ def run_probes(task: Any, test_items: Sequence[TaskItem], train_items: Sequence[
             outcomes.append(ProbeOutcome(name, None, chance, units, None, where, "the primary metric is unavailable"))
             continue
         effective = max(1, round(units / deff))
-        hits = min(effective, max(0, round(score * effective)))
-        p_value = float(binomtest(hits, effective, chance, alternative="greater").pvalue) if units else 1.0
-        outcomes.append(ProbeOutcome(name, score, chance, units, p_value, where, design_effect=round(deff, 2)))
+        outcome = ProbeOutcome(name, score, chance, units, _greater(score, effective, chance), where,
+                               design_effect=round(deff, 2), metric=task.probe_metric or "")
+        outcomes.append(outcome)
     return outcomes
+
+
+def _greater(score: float, effective: int, level: float) -> float:
+    """One-sided binomial p-value of ``score`` over ``effective`` units against ``level``."""
+    from scipy.stats import binomtest
+
+    hits = min(effective, max(0, round(score * effective)))
+    return float(binomtest(hits, effective, min(max(level, 1e-9), 1.0), alternative="greater").pvalue)
+
+
+def _fit_and_answer(task: Any, fit: Fit, test: _Split, test_items: Sequence[TaskItem],
+                    train_items: Sequence[TaskItem] | None, seed: int, stats: ImageStats) -> list[str] | None:
+    if train_items:
+        return fit(_flatten(task, train_items), test, seed, stats)
+    return _cross_validated(task, fit, test_items, seed, stats)
 
 
 def _cross_validated(task: Any, fit: Fit, items: Sequence[TaskItem], seed: int,
