@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.babyvlm-installed
 DEMO_DIR ?= demo_out
 PYTEST_ARGS ?=
+# one pytest worker per core (pytest-xdist): the suite is CPU-bound; PYTEST_WORKERS=0 runs it in one process
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-all lint bench clean lmms-venv test-lmms
 
@@ -23,10 +25,10 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+	$(PY) -m pytest -q -m "" -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -63,7 +63,12 @@ def test_export_of_a_damaged_store_fails_cleanly(corpus, tmp_path):
     damage_pages_holding(tmp_path / "s", b"utterance 2 of S_20140101_0700_01")
     result = run("data", "export", tmp_path / "s", tmp_path / "llava", ok=False)
     assert isinstance(result.exception, SystemExit)  # a DataError the CLI printed, not a crash
-    assert f"{tmp_path / 's'}: shard 00000-of-00001: LMDB read failed after key" in result.output
+    # which page the damage lands on moves with the store's layout (paths of other lengths under another
+    # temp folder): LMDB's own page check or the record's checksum/decoding names it, both as one line
+    assert result.output.startswith(f"Error: {tmp_path / 's'}") and "00000-of-00001" in result.output
+    assert ("LMDB read failed after key" in result.output or "does not decode" in result.output
+            or "checksum" in result.output), result.output
+    assert "Traceback" not in result.output
     assert not list((tmp_path / "llava").glob(".data.json*")) and not (tmp_path / "llava" / "data.json").exists()
 
 
