@@ -211,11 +211,13 @@ def _two_folds(order: list[int], groups: list[Hashable] | None, rng: random.Rand
 
 
 def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], float], features_of: Callable[[Any], Any],
-                      limit: int, rng: random.Random, bins: int = 5, per_answer: int | None = None) -> list[Any]:
+                      limit: int, rng: random.Random, bins: int = 5, per_answer: int | None = None,
+                      quadratic: bool = False) -> list[Any]:
     """Up to ``limit`` candidates chosen so that cheap features say nothing of the answer: a least-squares
-    fit of the answer on the (standardised) features ranks the candidates, and within each of ``bins``
-    quantile bins of that prediction the answers are taken round-robin (``balanced_pick``); ``per_answer``
-    caps how many items any one answer gets."""
+    fit of the answer on the (standardised) features — with ``quadratic`` also their squares, for answers
+    told by an extreme or a middling value — ranks the candidates, and within each of ``bins`` quantile
+    bins of that prediction the answers are taken round-robin (``balanced_pick``); ``per_answer`` caps how
+    many items any one answer gets."""
     import numpy as np
 
     if not candidates:
@@ -223,7 +225,7 @@ def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], floa
     x = np.asarray([features_of(c) for c in candidates], dtype=np.float64)
     x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
     y = np.asarray([float(answer_of(c)) for c in candidates])
-    design = np.column_stack([x, np.ones(len(y))])
+    design = np.column_stack([x, x ** 2, np.ones(len(y))] if quadratic else [x, np.ones(len(y))])
     predicted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
     order = np.argsort(predicted, kind="stable")
     groups = [list(part) for part in np.array_split(order, bins)]
