@@ -100,3 +100,28 @@ def test_cross_validation_folds_keep_each_recording_on_one_side():
                     extras={"recording": f"rec{k % 3}"}) for k in range(30)]
     # too few recordings to group by: the clusters fall back (here: items sharing no picture, one per item)
     assert cross_validation_folds(few, seed=0)[1] != "recording"
+
+
+def test_quadratic_decorrelation_takes_a_count_told_by_a_middling_statistic_out():
+    """Larger counts mostly far out on either side of a statistic, smaller ones mostly in its middle (a U
+    shape): a straight-line fit of the count on the statistic sees nothing and leaves it; with the squares
+    the choice takes it out."""
+    import numpy as np
+
+    from babyvlm.plugins.devcv.options import decorrelated_pick
+
+    rng = np.random.default_rng(0)
+    candidates = []
+    for k in range(2000):
+        count = 1 + k % 4
+        far = rng.random() < (0.8 if count > 2 else 0.2)
+        value = rng.normal(0, 0.3) + (rng.choice([-2.0, 2.0]) if far else 0.0)
+        candidates.append((count, np.asarray([value, rng.normal()])))
+
+    def told(picked):  # correlation of the count with the statistic's distance from the middle
+        return abs(np.corrcoef([abs(c[1][0]) for c in picked], [c[0] for c in picked])[0, 1])
+
+    linear = decorrelated_pick(candidates, lambda c: c[0], lambda c: c[1], 400, random.Random(0))
+    squared = decorrelated_pick(candidates, lambda c: c[0], lambda c: c[1], 400, random.Random(0), quadratic=True)
+    assert told(linear) > 0.3 and told(squared) < 0.12, (told(linear), told(squared))  # 0.36 vs 0.08
+    assert Counter(c[0] for c in squared) == {1: 100, 2: 100, 3: 100, 4: 100}
