@@ -97,7 +97,8 @@ def _balanced_boxes(boxes: dict[int, list[tuple[list[float], str]]],
     quota = {name: 0 for name in by_category}
     remaining = limit
     while remaining > 0:
-        # the fewest-taken first, then the most boxes: a round cut short by the limit favours no name
+        # the fewest-taken first: a round cut short by the limit goes to the categories with the most boxes
+        # (then by name), never to one already ahead
         open_names = sorted((n for n in quota if quota[n] < len(by_category[n])),
                             key=lambda n: (quota[n], -len(by_category[n]), n))
         if not open_names:
