@@ -125,3 +125,47 @@ def test_quadratic_decorrelation_takes_a_count_told_by_a_middling_statistic_out(
     squared = decorrelated_pick(candidates, lambda c: c[0], lambda c: c[1], 400, random.Random(0), quadratic=True)
     assert told(linear) > 0.3 and told(squared) < 0.12, (told(linear), told(squared))  # 0.36 vs 0.08
     assert Counter(c[0] for c in squared) == {1: 100, 2: 100, 3: 100, 4: 100}
+
+
+def test_binary_vdr_counts_a_corner_exit_as_its_side():
+    """An object leaving through the top-left corner leaves through the left side: a binary item answered
+    "left"; the open entry keeps the corner, and an exit through the top alone is no binary item."""
+    from babyvlm.plugins.devcv.tracks import Exit
+    from babyvlm.plugins.devcv.vdr_binary import VDRBinary
+    from babyvlm.plugins.devcv.vdr_open import VDROpen
+
+    def leaving(direction: str) -> Exit:
+        return Exit("ball", 7, direction, (1, 2, 3, 4), 5)
+
+    binary, open_ = VDRBinary(), VDROpen()
+    assert [binary._as_asked(leaving(d)).direction for d in ("top left", "bottom right", "left", "top")] == \
+        ["left", "right", "left", "top"]
+    assert "top" not in binary.directions
+    assert open_._as_asked(leaving("top left")).direction == "top left"
+
+
+def test_stratified_pick_takes_a_quadrant_told_by_half_frame_statistics_out():
+    """Quadrant items whose row shows in one statistic and whose column in another (as half-frame luminance
+    shows a bright object's place): a quadrant-balanced random choice leaves both told; the stratified
+    choice balances the quadrants within bins of what the statistics predict of each."""
+    import numpy as np
+
+    from babyvlm.plugins.devcv.options import balanced_pick, stratified_pick
+
+    rng = np.random.default_rng(1)
+    candidates = []
+    for _ in range(3000):
+        quadrant = int(rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]))  # a skewed supply, as a world gives it
+        row, column = quadrant // 2, quadrant % 2
+        candidates.append((quadrant, np.asarray([row + rng.normal(0, 0.6), column + rng.normal(0, 0.6),
+                                                 rng.normal()])))
+
+    def told(picked):  # the larger correlation of a part of the answer with its statistic
+        return max(abs(np.corrcoef([c[1][part] for c in picked], [c[0] // 2 if part == 0 else c[0] % 2
+                                                                 for c in picked])[0, 1]) for part in (0, 1))
+
+    plain = balanced_pick(candidates, lambda c: c[0], 400, random.Random(0))
+    stratified = stratified_pick(candidates, lambda c: c[0], lambda c: (c[0] // 2, c[0] % 2), lambda c: c[1], 400,
+                                 random.Random(0))
+    assert told(plain) > 0.5 and told(stratified) < 0.2, (told(plain), told(stratified))  # 0.63 vs 0.09
+    assert Counter(c[0] for c in stratified) == {0: 100, 1: 100, 2: 100, 3: 100}

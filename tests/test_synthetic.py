@@ -144,6 +144,33 @@ def test_scene_complexity_grows_with_age():
     assert any(t.role == "passer" for s in scenes for t in s.tracks)
 
 
+def test_clear_floor_crossings_leave_every_other_track_as_it_was():
+    """The extra crossings of scenes without a pile come from their own stream: the piles, the other tracks
+    and their ids are exactly those of a world without them (so Counting's piles do not move)."""
+    import dataclasses
+
+    behaviour = Behaviour.infant(14)
+    without = dataclasses.replace(behaviour, clear_floor_passer_rate=0.0)
+    with_them = VideoWorld(5, num_frames=900, fps=5, size=48, domain=INFANT_HOME, behaviour=behaviour)
+    plain = VideoWorld(5, num_frames=900, fps=5, size=48, domain=INFANT_HOME, behaviour=without)
+    added = 0
+    for scene, base in zip(with_them.scenes, plain.scenes, strict=True):
+        assert _same_tracks(scene.tracks[: len(base.tracks)], base.tracks)
+        extra = scene.tracks[len(base.tracks):]
+        assert all(t.role == "passer" for t in extra)
+        if scene.pile_centre is not None:
+            assert not extra  # a scene with a pile keeps its crossings as they were
+        added += len(extra)
+    assert added >= 10 and any(s.pile_centre is not None for s in plain.scenes)
+    ids = [t.track_id for s in with_them.scenes for t in s.tracks]
+    assert len(ids) == len(set(ids))
+
+
+def _same_tracks(a: list, b: list) -> bool:
+    return all(x.track_id == y.track_id and x.category == y.category and np.array_equal(x.xs, y.xs)
+               and np.array_equal(x.ys, y.ys) for x, y in zip(a, b, strict=True))
+
+
 def test_objects_enter_and_leave_the_frame():
     world = _world(28, seed=2, frames=600)
     tracks_per_frame = [{v.track_id for v in world.render(i)[1]} for i in range(world.num_frames)]

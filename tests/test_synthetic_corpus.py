@@ -35,7 +35,7 @@ from babyvlm.plugins.synthetic.speech import mentioned, normalise
 
 OPTIONS = SaycamOptions(minutes=1.5, seed=7, size=64)
 EGO_OPTIONS = Ego4DOptions(minutes=0.5, seed=7, size=64)
-MESSY_OPTIONS = SaycamOptions(minutes=30, seed=5, size=32)  # a seed whose corpus shows every messy form (re-picked when the world changes its random draws)
+MESSY_OPTIONS = SaycamOptions(minutes=30, seed=6, size=32)  # a seed whose corpus shows every messy form (re-picked when the world changes its random draws)
 SESSION = re.compile(r"[SAY]_\d{8}_\d{4}")
 STEM = re.compile(r"(?P<child>[SAY])_(?P<date>\d{8})_(?P<months>\d{2})(?P<days>\d{2})_(?P<segment>\d{2})")
 

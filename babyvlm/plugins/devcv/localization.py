@@ -3,7 +3,9 @@
 Objects whose category appears once in the frame, at least ``min_box`` px, with their centre clear of the
 midlines (``dead_zone`` of the frame size) are used. Frames are shown as recorded (never mirrored or
 flipped: an upside-down room would give the answer away); the quadrants are balanced *by selection*,
-taking candidates round-robin over the four quadrants. ``bb`` is the box in the written image.
+within bins of what the question's word and the frame's cheap statistics (the probe's, half-frame
+luminance included) predict of the quadrant's row and of its column (``options.stratified_pick``), so
+neither tells the quadrant. ``bb`` is the box in the written image.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import numpy as np
 
 from babyvlm.plugins.devcv.base import Draft, LetterTask
 from babyvlm.plugins.devcv.frames import provenance
-from babyvlm.plugins.devcv.options import balanced_pick
+from babyvlm.plugins.devcv.options import stratified_pick
+from babyvlm.plugins.devcv.probes import picture_statistics
 
 PROMPT = ("<image>\nPoint at the {obj}. Is it in the (A) top left or (B) top right or (C) bottom left or "
           "(D) bottom right of the image?")
@@ -25,6 +28,9 @@ class Localization(LetterTask):
     inputs, answer_text = "1 image, an object word", "A-D (quadrant)"
     n_options = 4
     dead_zone = 0.06
+    # bins per part (row, column): 2 x 2 cells. An exact per-word balance first, or 4 x 4 cells, left some builds
+    # under 100 test items and one 16 val items
+    statistic_bins = 2
     probe_orientation = True  # frames are never flipped; the probe checks that none tells its quadrant
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
@@ -36,8 +42,30 @@ class Localization(LetterTask):
                 if frame.count(box.category) == 1 and clear and min(box.bbox[2:]) >= material.min_box:
                     quadrant = 2 * (cy > frame.height / 2) + (cx > frame.width / 2)
                     candidates.append((recording, frame, box, quadrant))
-        chosen = balanced_pick(candidates, lambda c: c[3], self.max_items, rng)
+        # neither the question's word (where a kind of thing tends to be: a chair on the floor) nor the frame's
+        # cheap statistics (the probe's, half-frame luminance included) may tell the quadrant's row or column:
+        # the quadrants are balanced within bins of what the two predict of each
+        statistics = self._frame_statistics({(c[0].recording_id, c[1].frame_index): c for c in candidates}.values())
+        words = sorted({c[2].category for c in candidates})
+
+        def features(candidate) -> np.ndarray:
+            word = [float(candidate[2].category == w) for w in words]
+            return np.concatenate([statistics[(candidate[0].recording_id, candidate[1].frame_index)], word])
+
+        chosen = stratified_pick(candidates, lambda c: c[3], lambda c: (c[3] // 2, c[3] % 2), features,
+                                 self.max_items, rng, bins=self.statistic_bins)
         return [self._draft(recording, frame, box, quadrant) for recording, frame, box, quadrant in chosen]
+
+    def _frame_statistics(self, candidates) -> dict[tuple[str, int], np.ndarray]:
+        found = {}
+        for recording, frame, _, _ in candidates:
+            image = recording.image(frame)
+            luma = image[::2, ::2].astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], np.float32)
+            rows, cols = luma.shape[0] // 2, luma.shape[1] // 2
+            halves = [luma[:rows].mean() - luma[rows:].mean(), luma[:, :cols].mean() - luma[:, cols:].mean()]
+            found[(recording.recording_id, frame.frame_index)] = np.concatenate(
+                [picture_statistics(image, self.jpeg_quality, self.jpeg_bytes), halves])
+        return found
 
     def _draft(self, recording, frame, box, quadrant: int) -> Draft:
         image = recording.image(frame)

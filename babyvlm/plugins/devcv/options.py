@@ -210,6 +210,56 @@ def _two_folds(order: list[int], groups: list[Hashable] | None, rng: random.Rand
     return halves
 
 
+def stratified_pick(candidates: Sequence[Any], answer_of: Callable[[Any], Hashable],
+                    parts_of: Callable[[Any], Sequence[float]], features_of: Callable[[Any], Any], limit: int,
+                    rng: random.Random, bins: int = 4, keep: float = 0.5) -> list[Any]:
+    """Up to ``limit`` candidates chosen so that cheap features say nothing of an answer with several parts
+    (a quadrant's row and column): for each part, a least-squares fit on the standardised features and
+    their squares ranks the candidates into ``bins`` quantile bins; each cell of those bins' product gives as
+    many candidates of every answer as its rarest answer has (none where one is missing), and those are
+    taken round-robin over the answers up to ``limit``. A small set, where the cells would keep less than
+    ``keep`` of what a plain ``balanced_pick`` keeps, gets fewer bins (down to that plain pick).
+    ``decorrelated_pick`` is the one-number case."""
+    plain = len(balanced_pick(candidates, answer_of, limit, random.Random(0)))  # its own rng: rng is untouched
+    for level in range(bins, 1, -1):
+        chosen = _stratified_cells(candidates, answer_of, parts_of, features_of, limit, rng, level)
+        if len(chosen) >= keep * plain:
+            return chosen
+    return balanced_pick(candidates, answer_of, limit, rng)
+
+
+def _stratified_cells(candidates: Sequence[Any], answer_of: Callable[[Any], Hashable],
+                      parts_of: Callable[[Any], Sequence[float]], features_of: Callable[[Any], Any], limit: int,
+                      rng: random.Random, bins: int) -> list[Any]:
+    import numpy as np
+
+    if not candidates:
+        return []
+    x = np.asarray([features_of(c) for c in candidates], dtype=np.float64)
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    design = np.column_stack([x, x ** 2, np.ones(len(x))])
+    parts = np.asarray([list(parts_of(c)) for c in candidates], dtype=np.float64)
+    cells = np.zeros((len(candidates), parts.shape[1]), dtype=np.int64)
+    for column in range(parts.shape[1]):
+        predicted = design @ np.linalg.lstsq(design, parts[:, column], rcond=None)[0]
+        edges = np.quantile(predicted, np.linspace(0, 1, bins + 1)[1:-1])
+        cells[:, column] = np.searchsorted(edges, predicted, side="right")
+    by_cell: dict[tuple[int, ...], list[Any]] = {}
+    for candidate, cell in zip(candidates, cells, strict=True):
+        by_cell.setdefault(tuple(int(v) for v in cell), []).append(candidate)
+    answers = sorted({answer_of(c) for c in candidates}, key=str)
+    pooled: list[Any] = []
+    for cell in sorted(by_cell):
+        pools: dict[Hashable, list[Any]] = {answer: [] for answer in answers}
+        for candidate in by_cell[cell]:
+            pools[answer_of(candidate)].append(candidate)
+        take = min(len(pool) for pool in pools.values())  # a cell short of any answer gives none: it would tell it
+        for answer in answers:
+            rng.shuffle(pools[answer])
+            pooled += pools[answer][:take]
+    return balanced_pick(pooled, answer_of, limit, rng)
+
+
 def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], float], features_of: Callable[[Any], Any],
                       limit: int, rng: random.Random, bins: int = 5, per_answer: int | None = None,
                       quadratic: bool = False) -> list[Any]:

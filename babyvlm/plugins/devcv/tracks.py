@@ -9,7 +9,7 @@ sides, or exits against the motion, are not used. ``LeavingTask`` is the builder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -90,10 +90,14 @@ class LeavingTask(DirectionTask):
     inputs = "5-9 video frames, an object word"
     stride = 1
     spread = 1.3  # no direction more than 1.3 times as often as the rarest one
+    # binary VDR: an object leaving through a corner (top left) leaves through that side (left) too, so a
+    # corner exit is a left/right item; the open entry keeps the eight directions apart
+    corners_count_as_sides = False
+
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         candidates = []
         for recording in material.recordings:
-            found = [leaving for leaving in exits(recording.frames, stride=self.stride)
+            found = [leaving for leaving in map(self._as_asked, exits(recording.frames, stride=self.stride))
                      if leaving.direction in self.directions]
             # both VDR entries decode the frames of every exit at once, so the second finds them cached
             recording.images({index for leaving in found for index in (*leaving.visible, leaving.gone)})
@@ -116,6 +120,11 @@ class LeavingTask(DirectionTask):
                                         "recording": recording.recording_id,
                                         "sources": [f"{recording.recording_id}:{leaving.gone}:{leaving.track_id}"]}))
         return drafts
+
+    def _as_asked(self, leaving: Exit) -> Exit:
+        if self.corners_count_as_sides:
+            return replace(leaving, direction=leaving.direction.split()[-1])
+        return leaving
 
 
 def min_shown(leaving: Exit) -> int:

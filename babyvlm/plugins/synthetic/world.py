@@ -39,6 +39,7 @@ PILEABLE = ("ball", "block", "car", "apple", "duck", "cup", "spoon", "sock", "ke
             "shoe", "book", "bowl", "flower", "truck", "train", "boat", "bottle")
 PASS_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1))  # left, right, top, ...
 PASS_WEIGHTS = (0.19, 0.19, 0.08, 0.08, 0.115, 0.115, 0.115, 0.115)
+CROSSING_STREAM = 0xC7055  # spawn-key tail of the clear-floor crossings' random stream
 PILE_MAX = 12  # the most objects one pile holds (Object Counting's answers run to 12)
 OFF_VIEW = -1e4  # where an object waits while it is not in the scene
 
@@ -59,6 +60,9 @@ class Behaviour:
     hands_prob: float  # chance the wearer's hands are in view during a scene
     passer_rate: float = 0.0  # objects per second rolled, carried or walking across the view and out of it
     pile_prob: float = 0.0  # chance a scene holds a pile of one kind that grows and shrinks one object at a time
+    # more crossings, per second, in scenes without a pile (a clear floor to roll things across): they come from
+    # their own random stream and take track ids after every other track, so the rest of the world is unchanged
+    clear_floor_passer_rate: float = 0.0
 
     @classmethod
     def infant(cls, age_months: float) -> Behaviour:
@@ -68,7 +72,8 @@ class Behaviour:
                    move_prob=0.15 + 0.4 * p, enter_leave_prob=0.15 + 0.25 * p, cluster_prob=0.2 + 0.2 * p,
                    gaze_seconds=3.5 - 2.0 * p, follow_rate=0.8 + 1.6 * p, jitter=0.006 + 0.016 * p,
                    zoom_range=(0.92 - 0.1 * p, 1.12 + 0.18 * p), scene_seconds=(20.0, 60.0),
-                   hands_prob=0.6 - 0.3 * p, passer_rate=0.7 + 1.4 * p, pile_prob=0.3 + 0.6 * p)
+                   hands_prob=0.6 - 0.3 * p, passer_rate=0.7 + 1.4 * p, pile_prob=0.3 + 0.6 * p,
+                   clear_floor_passer_rate=0.7 + 1.4 * p)
 
     @classmethod
     def adult(cls) -> Behaviour:
@@ -274,13 +279,18 @@ class VideoWorld:
                  behaviour: Behaviour):
         if num_frames < 1 or size < 16 or fps <= 0:
             raise ValueError(f"need num_frames >= 1, size >= 16 and fps > 0; got {num_frames}, {size}, {fps}")
-        self.rng = np.random.default_rng(seed)
+        sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.rng = np.random.default_rng(sequence)
+        # the clear-floor crossings' own stream (a child of the world's seed that nothing else draws from)
+        self._crossing_rng = np.random.default_rng(
+            np.random.SeedSequence(sequence.entropy, spawn_key=(*sequence.spawn_key, CROSSING_STREAM)))
         self.num_frames, self.fps, self.size = num_frames, fps, size
         self.domain, self.behaviour = domain, behaviour
         self.events: list[Event] = []
         self.gazes: list[tuple[float, int | None]] = []  # (time, track looked at)
         self._next_track = 0
         self.scenes = self._plan_scenes()
+        self._plan_clear_floor_crossings()
         self._scene_of_frame = np.concatenate([np.full(s.end_frame - s.start_frame, k) for k, s in enumerate(self.scenes)])
         self._sprites = SpriteCache()
         self._vignette = self._make_vignette()
@@ -440,27 +450,41 @@ class VideoWorld:
                 break
         return best
 
-    def _plan_passers(self, scene: Scene, times: np.ndarray, side: int, taken: set[str]) -> list[Track]:
+    def _plan_clear_floor_crossings(self) -> None:
+        """``clear_floor_passer_rate`` more crossings in every scene without a pile, after all scenes are
+        planned and from their own stream: the piles, the other tracks and their ids stay as they were."""
+        rate = self.behaviour.clear_floor_passer_rate
+        if rate <= 0:
+            return
+        canvas_side = round(self.size * CANVAS_SCALE)
+        for scene in self.scenes:
+            if scene.pile_centre is None:
+                times = np.arange(scene.start_frame, scene.end_frame) / self.fps
+                scene.tracks += self._plan_passers(scene, times, canvas_side, set(), rate=rate, rng=self._crossing_rng)
+
+    def _plan_passers(self, scene: Scene, times: np.ndarray, side: int, taken: set[str], rate: float | None = None,
+                      rng: np.random.Generator | None = None) -> list[Track]:
         """Objects that cross the view and leave it through one of its eight sides and corners (a ball
         rolling past, a toy carried off, the dog walking by), planned in view coordinates after the camera
         path so each really leaves the picture the way it was sent."""
-        rng, n = self.rng, len(times)
+        rng = self.rng if rng is None else rng
+        rate = self.behaviour.passer_rate if rate is None else rate
+        n = len(times)
         duration = n / self.fps
         words = [c.name for c in self.behaviour.vocabulary]
         tracks = []
-        for _ in range(int(rng.poisson(self.behaviour.passer_rate * duration))):
+        for _ in range(int(rng.poisson(rate * duration))):
             crossing = float(rng.uniform(1.6, 3.0))
             if duration < crossing + 0.5:
                 break
             start = float(rng.uniform(times[0], times[0] + duration - crossing))
             dx, dy = PASS_DIRECTIONS[int(rng.choice(len(PASS_DIRECTIONS), p=PASS_WEIGHTS))]
             name = str(words[int(rng.integers(len(words)))])
-            tracks.append(self._passer(scene, times, side, name, start, crossing, (dx, dy)))
+            tracks.append(self._passer(scene, times, side, name, start, crossing, (dx, dy), rng))
         return tracks
 
     def _passer(self, scene: Scene, times: np.ndarray, side: int, name: str, start: float, crossing: float,
-                direction: tuple[int, int]) -> Track:
-        rng = self.rng
+                direction: tuple[int, int], rng: np.random.Generator) -> Track:
         variant = SpriteVariant.random(rng)
         aspect = DESIGNS[name].aspect * variant.aspect_scale
         longest = self.size * rng.uniform(*self.domain.object_size)
