@@ -59,12 +59,8 @@ class Localization(LetterTask):
     def _frame_statistics(self, candidates) -> dict[tuple[str, int], np.ndarray]:
         found = {}
         for recording, frame, _, _ in candidates:
-            image = recording.image(frame)
-            luma = image[::2, ::2].astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], np.float32)
-            rows, cols = luma.shape[0] // 2, luma.shape[1] // 2
-            halves = [luma[:rows].mean() - luma[rows:].mean(), luma[:, :cols].mean() - luma[:, cols:].mean()]
-            found[(recording.recording_id, frame.frame_index)] = np.concatenate(
-                [picture_statistics(image, self.jpeg_quality, self.jpeg_bytes), halves])
+            found[(recording.recording_id, frame.frame_index)] = picture_statistics(
+                recording.image(frame), self.jpeg_quality, self.jpeg_bytes, orientation=True)
         return found
 
     def _draft(self, recording, frame, box, quadrant: int) -> Draft:

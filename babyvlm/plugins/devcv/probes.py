@@ -135,19 +135,23 @@ class ImageStats:
 
 
 def picture_statistics(rgb: np.ndarray, quality: int = 90,
-                       encode: Callable[[np.ndarray], bytes] | None = None) -> np.ndarray:
+                       encode: Callable[[np.ndarray], bytes] | None = None, orientation: bool = False) -> np.ndarray:
     """The cheap statistics of an RGB array as it will be written (encoded at ``quality``): what the
     builders balance so that ``image_stats`` finds nothing (log bytes, luminance mean and std, colour).
     The file size is the encoding's; the others are read from the array itself, every other pixel (an
     encoding or the subsampling moves them by a fraction of a grey level). ``encode``: the builder's own
-    encoder at ``quality`` (``DevCVTask.jpeg_bytes``), so a picture that is written is encoded once."""
+    encoder at ``quality`` (``DevCVTask.jpeg_bytes``), so a picture that is written is encoded once.
+    ``orientation``: also top-minus-bottom and left-minus-right half luminance."""
     from babyvlm.media import encode_jpeg
 
     pixels = rgb[::2, ::2].astype(np.float32)  # every other pixel: the same moments at a quarter of the cost
     luma = pixels @ np.asarray([0.299, 0.587, 0.114], np.float32)
     encoded = encode(rgb) if encode is not None else encode_jpeg(rgb, quality)
-    return np.asarray([math.log(len(encoded)), luma.mean(), luma.std(),
-                       *pixels.reshape(-1, 3).mean(axis=0)], np.float32)
+    found = [math.log(len(encoded)), luma.mean(), luma.std(), *pixels.reshape(-1, 3).mean(axis=0)]
+    if orientation:  # the half-picture luminance differences of ``ImageStats(orientation=True)``
+        rows, cols = luma.shape[0] // 2, luma.shape[1] // 2
+        found += [luma[:rows].mean() - luma[rows:].mean(), luma[:, :cols].mean() - luma[:, cols:].mean()]
+    return np.asarray(found, np.float32)
 
 
 # ---- features of one decision -------------------------------------------------------------------------
