@@ -16,7 +16,8 @@ import numpy as np
 from babyvlm.core.constants import IMAGE_TOKEN
 from babyvlm.plugins.devcv.annotations import FrameObjects, ObjectBox
 from babyvlm.plugins.devcv.base import DirectionTask, Draft
-from babyvlm.plugins.devcv.options import balanced_pick, balanced_within
+from babyvlm.plugins.devcv.options import balanced_pick, balanced_within, stratified_pick
+from babyvlm.plugins.devcv.probes import picture_statistics
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class LeavingTask(DirectionTask):
     # binary VDR: an object leaving through a corner (top left) leaves through that side (left) too, so a
     # corner exit is a left/right item; the open entry keeps the eight directions apart
     corners_count_as_sides = False
+    stratify_statistics = False  # choose by ``_stratified`` instead of the round-robin over directions
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         candidates = []
@@ -104,10 +106,13 @@ class LeavingTask(DirectionTask):
             candidates += [(recording, leaving) for leaving in found]
         # each object word's directions evened out first (its word must not tell where an object goes)
         candidates = balanced_within(candidates, lambda c: c[1].category, lambda c: c[1].direction, rng)
-        # the spread cap alone bounds the commonest direction (no stopping when one direction is left: with two
-        # directions that would throw away every exit beyond the rarer side's count)
-        chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread,
-                               until_one_left=False)
+        if self.stratify_statistics:
+            chosen = self._stratified(candidates, rng)
+        else:
+            # the spread cap alone bounds the commonest direction (no stopping when one direction is left: with
+            # two directions that would throw away every exit beyond the rarer side's count)
+            chosen = balanced_pick(candidates, lambda c: c[1].direction, self.max_items, rng, spread=self.spread,
+                                   until_one_left=False)
         drafts = []
         for recording, leaving in chosen:
             length = rng.randint(min_shown(leaving), len(leaving.visible) + 1)
@@ -120,6 +125,28 @@ class LeavingTask(DirectionTask):
                                         "recording": recording.recording_id,
                                         "sources": [f"{recording.recording_id}:{leaving.gone}:{leaving.track_id}"]}))
         return drafts
+
+    def _stratified(self, candidates: list, rng) -> list:
+        """The directions balanced within bins of what cheap statistics of the frames every item shows (the
+        first of the last four seen, and the one the object is gone from, with their difference) predict of
+        the direction (``options.stratified_pick``): the binary entry's corner exits of the clear-floor
+        crossings let them tell the side on one corpus seed (image_stats 0.607 vs 0.5)."""
+        memo: dict[tuple[str, int], np.ndarray] = {}
+
+        def statistics(recording, index: int) -> np.ndarray:
+            key = (recording.recording_id, index)
+            if key not in memo:
+                memo[key] = picture_statistics(recording.images([index])[index], self.jpeg_quality, self.jpeg_bytes)
+            return memo[key]
+
+        def features(candidate) -> np.ndarray:
+            recording, leaving = candidate
+            first, gone = statistics(recording, leaving.visible[-4]), statistics(recording, leaving.gone)
+            return np.concatenate([first, gone, gone - first])
+
+        order = {direction: rank for rank, direction in enumerate(self.directions)}
+        return stratified_pick(candidates, lambda c: c[1].direction, lambda c: (order[c[1].direction],), features,
+                               self.max_items, rng)
 
     def _as_asked(self, leaving: Exit) -> Exit:
         if self.corners_count_as_sides:

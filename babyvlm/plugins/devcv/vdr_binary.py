@@ -14,5 +14,6 @@ class VDRBinary(LeavingTask):
     answer_text = "left / right"
     directions = BINARY_DIRECTIONS
     corners_count_as_sides = True
+    stratify_statistics = True
     question = ("Does the {obj} leave the frame through the right side of the frame or the left side of the "
               "frame?")
