@@ -235,13 +235,11 @@ def _stratified_cells(candidates: Sequence[Any], answer_of: Callable[[Any], Hash
 
     if not candidates:
         return []
-    x = np.asarray([features_of(c) for c in candidates], dtype=np.float64)
-    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-    design = np.column_stack([x, x ** 2, np.ones(len(x))])
+    features = [features_of(c) for c in candidates]
     parts = np.asarray([list(parts_of(c)) for c in candidates], dtype=np.float64)
     cells = np.zeros((len(candidates), parts.shape[1]), dtype=np.int64)
     for column in range(parts.shape[1]):
-        predicted = design @ np.linalg.lstsq(design, parts[:, column], rcond=None)[0]
+        predicted = _least_squares_fit(features, parts[:, column], quadratic=True)
         edges = np.quantile(predicted, np.linspace(0, 1, bins + 1)[1:-1])
         cells[:, column] = np.searchsorted(edges, predicted, side="right")
     by_cell: dict[tuple[int, ...], list[Any]] = {}
@@ -260,6 +258,18 @@ def _stratified_cells(candidates: Sequence[Any], answer_of: Callable[[Any], Hash
     return balanced_pick(pooled, answer_of, limit, rng)
 
 
+def _least_squares_fit(features: Sequence[Any], target: Any, quadratic: bool) -> Any:
+    """What a least-squares fit of ``target`` on the standardised features (and, with ``quadratic``, their
+    squares) predicts for each row: the linear part of what a probe could read from them."""
+    import numpy as np
+
+    x = np.asarray(features, dtype=np.float64)
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    ones = np.ones(len(x))
+    design = np.column_stack([x, x ** 2, ones] if quadratic else [x, ones])
+    return design @ np.linalg.lstsq(design, np.asarray(target, dtype=np.float64), rcond=None)[0]
+
+
 def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], float], features_of: Callable[[Any], Any],
                       limit: int, rng: random.Random, bins: int = 5, per_answer: int | None = None,
                       quadratic: bool = False) -> list[Any]:
@@ -272,11 +282,8 @@ def decorrelated_pick(candidates: Sequence[Any], answer_of: Callable[[Any], floa
 
     if not candidates:
         return []
-    x = np.asarray([features_of(c) for c in candidates], dtype=np.float64)
-    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
     y = np.asarray([float(answer_of(c)) for c in candidates])
-    design = np.column_stack([x, x ** 2, np.ones(len(y))] if quadratic else [x, np.ones(len(y))])
-    predicted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    predicted = _least_squares_fit([features_of(c) for c in candidates], y, quadratic)
     order = np.argsort(predicted, kind="stable")
     groups = [list(part) for part in np.array_split(order, bins)]
     share = -(-limit // bins)
