@@ -10,7 +10,9 @@ RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``
 ``phases/2-joint/weights.safetensors``; TASK: a task's short name (``localize``, ``compare_synthetic``...);
 KNOBS: comma-separated, ``base`` for none: ``lnconn`` (layer-norm the connector's output to the text
 embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / ``conn10`` (10x learning rate
-for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16).
+for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
+``train<N>`` (train on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built
+with a larger ``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
 ``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is
 printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
 """
@@ -89,12 +91,16 @@ def main() -> None:
     parser.add_argument("--blank", action="store_true")
     parser.add_argument("--tasks-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("phase3_knobs.jsonl"))
+    parser.add_argument("--val-limit", type=int, default=None)
     args = parser.parse_args()
     knobs = set(args.knobs.split(","))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     tasks = args.tasks_dir or args.run / "tasks" / "saycam"
-    train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val")
+    train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val")[: args.val_limit]
+    subset = next((int(k[5:]) for k in knobs if k.startswith("train")), None)
+    if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
+        train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
     model = build_model(args.run, knobs)
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
@@ -129,7 +135,7 @@ def main() -> None:
             scores = [-model(**batch([item], [answer]))["loss"].item() for answer in item["space"]]
             correct += item["space"][int(np.argmax(scores))] == item["answer"]
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
-               val_acc=round(correct / len(val), 4), n=len(val), train_s=round(train_seconds, 1),
+               val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train), train_s=round(train_seconds, 1),
                loss_first=round(float(np.mean(losses[:20])), 3), loss_last=round(float(np.mean(losses[-20:])), 3))
     print(json.dumps(row))
     with open(args.out, "a") as handle:

@@ -5,21 +5,42 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from babyvlm.plugins.devcv.count import no_dominant_count
+from babyvlm.plugins.devcv.count import CONSTANT_ALPHA, cap_commonest, even_out_counts
 from babyvlm.plugins.devcv.options import balanced_pick
 
 
-def test_a_split_short_of_some_counts_gets_no_dominant_count():
-    supply = {1: 13, 2: 2, 3: 9, 4: 10, 5: 4, 6: 2}  # the demo's val split before the rule: '1' was 32 %
-    chosen = [("rec", None, "ball", count) for count, n in supply.items() for _ in range(n)]
-    kept = Counter(entry[3] for entry in no_dominant_count(chosen, 0.25))
-    assert kept == {1: 8, 2: 2, 3: 8, 4: 8, 5: 4, 6: 2}  # 8 of 32: a quarter
-    assert max(kept.values()) / sum(kept.values()) <= 0.25
+def _candidates(supply: dict[int, int]) -> list[tuple]:
+    return [("rec", None, "ball", count) for count, n in supply.items() for _ in range(n)]
+
+
+def test_a_split_short_of_some_counts_gets_no_constant_shortcut():
+    from babyvlm.plugins.devcv.probes import constant_shortcut
+
+    # the demo corpus's val split on task seed 1 before the rule: a constant '1' scored 0.250 vs 0.083
+    supply = {1: 13, 2: 13, 3: 7, 4: 1, 5: 7, 6: 8, 7: 3}
+    before = Counter(entry[3] for entry in _candidates(supply))
+    assert constant_shortcut(13 / 52, 52, 1 / 12, tries=12)[0]
+    kept = Counter(entry[3] for entry in cap_commonest(_candidates(supply)))
+    total, top = sum(kept.values()), max(kept.values())
+    assert not constant_shortcut(top / total, total, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
+    # the largest such cap: one more item of each of the two commonest counts would be a shortcut
+    assert constant_shortcut((top + 1) / (total + 2), total + 2, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
+    assert {count for count, n in kept.items() if n < before[count]} == {1, 2}  # only the commonest cut
+
+
+def test_counts_too_rare_for_a_uniform_split_are_dropped():
+    from scipy.stats import chisquare
+
+    # corpus seed 2's test split: fifteen each of 1-8, then 6 / 1 / 1 of 9-11 (chi-square p = 0.0009)
+    supply = {**{count: 15 for count in range(1, 9)}, 9: 6, 10: 1, 11: 1}
+    kept = Counter(entry[3] for entry in even_out_counts(_candidates(supply), 0.05))
+    assert kept == {**{count: 15 for count in range(1, 9)}, 9: 6}
+    assert chisquare(list(kept.values())).pvalue >= 0.05
 
 
 def test_a_flat_split_is_left_as_it_is():
-    chosen = [("rec", None, "ball", count) for count in range(1, 8) for _ in range(13)]
-    assert no_dominant_count(chosen, 0.25) == chosen
+    chosen = _candidates({count: 13 for count in range(1, 12)})
+    assert even_out_counts(chosen, 0.05) == chosen
 
 
 def test_two_directions_keep_the_commoner_side_up_to_the_spread():

@@ -8,10 +8,13 @@ least 8 px: ``SplitMaterial.whole_counts``): the count is then unambiguous. Fram
 some keyframe of the split are asked about (a word that only ever appears alone would give its answer
 away). Items are chosen so that the frames' cheap statistics (file size, luminance, colour) predict nothing
 of the count (``options.decorrelated_pick``: counts taken round-robin within bins of a linear prediction
-from those statistics), with at most ``max_items / 20`` items per count and no count above a quarter of the
-split's items, so the golds are as flat over the answer space as the video allows.
-The balance check tests the counts the split holds (a split of home video may hold no pile of twelve);
-chance stays 1/12, and the majority probe shows what a missing count is worth to a guesser.
+from those statistics), with at most ``max_items / 20`` items per count, so the golds are as flat over the
+answer space as the video allows. Home video holds few piles of some sizes (a small val split may hold two
+piles of four; another seed's test split one pile of ten), so each split's golds are then evened out
+(``even_out_counts``): the commonest counts are cut until a constant guess of one is no shortcut by the
+validity suite's own test (``probes.constant_shortcut``, at ``CONSTANT_ALPHA``: a margin), and a count too
+rare for the golds to pass a test of uniformity over the counts kept (chi-square p >= ``balance_p``) is
+dropped from that split. Chance stays 1/12; the balance check tests the counts the split holds.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from babyvlm.plugins.devcv.options import decorrelated_pick
 from babyvlm.plugins.devcv.probes import picture_statistics
 from babyvlm.plugins.devcv.words import plural
 
+CONSTANT_ALPHA = 0.05  # the constant check fails at p < 0.01: a builder keeping p >= 0.05 stays clear of it
 PROMPT = "<image>\nHow many {objs} do you see?"
 COUNT_SPACE = tuple(range(1, 13))
 
@@ -36,9 +40,9 @@ class ObjectCounting(NumberTask):
     # at most max_items / 20 items per count (15 of 300): with the piles a 16-minute demo corpus holds, that
     # gives the test split >= 100 items while the most frequent count stays far below a guesser's threshold
     items_per_count_divisor = 20
-    # a split short of some pile sizes (a small val split) keeps no count above a quarter of its items (3x
-    # chance), so a constant guess of its commonest count gains little
-    max_share = 0.25
+    # a split's golds must pass a uniformity test over the counts it keeps at this level (the check's
+    # gold_balance fails only below 0.001: the builder keeps a wide margin)
+    balance_p = 0.05
 
     def make_drafts(self, material, rng, split: str) -> list[Draft]:
         found = [entry for entry in material.whole_counts(self.every_sec) if entry[3] in COUNT_SPACE]
@@ -62,7 +66,7 @@ class ObjectCounting(NumberTask):
 
         cap = max(2, -(-self.max_items // self.items_per_count_divisor))
         chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
-        chosen = no_dominant_count(chosen, self.max_share)
+        chosen = even_out_counts(chosen, self.balance_p)
         space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],
                       choices=space, extras={"object": category, **provenance([(recording, frame)])})
@@ -75,17 +79,37 @@ class ObjectCounting(NumberTask):
         return counts, [str(n) for n in COUNT_SPACE if counts[str(n)]]
 
 
-def no_dominant_count(chosen: list[tuple], max_share: float) -> list[tuple]:
-    """``chosen`` (in its shuffled order) with the commonest counts cut until none holds more than
-    ``max_share`` of the items (at least 2 per count kept): a split where few piles of some sizes exist gets
-    no answer a constant guess could ride on."""
+def even_out_counts(chosen: list[tuple], balance_p: float) -> list[tuple]:
+    """``chosen`` (in its shuffled order; ``entry[3]`` is the count) cut until no constant guess is a
+    shortcut (``cap_commonest``) and the counts kept pass a uniformity test (``drop_rarest``), alternating
+    until neither cuts more: dropping a rare count raises the others' shares."""
+    while True:
+        evened = drop_rarest(cap_commonest(chosen), balance_p)
+        if len(evened) == len(chosen):
+            return evened
+        chosen = evened
+
+
+def cap_commonest(chosen: list[tuple]) -> list[tuple]:
+    """``chosen`` with at most ``cap`` items per count (first come, first kept), ``cap`` the largest at which
+    a constant guess of the commonest count is no shortcut by ``probes.constant_shortcut`` over the items
+    kept, Bonferroni-corrected over the answer space as the ``constant`` check does, at ``CONSTANT_ALPHA``
+    (five times the check's: a margin), at least 2 per count."""
     from collections import Counter
+
+    from babyvlm.plugins.devcv.probes import constant_shortcut
 
     per_count = Counter(entry[3] for entry in chosen)
     if not per_count:
         return chosen
+    chance = 1 / len(COUNT_SPACE)
+
+    def shortcut(cap: int) -> bool:
+        total = sum(min(n, cap) for n in per_count.values())
+        return constant_shortcut(cap / total, total, chance, tries=len(COUNT_SPACE), alpha=CONSTANT_ALPHA)[0]
+
     cap = max(per_count.values())
-    while cap > 2 and cap > max_share * sum(min(n, cap) for n in per_count.values()):
+    while cap > 2 and shortcut(cap):
         cap -= 1
     kept, taken = [], Counter()
     for entry in chosen:
@@ -93,3 +117,16 @@ def no_dominant_count(chosen: list[tuple], max_share: float) -> list[tuple]:
             kept.append(entry)
             taken[entry[3]] += 1
     return kept
+
+
+def drop_rarest(chosen: list[tuple], balance_p: float) -> list[tuple]:
+    """``chosen`` without its rarest counts (the larger count first among equally rare ones), dropped one at
+    a time while the counts kept fail a chi-square test of uniformity at ``balance_p`` (two counts at least)."""
+    from collections import Counter
+
+    from scipy.stats import chisquare
+
+    per_count = Counter(entry[3] for entry in chosen)
+    while len(per_count) > 2 and chisquare(list(per_count.values())).pvalue < balance_p:
+        del per_count[min(per_count, key=lambda count: (per_count[count], -count))]
+    return [entry for entry in chosen if entry[3] in per_count]

@@ -404,6 +404,16 @@ def run_probes(task: Any, test_items: Sequence[TaskItem], train_items: Sequence[
     return outcomes
 
 
+def constant_shortcut(score: float, units: int, chance: float, tries: int = 1,
+                      alpha: float = ALPHA) -> tuple[bool, float]:
+    """Whether a score over ``units`` independent answers is a shortcut by the suite's rule (more than
+    ``MARGIN`` above ``chance`` with one-sided binomial p < ``alpha``, Bonferroni-corrected over ``tries``
+    answers tried), and that p-value. The ``constant`` check asks it; a builder asks it of its own golds
+    with a stricter ``alpha``, so that what it keeps is not at the check's edge."""
+    p_value = min(1.0, _greater(score, max(1, units), chance) * tries)
+    return score - chance > MARGIN and p_value < alpha, p_value
+
+
 def _greater(score: float, effective: int, level: float) -> float:
     """One-sided binomial p-value of ``score`` over ``effective`` units against ``level``."""
     from scipy.stats import binomtest
