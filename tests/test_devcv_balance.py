@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from babyvlm.plugins.devcv.count import CONSTANT_ALPHA, cap_commonest, even_out_counts
+from babyvlm.plugins.devcv.count import CONSTANT_ALPHA, cap_commonest, drop_rarest, even_out_counts
 from babyvlm.plugins.devcv.options import balanced_pick
 
 
@@ -18,24 +18,64 @@ def test_a_split_short_of_some_counts_gets_no_constant_shortcut():
 
     # the demo corpus's val split on task seed 1 before the rule: a constant '1' scored 0.250 vs 0.083
     supply = {1: 13, 2: 13, 3: 7, 4: 1, 5: 7, 6: 8, 7: 3}
-    before = Counter(entry[3] for entry in _candidates(supply))
     assert constant_shortcut(13 / 52, 52, 1 / 12, tries=12)[0]
-    kept = Counter(entry[3] for entry in cap_commonest(_candidates(supply)))
-    total, top = sum(kept.values()), max(kept.values())
-    assert not constant_shortcut(top / total, total, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
-    # the largest such cap: one more item of each of the two commonest counts would be a shortcut
-    assert constant_shortcut((top + 1) / (total + 2), total + 2, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
-    assert {count for count, n in kept.items() if n < before[count]} == {1, 2}  # only the commonest cut
+    kept = Counter(entry[3] for entry in even_out_counts(_candidates(supply), 0.05))
+    # the largest cap that passes is 9 (10 of 46 would be a shortcut at CONSTANT_ALPHA); only 1 and 2 are cut
+    assert kept == {1: 9, 2: 9, 3: 7, 4: 1, 5: 7, 6: 8, 7: 3}
+    assert not constant_shortcut(9 / 44, 44, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
+    assert constant_shortcut(10 / 46, 46, 1 / 12, tries=12, alpha=CONSTANT_ALPHA)[0]
 
 
 def test_counts_too_rare_for_a_uniform_split_are_dropped():
     from scipy.stats import chisquare
 
-    # corpus seed 2's test split: fifteen each of 1-8, then 6 / 1 / 1 of 9-11 (chi-square p = 0.0009)
+    # corpus seed 2's test split: fifteen each of 1-8, then 6 / 1 / 1 of 9-11 (chi-square p = 0.0009); nothing
+    # is common enough to cap, so this is drop_rarest alone
     supply = {**{count: 15 for count in range(1, 9)}, 9: 6, 10: 1, 11: 1}
+    assert cap_commonest(_candidates(supply)) == _candidates(supply)
     kept = Counter(entry[3] for entry in even_out_counts(_candidates(supply), 0.05))
     assert kept == {**{count: 15 for count in range(1, 9)}, 9: 6}
     assert chisquare(list(kept.values())).pvalue >= 0.05
+
+
+def test_equally_rare_counts_go_larger_first():
+    # 9 and 10 are equally rare: dropping 10 alone makes the rest uniform enough, so 9 stays
+    supply = {**{count: 12 for count in range(1, 9)}, 9: 1, 10: 1}  # chi-square p = 0.019; without 10, 0.27
+    kept = Counter(entry[3] for entry in drop_rarest(_candidates(supply), 0.05))
+    assert 10 not in kept and kept[9] == 1
+
+
+def test_cap_and_drop_alternate_until_neither_cuts():
+    # one round (cap to 7, then drop the single piles) leaves 11 and 3 too common among fewer items: a second
+    # round caps them again
+    supply = {4: 1, 12: 1, 11: 10, 8: 3, 7: 6, 3: 8, 5: 1}
+    one_round = Counter(entry[3] for entry in drop_rarest(cap_commonest(_candidates(supply)), 0.05))
+    assert one_round[11] == 7 and one_round[3] == 7
+    kept = even_out_counts(_candidates(supply), 0.05)
+    assert Counter(entry[3] for entry in kept)[11] == 6
+    assert even_out_counts(kept, 0.05) == kept  # stable
+
+
+def test_the_first_items_of_each_count_are_kept_in_order():
+    chosen = [("rec", index, "ball", 1 + index % 3) for index in range(60)] + [("rec", 99, "ball", 4)] * 3
+    kept = cap_commonest(chosen)
+    cap = Counter(entry[3] for entry in kept)[1]
+    assert 2 <= cap < 20
+    taken: Counter = Counter()
+    expected = []
+    for entry in chosen:  # the first `cap` of every count, in the order given
+        if taken[entry[3]] < cap:
+            expected.append(entry)
+            taken[entry[3]] += 1
+    assert kept == expected
+
+
+def test_degenerate_splits():
+    assert even_out_counts([], 0.05) == []
+    one = [("rec", None, "ball", 4)]
+    assert even_out_counts(one, 0.05) == one
+    single_count = _candidates({5: 30})
+    assert Counter(entry[3] for entry in even_out_counts(single_count, 0.05)) == {5: 2}  # the floor of two
 
 
 def test_a_flat_split_is_left_as_it_is():

@@ -9,12 +9,15 @@ some keyframe of the split are asked about (a word that only ever appears alone 
 away). Items are chosen so that the frames' cheap statistics (file size, luminance, colour) predict nothing
 of the count (``options.decorrelated_pick``: counts taken round-robin within bins of a linear prediction
 from those statistics), with at most ``max_items / 20`` items per count, so the golds are as flat over the
-answer space as the video allows. Home video holds few piles of some sizes (a small val split may hold two
-piles of four; another seed's test split one pile of ten), so each split's golds are then evened out
+answer space as the video allows. Home video holds few piles of some sizes (a small val split may hold one
+pile of four; another seed's test split one pile of ten), so each split's golds are then evened out
 (``even_out_counts``): the commonest counts are cut until a constant guess of one is no shortcut by the
-validity suite's own test (``probes.constant_shortcut``, at ``CONSTANT_ALPHA``: a margin), and a count too
-rare for the golds to pass a test of uniformity over the counts kept (chi-square p >= ``balance_p``) is
-dropped from that split. Chance stays 1/12; the balance check tests the counts the split holds.
+validity suite's own test (``probes.constant_shortcut`` at ``CONSTANT_ALPHA``, five times the check's
+alpha: a margin), and a count too rare for the golds to pass a test of uniformity over the counts kept
+(chi-square p >= ``balance_p``) is dropped from that split. What that guarantees is that the check cannot tell a
+constant guess from chance on the split as built — on a split holding few distinct counts (a val split of
+home video) that is bought with items: such a split is cut small, and every item cut is counted in the
+manifest (``count_evened_out``). Chance stays 1/12; the balance check tests the counts the split holds.
 """
 
 from __future__ import annotations
@@ -66,7 +69,12 @@ class ObjectCounting(NumberTask):
 
         cap = max(2, -(-self.max_items // self.items_per_count_divisor))
         chosen = decorrelated_pick(countable, lambda entry: entry[3], features, self.max_items, rng, per_answer=cap)
-        chosen = even_out_counts(chosen, self.balance_p)
+        evened = even_out_counts(chosen, self.balance_p)
+        kept = {id(entry) for entry in evened}
+        for recording, frame, category, count in (entry for entry in chosen if id(entry) not in kept):
+            # counted in the manifest: a split cut to even out its counts says how much it lost
+            self.report.skip("count_evened_out", f"{split}:{recording.recording_id}@{frame.frame_index}:{category}={count}")
+        chosen = evened
         space = [str(n) for n in COUNT_SPACE]
         return [Draft(images=[recording.image(frame)], turns=[(PROMPT.format(objs=plural(category)), str(count))],
                       choices=space, extras={"object": category, **provenance([(recording, frame)])})

@@ -409,7 +409,7 @@ def constant_shortcut(score: float, units: int, chance: float, tries: int = 1,
     """Whether a score over ``units`` independent answers is a shortcut by the suite's rule (more than
     ``MARGIN`` above ``chance`` with one-sided binomial p < ``alpha``, Bonferroni-corrected over ``tries``
     answers tried), and that p-value. The ``constant`` check asks it; a builder asks it of its own golds
-    with a stricter ``alpha``, so that what it keeps is not at the check's edge."""
+    with a larger ``alpha`` (it calls more scores shortcuts), so that what it keeps is not at the check's edge."""
     p_value = min(1.0, _greater(score, max(1, units), chance) * tries)
     return score - chance > MARGIN and p_value < alpha, p_value
 
