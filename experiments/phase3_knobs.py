@@ -11,7 +11,7 @@ RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``
 KNOBS: comma-separated, ``base`` for none: ``lnconn`` (layer-norm the connector's output to the text
 embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / ``conn10`` (10x learning rate
 for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
-``train<N>`` (train on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built
+``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built
 with a larger ``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
 ``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is
 printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
@@ -60,6 +60,10 @@ def build_model(run: Path, knobs: set[str]) -> BabyLLaVA:
     model = BabyLLaVA.from_pretrained(run / "checkpoint")
     model.load_state_dict(load_file(str(run / "phases" / "2-joint" / "weights.safetensors")), strict=False)
     model.use_template("baby_v1_qfirst")
+    if "freshvis" in knobs:  # encoder and connector from a fresh random init: does phase 0-2 help or hurt here?
+        for module in [*model.encoder.modules(), *model.connector.modules()]:
+            if hasattr(module, "reset_parameters") and module is not model.encoder and module is not model.connector:
+                module.reset_parameters()
     if "lnconn" in knobs:  # the image tokens at the text embeddings' scale (they sit ~40x above it)
         connector = model.connector
         target = model.language_model.get_input_embeddings().weight.norm(dim=-1).mean().item()
