@@ -11,8 +11,9 @@ RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``
 KNOBS: comma-separated, ``base`` for none: ``lnconn`` (layer-norm the connector's output to the text
 embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / ``conn10`` (10x learning rate
 for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
-``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built
-with a larger ``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
+``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``train<N>`` (train
+on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built with a larger
+``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
 ``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is
 printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
 """
@@ -37,10 +38,10 @@ from babyvlm.plugins.babyllava.model import BabyLLaVA
 DIRECTIONS = ["top", "top right", "right", "bottom right", "bottom", "bottom left", "left", "top left"]
 
 
-def load_items(tasks: Path, short: str, split: str) -> list[dict]:
+def load_items(tasks: Path, short: str, split: str, limit: int | None = None) -> list[dict]:
     raw = json.loads((tasks / f"{short}_{split}.json").read_text())
     items = []
-    for item in raw if isinstance(raw, list) else raw["items"]:
+    for item in (raw if isinstance(raw, list) else raw["items"])[:limit]:  # decode only the images scored
         paths = item["image"] if isinstance(item["image"], list) else [item["image"]]
         question, answer = item["conversations"][0]["value"], item["conversations"][1]["value"]
         if item.get("choices"):
@@ -101,7 +102,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     tasks = args.tasks_dir or args.run / "tasks" / "saycam"
-    train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val")[: args.val_limit]
+    train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val", args.val_limit)
     subset = next((int(k[5:]) for k in knobs if k.startswith("train")), None)
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
@@ -139,7 +140,8 @@ def main() -> None:
             scores = [-model(**batch([item], [answer]))["loss"].item() for answer in item["space"]]
             correct += item["space"][int(np.argmax(scores))] == item["answer"]
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
-               val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train), train_s=round(train_seconds, 1),
+               val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train),
+               train_s=round(train_seconds, 1),
                loss_first=round(float(np.mean(losses[:20])), 3), loss_last=round(float(np.mean(losses[-20:])), 3))
     print(json.dumps(row))
     with open(args.out, "a") as handle:
