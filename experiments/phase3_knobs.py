@@ -5,13 +5,19 @@ demo's model and template), so a knob that needs no platform change can be measu
 
 usage:
   python experiments/phase3_knobs.py RUN TASK STEPS KNOBS SEED [--blank] [--tasks-dir DIR] [--out FILE]
+                                     [--val-limit N] [--encoder WEIGHTS]
 
 RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``checkpoint/`` and
 ``phases/2-joint/weights.safetensors``; TASK: a task's short name (``localize``, ``compare_synthetic``...);
 KNOBS: comma-separated, ``base`` for none: ``lnconn`` (layer-norm the connector's output to the text
 embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / ``conn10`` (10x learning rate
 for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
-``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``train<N>`` (train
+``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``perm`` (every train item's option pictures in a fresh random order each time
+it is drawn, the answer letter following its picture), ``lm<N>`` (a fresh LM of N layers, word embeddings kept), ``mimqk`` (mimetic attention: every layer's query and key projections
+re-set so that attention starts as a similarity between positions), ``freezeenc`` (the encoder does not train; with ``--encoder PATH``,
+encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``), ``freshlm`` (the LM's layers re-initialised, its embeddings kept), ``pic`` / ``pic1`` (one more token per picture, an MLP on its
+whole flattened grid, in front of the per-cell tokens / instead of them), ``v1`` (the
+``baby_v1`` template: images where the prompt has them, instead of the demo's question-first order), ``train<N>`` (train
 on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built with a larger
 ``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
 ``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is
@@ -57,14 +63,88 @@ def load_items(tasks: Path, short: str, split: str, limit: int | None = None) ->
     return items
 
 
-def build_model(run: Path, knobs: set[str]) -> BabyLLaVA:
+def permute_options(item: dict, rng: random.Random) -> dict:
+    """The item with its option pictures in a random order and the answer letter moved with its picture.
+    Options are pictures when the answer space is k letters and the item has k or k + 1 pictures (a query
+    picture first): the last k pictures, in letter order. Other items are returned as they are."""
+    space, images = item["space"], item["images"]
+    k = len(space)
+    if not all(len(a) == 1 and a.isalpha() for a in space) or len(images) not in (k, k + 1):
+        return item
+    order = list(range(k))
+    rng.shuffle(order)  # new slot j shows old option order[j]
+    head = images[: len(images) - k]
+    options = images[len(images) - k:]
+    answer = space[order.index(space.index(item["answer"]))]
+    return dict(item, images=head + [options[i] for i in order], answer=answer)
+
+
+def mimetic_query_key(language_model: torch.nn.Module, noise: float = 0.1) -> None:
+    """Every layer's query and key projections set so that ``q . k`` starts as a similarity of the two
+    positions' (normed) states in a random head-sized subspace: each KV group's key projection is a random
+    Gaussian map, and its query heads copy it (plus a little noise). The rest of the LM is untouched."""
+    config = language_model.config
+    width, heads, groups = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    head = width // heads
+    with torch.no_grad():
+        for layer in language_model.model.layers:
+            attention = layer.self_attn
+            keys = torch.randn(groups, head, width) / math.sqrt(width)
+            queries = keys.repeat_interleave(heads // groups, dim=0)
+            queries = queries + noise * torch.randn_like(queries) / math.sqrt(width)
+            attention.k_proj.weight.copy_(keys.reshape(groups * head, width))
+            attention.q_proj.weight.copy_(queries.reshape(heads * head, width))
+
+
+class PictureCode(torch.nn.Module):
+    """The connector plus one token per picture from its whole flattened grid (``keep``: in front of the
+    per-cell tokens; otherwise the picture is that one token)."""
+
+    def __init__(self, base: torch.nn.Module, tokens: int, width_in: int, width_out: int, keep: bool):
+        super().__init__()
+        self.base, self.keep = base, keep
+        self.code = torch.nn.Sequential(torch.nn.Linear(tokens * width_in, width_out), torch.nn.GELU(),
+                                        torch.nn.Linear(width_out, width_out))
+        self.out_features = width_out
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        code = self.code(features.flatten(1)).unsqueeze(1)
+        return torch.cat([code, self.base(features)], dim=1) if self.keep else code
+
+    def output_tokens(self, input_tokens: int) -> int:
+        return int(input_tokens) + 1 if self.keep else 1
+
+
+def build_model(run: Path, knobs: set[str], encoder: Path | None = None) -> BabyLLaVA:
     model = BabyLLaVA.from_pretrained(run / "checkpoint")
     model.load_state_dict(load_file(str(run / "phases" / "2-joint" / "weights.safetensors")), strict=False)
-    model.use_template("baby_v1_qfirst")
+    model.use_template("baby_v1" if "v1" in knobs else "baby_v1_qfirst")
     if "freshvis" in knobs:  # encoder and connector from a fresh random init: does phase 0-2 help or hurt here?
         for module in [*model.encoder.modules(), *model.connector.modules()]:
             if hasattr(module, "reset_parameters") and module is not model.encoder and module is not model.connector:
                 module.reset_parameters()
+    if encoder is not None:  # e.g. supervised_ceiling.py --save-encoder: features known to carry the task
+        model.encoder.load_state_dict(load_file(str(encoder)))
+    if "freshlm" in knobs:  # the LM's layers from a fresh random init (its word embeddings kept)
+        for layer in model.language_model.model.layers:
+            for module in layer.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.reset_parameters()
+                elif hasattr(module, "weight") and module.weight.ndim == 1:  # RMSNorm
+                    torch.nn.init.ones_(module.weight)
+    depth = next((int(k[2:]) for k in knobs if re.fullmatch(r"lm\d+", k)), None)
+    if depth is not None:  # a fresh LM of this many layers (the word embeddings, final norm and head kept)
+        from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+        config = model.language_model.config
+        config.num_hidden_layers = depth
+        model.language_model.model.layers = torch.nn.ModuleList(LlamaDecoderLayer(config, i) for i in range(depth))
+        model.language_model.model.layers.apply(model.language_model._init_weights)
+    if "mimqk" in knobs:  # mimetic attention (Trockman & Kolter 2023): W_q^T W_k ~ a similarity at the start
+        mimetic_query_key(model.language_model)
+    if "pic" in knobs or "pic1" in knobs:  # a whole-picture token: an MLP on the flattened grid (the layout kept)
+        model.connector = PictureCode(model.connector, int(model.encoder.num_tokens), int(model.encoder.hidden_size),
+                                      model.connector.out_features, keep="pic" in knobs)
     if "lnconn" in knobs:  # the image tokens at the text embeddings' scale (they sit ~40x above it)
         connector = model.connector
         target = model.language_model.get_input_embeddings().weight.norm(dim=-1).mean().item()
@@ -79,8 +159,9 @@ def build_model(run: Path, knobs: set[str]) -> BabyLLaVA:
 
 def optimizer(model: BabyLLaVA, knobs: set[str]) -> torch.optim.Optimizer:
     lr = next((float(k[2:]) for k in knobs if k.startswith("lr")), 2e-3)
-    groups = [dict(params=list(model.encoder.parameters()), lr=lr * (10 if "enc10" in knobs else 1)),
-              dict(params=list(model.connector.parameters()), lr=lr * (10 if "conn10" in knobs else 1))]
+    groups = [] if "freezeenc" in knobs else [
+        dict(params=list(model.encoder.parameters()), lr=lr * (10 if "enc10" in knobs else 1))]
+    groups += [dict(params=list(model.connector.parameters()), lr=lr * (10 if "conn10" in knobs else 1))]
     if "freezelm" not in knobs:
         groups.append(dict(params=list(model.language_model.parameters()), lr=lr))
     return torch.optim.AdamW(groups, weight_decay=0.01)
@@ -97,6 +178,7 @@ def main() -> None:
     parser.add_argument("--tasks-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("phase3_knobs.jsonl"))
     parser.add_argument("--val-limit", type=int, default=None)
+    parser.add_argument("--encoder", type=Path, default=None, help="encoder weights to start from (safetensors)")
     args = parser.parse_args()
     knobs = set(args.knobs.split(","))
     torch.manual_seed(args.seed)
@@ -106,7 +188,7 @@ def main() -> None:
     subset = next((int(k[5:]) for k in knobs if k.startswith("train")), None)
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
-    model = build_model(args.run, knobs)
+    model = build_model(args.run, knobs, args.encoder)
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
@@ -121,11 +203,15 @@ def main() -> None:
 
     started, losses = time.perf_counter(), []
     model.train()
+    if "freezeenc" in knobs:  # frozen means its batch-norm statistics too
+        model.encoder.eval().requires_grad_(False)
     for step in range(args.steps):
         warm = min(1.0, (step + 1) / max(1, int(0.05 * args.steps)))
         for group, base in zip(opt.param_groups, base_lrs, strict=True):
             group["lr"] = base * warm * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         chosen = random.sample(train, min(batch_size, len(train)))
+        if "perm" in knobs:
+            chosen = [permute_options(x, random) for x in chosen]
         loss = model(**batch(chosen, [x["answer"] for x in chosen]))["loss"]
         opt.zero_grad()
         loss.backward()
@@ -140,6 +226,7 @@ def main() -> None:
             scores = [-model(**batch([item], [answer]))["loss"].item() for answer in item["space"]]
             correct += item["space"][int(np.argmax(scores))] == item["answer"]
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
+               encoder=str(args.encoder) if args.encoder else None,
                val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train),
                train_s=round(train_seconds, 1),
                loss_first=round(float(np.mean(losses[:20])), 3), loss_last=round(float(np.mean(losses[-20:])), 3))
