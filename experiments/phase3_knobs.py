@@ -14,7 +14,8 @@ embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / `
 for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
 ``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``perm`` (every train item's option pictures in a fresh random order each time
 it is drawn, the answer letter following its picture), ``lm<N>`` (a fresh LM of N layers, word embeddings kept), ``mimqk`` (mimetic attention: every layer's query and key projections
-re-set so that attention starts as a similarity between positions), ``freezeenc`` (the encoder does not train; with ``--encoder PATH``,
+re-set so that attention starts as a similarity between positions), ``slot`` (a learned embedding per picture slot added to its tokens),
+``freezeenc`` (the encoder does not train; with ``--encoder PATH``,
 encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``), ``freshlm`` (the LM's layers re-initialised, its embeddings kept), ``pic`` / ``pic1`` (one more token per picture, an MLP on its
 whole flattened grid, in front of the per-cell tokens / instead of them), ``v1`` (the
 ``baby_v1`` template: images where the prompt has them, instead of the demo's question-first order), ``train<N>`` (train
@@ -94,6 +95,25 @@ def mimetic_query_key(language_model: torch.nn.Module, noise: float = 0.1) -> No
             queries = queries + noise * torch.randn_like(queries) / math.sqrt(width)
             attention.k_proj.weight.copy_(keys.reshape(groups * head, width))
             attention.q_proj.weight.copy_(queries.reshape(heads * head, width))
+
+
+def add_slot_embeddings(model: BabyLLaVA, counts: set[int]) -> None:
+    """Tag every picture's tokens with its slot in the sample (values carry no position under RoPE, so the
+    answer cannot otherwise tell which picture an attended feature came from). Needs one picture count for
+    every item; the embeddings train with the connector."""
+    if len(counts) != 1:
+        raise SystemExit(f"slot: items differ in picture count {sorted(counts)}")
+    (per_sample,) = counts
+    width = model.connector.out_features
+    model.connector.slots = torch.nn.Parameter(torch.randn(per_sample, width))
+    encode = model.encode_images
+
+    def encode_with_slots(pixel_values: torch.Tensor) -> torch.Tensor:
+        features = encode(pixel_values)
+        slot = torch.arange(features.shape[0]) % per_sample  # pictures are flattened sample by sample
+        return features + model.connector.slots[slot].unsqueeze(1)
+
+    model.encode_images = encode_with_slots
 
 
 class PictureCode(torch.nn.Module):
@@ -189,6 +209,8 @@ def main() -> None:
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
     model = build_model(args.run, knobs, args.encoder)
+    if "slot" in knobs:  # a learned embedding per picture slot (1st, 2nd, ...) added to that picture's tokens
+        add_slot_embeddings(model, {len(x["images"]) for x in train + val})
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
