@@ -9,20 +9,23 @@ usage:
 
 RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``checkpoint/`` and
 ``phases/2-joint/weights.safetensors``; TASK: a task's short name (``localize``, ``compare_synthetic``...);
-KNOBS: comma-separated, ``base`` for none: ``lnconn`` (layer-norm the connector's output to the text
-embeddings' scale), ``freezelm`` (train encoder + connector only), ``enc10`` / ``conn10`` (10x learning rate
-for the encoder / connector), ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16),
-``freshvis`` (encoder and connector re-initialised at random, the language model kept), ``perm`` (every train item's option pictures in a fresh random order each time
-it is drawn, the answer letter following its picture), ``lm<N>`` (a fresh LM of N layers, word embeddings kept), ``mimqk`` (mimetic attention: every layer's query and key projections
-re-set so that attention starts as a similarity between positions), ``slot`` (a learned embedding per picture slot added to its tokens),
-``freezeenc`` (the encoder does not train; with ``--encoder PATH``,
-encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``), ``freshlm`` (the LM's layers re-initialised, its embeddings kept), ``pic`` / ``pic1`` (one more token per picture, an MLP on its
-whole flattened grid, in front of the per-cell tokens / instead of them), ``v1`` (the
-``baby_v1`` template: images where the prompt has them, instead of the demo's question-first order), ``train<N>`` (train
-on N of the train items, one fixed subset for every seed: with a ``--tasks-dir`` built with a larger
-``--max-items``, the train-set size alone varies). ``--val-limit``: score the first N val items.
-``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is
-printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
+KNOBS: comma-separated, ``base`` for none:
+- optimisation: ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16), ``enc10`` /
+  ``conn10`` (10x learning rate for the encoder / connector), ``freezelm`` (train encoder + connector only),
+  ``freezeenc`` (the encoder does not train, batch-norm statistics included);
+- starting points: ``freshvis`` (encoder and connector re-initialised, the LM kept), ``freshlm`` (the LM's
+  layers re-initialised, its embeddings kept), ``lm<N>`` (a fresh LM of N layers, embeddings kept),
+  ``mimqk`` (mimetic attention: query and key projections re-set so that attention starts as a similarity),
+  ``--encoder PATH`` (encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``);
+- picture tokens: ``lnconn`` (the connector's output layer-normed to the text embeddings' scale), ``pic`` /
+  ``pic1`` (one more token per picture, an MLP on its whole flattened grid, in front of the per-cell tokens /
+  instead of them), ``slot`` (a learned embedding per picture slot added to its tokens);
+- data: ``v1`` (the ``baby_v1`` template: images where the prompt has them, not question first), ``perm``
+  (each drawn train item's option pictures in a fresh random order, the answer letter following its
+  picture), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a
+  ``--tasks-dir`` built with a larger ``--max-items``, the train-set size alone varies).
+``--val-limit``: score the first N val items. ``--blank``: every image one constant grey picture (the blind
+twin's view). One JSON line per run is printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
 """
 
 from __future__ import annotations
@@ -64,13 +67,19 @@ def load_items(tasks: Path, short: str, split: str, limit: int | None = None) ->
     return items
 
 
+def options_are_pictures(space: list[str], pictures: int) -> bool:
+    """An item's options are its pictures when its answer space is k letters and it has k pictures, or k + 1
+    with a query picture first (Picture Vocabulary, Who Has More, Left/Right, Spatial Details)."""
+    letters = all(len(answer) == 1 and answer.isalpha() for answer in space)
+    return letters and pictures in (len(space), len(space) + 1)
+
+
 def permute_options(item: dict, rng: random.Random) -> dict:
-    """The item with its option pictures in a random order and the answer letter moved with its picture.
-    Options are pictures when the answer space is k letters and the item has k or k + 1 pictures (a query
-    picture first): the last k pictures, in letter order. Other items are returned as they are."""
+    """The item with its option pictures (the last k, in letter order: ``options_are_pictures``) in a random
+    order and the answer letter moved with its picture; other items are returned as they are."""
     space, images = item["space"], item["images"]
     k = len(space)
-    if not all(len(a) == 1 and a.isalpha() for a in space) or len(images) not in (k, k + 1):
+    if not options_are_pictures(space, len(images)):
         return item
     order = list(range(k))
     rng.shuffle(order)  # new slot j shows old option order[j]

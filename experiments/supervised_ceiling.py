@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from phase3_knobs import load_items  # the sibling script: decodes items, states each task's answer space
+from phase3_knobs import load_items, options_are_pictures  # the sibling script: items and their answer space
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -135,8 +135,7 @@ def main() -> None:
     if len(space) != 1:
         raise SystemExit(f"{args.task}: items differ in answer space {space}")
     (n_space,), n_images = space, max(images)
-    letters = all(len(a) == 1 and a.isalpha() for a in train_items[0]["space"])
-    options = letters and len(images) == 1 and n_images in (n_space, n_space + 1)
+    options = len(images) == 1 and options_are_pictures(train_items[0]["space"], n_images)
     mode = "options" if options and not args.joint else "joint"
     model = Ceiling(len(vocab) + 2, n_space, n_images)
     model.product = not args.no_product
