@@ -50,7 +50,7 @@ def words(text: str) -> list[str]:
 
 
 class Ceiling(nn.Module):
-    def __init__(self, vocab: int, space: int, max_images: int):
+    def __init__(self, vocab: int, space: int, max_images: int, product: bool = True):
         super().__init__()
         self.encoder = CNNEncoder("tiny")
         self.picture = nn.Sequential(nn.Flatten(1), nn.Linear(self.encoder.num_tokens * self.encoder.hidden_size,
@@ -60,8 +60,7 @@ class Ceiling(nn.Module):
         self.option = nn.Sequential(nn.Linear(4 * WIDTH, 2 * WIDTH), nn.ReLU(), nn.Linear(2 * WIDTH, 1))
         self.joint = nn.Sequential(nn.Linear((max_images + 1) * WIDTH, 2 * WIDTH), nn.ReLU(),
                                    nn.Linear(2 * WIDTH, space))
-        self.max_images = max_images
-        self.product = True
+        self.max_images, self.product = max_images, product
 
     def forward(self, pixels: torch.Tensor, question: torch.Tensor, mode: str, options: int) -> torch.Tensor:
         batch, images = pixels.shape[:2]
@@ -94,8 +93,7 @@ def encode(items: list[dict], encoder: CNNEncoder, vocab: dict[str, int], blank:
             grey = grey if grey is not None else encoder.preprocess(np.full_like(item["images"][0], 128))
             pixels = grey.unsqueeze(0).expand_as(pixels).clone()
         ids = [vocab.get(w, 1) for w in words(item["question"])] or [1]
-        encoded.append(dict(pixels=pixels, ids=torch.tensor(ids), label=item["space"].index(item["answer"]),
-                            space=len(item["space"])))
+        encoded.append(dict(pixels=pixels, ids=torch.tensor(ids), label=item["space"].index(item["answer"])))
     return encoded
 
 
@@ -126,6 +124,8 @@ def main() -> None:
     parser.add_argument("--save-encoder", type=Path, default=None,
                         help="write the trained encoder (safetensors) for phase3_knobs.py --encoder")
     args = parser.parse_args()
+    if args.steps < 1:
+        raise SystemExit(f"steps must be at least 1, got {args.steps}")
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     train_items, val_items = load_items(args.tasks, args.task, "train"), load_items(args.tasks, args.task, "val")
@@ -137,8 +137,7 @@ def main() -> None:
     (n_space,), n_images = space, max(images)
     options = len(images) == 1 and options_are_pictures(train_items[0]["space"], n_images)
     mode = "options" if options and not args.joint else "joint"
-    model = Ceiling(len(vocab) + 2, n_space, n_images)
-    model.product = not args.no_product
+    model = Ceiling(len(vocab) + 2, n_space, n_images, product=not args.no_product)
     if args.init is not None:
         weights = load_file(str(args.init / "phases" / "2-joint" / "weights.safetensors"))
         model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
