@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import re
 from pathlib import Path
@@ -150,6 +151,10 @@ class _process_group:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # The runner's DDP wrapper sits in a reference cycle: collected only at interpreter exit,
+                # after the group is gone, it aborted a rank under load ("terminate called without an
+                # active exception", exit -6; 9 of 29 runs). Collect it while the group still lives.
+                gc.collect()
                 dist.destroy_process_group()
         return False
 
