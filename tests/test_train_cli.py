@@ -143,6 +143,7 @@ def test_ddp_two_gloo_processes_match_one_process_at_the_same_global_batch(prepa
                          env=prepared["env"], capture_output=True, text=True, timeout=600,
                          cwd=tmp_path)  # not the repo root: its stale babyvlm.egg-info would shadow the install
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("phase 0-language: 6 steps") == 1 and ddp.stdout.count("results: ") == 1  # rank 0 alone
 
     def curve(work):
         return [json.loads(line)["loss"] for line in (work / "phases" / "0-language" / "metrics.jsonl").read_text().splitlines()]

@@ -42,7 +42,8 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
     cfg = load_config(config)
     apply_overrides(cfg, overrides, "--set")
     work_dir = work_dir or Path("runs") / Path(config).stem
-    experiment = training_experiment(cfg, work_dir, log=_rank_log())  # a run config's {tasks} resolved
+    say = _rank_log()  # under torchrun, rank 0 alone reports
+    experiment = training_experiment(cfg, work_dir, log=say)  # a run config's {tasks} resolved
     phases = experiment.select_phases(phase)  # an unknown phase fails before any work
     for selected in phases:  # a missing instruction file fails now, naming the commands that write it
         check_instruction_file(experiment, selected, config)
@@ -68,8 +69,8 @@ def train_command(config: str, phase: str, resume: bool, resume_from: str | None
             else:
                 results = [experiment.train_phase(selected["name"], resume=phase_resume)]
             for result in results:
-                click.echo(phase_line(result))
-    click.echo(f"results: {work_dir / 'results.json'}")
+                say(phase_line(result))
+    say(f"results: {work_dir / 'results.json'}")
 
 
 def check_instruction_file(experiment: Experiment, phase: dict[str, Any], config: str) -> None:
