@@ -56,3 +56,20 @@ def test_built_through_the_registry_it_satisfies_the_encoder_contract():
 def test_bad_options_are_named(options, message):
     with pytest.raises(ConfigError, match=message):
         CNNEncoder(**{"preset": "tiny", **options})
+
+
+def test_channels_last_activations_give_the_same_features_and_gradients_and_contiguous_weights():
+    torch.manual_seed(0)
+    fast = CNNEncoder("tiny")
+    plain = CNNEncoder("tiny", channels_last=False)
+    plain.load_state_dict(fast.state_dict())
+    pixels = torch.randn(4, 3, 64, 64)
+    out_fast, out_plain = fast(pixels), plain(pixels)
+    assert torch.allclose(out_fast, out_plain, atol=1e-4)
+    out_fast.square().sum().backward()
+    out_plain.square().sum().backward()
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
+        assert (a.grad - b.grad).norm() <= 1e-4 * b.grad.norm(), name
+        assert a.is_contiguous(), name  # safetensors saves only contiguous tensors
+    with pytest.raises(ConfigError, match="channels_last must be true or false"):
+        CNNEncoder("tiny", channels_last="yes")
