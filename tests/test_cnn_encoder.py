@@ -64,12 +64,22 @@ def test_channels_last_activations_give_the_same_features_and_gradients_and_cont
     plain = CNNEncoder("tiny", channels_last=False)
     plain.load_state_dict(fast.state_dict())
     pixels = torch.randn(4, 3, 64, 64)
+    layouts = {}
+
+    def record(name):
+        def hook(module, args, out):
+            layouts[name] = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+        return hook
+
+    fast.stem.register_forward_hook(record("fast"))
+    plain.stem.register_forward_hook(record("plain"))
     out_fast, out_plain = fast(pixels), plain(pixels)
+    assert layouts == {"fast": True, "plain": False}  # the convolutions ran on NHWC activations, or did not
     assert torch.allclose(out_fast, out_plain, atol=1e-4)
     out_fast.square().sum().backward()
     out_plain.square().sum().backward()
     for (name, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
         assert (a.grad - b.grad).norm() <= 1e-4 * b.grad.norm(), name
-        assert a.is_contiguous(), name  # safetensors saves only contiguous tensors
+        assert a.is_contiguous() and a.grad.is_contiguous(), name  # safetensors saves contiguous tensors only
     with pytest.raises(ConfigError, match="channels_last must be true or false"):
         CNNEncoder("tiny", channels_last="yes")

@@ -18,7 +18,7 @@ def features_and_grads(encoder: nn.Module, pixels: torch.Tensor, dedupe: bool):
     distinct, inverse = distinct_images(pixels, encoder) if dedupe else (pixels, None)
     features = encoder(distinct)
     if inverse is not None:
-        features = features[inverse]
+        features = features.index_select(0, inverse)
     weights = torch.linspace(-1, 1, features.numel(), dtype=features.dtype).reshape(features.shape)
     (features * weights).sum().backward()
     return features.detach(), [p.grad.clone() for p in encoder.parameters()], distinct.shape[0]
@@ -56,3 +56,27 @@ def test_dropout_in_training_keeps_every_copy():
     encoder = nn.Sequential(nn.Flatten(), nn.Dropout(0.5)).train()
     assert distinct_images(torch.zeros(4, 3, 8, 8), encoder)[1] is None
     assert distinct_images(torch.zeros(4, 3, 8, 8), encoder.eval())[0].shape[0] == 1
+
+
+def test_the_shared_features_gradient_is_the_same_on_every_run():
+    """A blind twin's batch is one blank many times over: the gather's backward must add the copies'
+    gradients in a fixed order, or the twin trains differently on every run (it did, with two threads)."""
+    from babyvlm.plugins.babyllava.model import BabyLLaVA
+
+    torch.manual_seed(0)
+    model = BabyLLaVA(encoder=dict(type="cnn", preset="tiny"),
+                      language_model=dict(type="llama", preset="tiny", vocab_size=64), template=None)
+    model.encoder.eval()
+    blanks = torch.full((300, 3, 64, 64), 0.1)
+    weights = torch.randn(300, model.tokens_per_image, model.connector.out_features)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = set()
+        for _ in range(8):
+            model.zero_grad()
+            (model.encode_images(blanks) * weights).sum().backward()
+            grads.add(b"".join(p.grad.numpy().tobytes() for p in model.connector.parameters()))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(grads) == 1

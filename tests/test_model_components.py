@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import babyvlm
-from babyvlm.core.errors import ConfigError, DataError, ModelInputError
+from babyvlm.core.errors import ConfigError, ModelInputError
 from babyvlm.media import encode_jpeg
 from babyvlm.plugins.vit.encoder import IMAGENET_MEAN, IMAGENET_STD
 
@@ -78,37 +78,6 @@ def test_preprocess_accepts_arrays_pil_and_jpeg_bytes():
     from_jpeg = encoder.preprocess(encode_jpeg(image, quality=95))
     assert from_jpeg.shape == from_array.shape
     assert (from_jpeg - from_array).abs().mean() < 0.1  # JPEG is lossy, but only slightly
-
-
-def test_jpeg_bytes_are_decoded_and_resized_once_then_served_from_the_bounded_cache(monkeypatch):
-    from babyvlm.plugins.vit import encoder as vit_encoder
-
-    cache = vit_encoder.ResizedCache(limit_bytes=2 * 64 * 64 * 3)  # room for two 64-px pictures
-    monkeypatch.setattr(vit_encoder, "RESIZED_CACHE", cache)
-    decoded = []
-    real_decode = vit_encoder.decode_jpeg
-    monkeypatch.setattr(vit_encoder, "decode_jpeg", lambda data: decoded.append(1) or real_decode(data))
-    rng = np.random.default_rng(0)
-    jpegs = [encode_jpeg(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8), quality=90) for _ in range(3)]
-    encoder = babyvlm.build("encoder", dict(type="cnn", preset="tiny"))
-    first = encoder.preprocess(jpegs[0])
-    again = encoder.preprocess(bytearray(jpegs[0]))
-    assert len(decoded) == 1 and (cache.hits, cache.misses) == (1, 1)
-    assert torch.equal(first, again)  # exactly what decoding and resizing again would give
-    first.fill_(0)  # a caller's tensor is its own: the cached picture is not touched
-    assert torch.equal(encoder.preprocess(jpegs[0]), again)
-    uncached = vit_encoder.resize_square(real_decode(jpegs[0]), 64)
-    assert np.array_equal(cache.resized(jpegs[0], 64), uncached)
-    for data in jpegs[1:]:  # a third picture evicts the least recently used one
-        encoder.preprocess(data)
-    assert len(cache.entries) == 2 and cache.size <= cache.limit_bytes
-    decoded.clear()
-    encoder.preprocess(jpegs[2])
-    encoder.preprocess(jpegs[0])
-    assert len(decoded) == 1  # jpegs[2] was still cached, jpegs[0] had been evicted
-    with pytest.raises(DataError, match="cannot decode JPEG"):  # damaged bytes fail as before, not cached
-        encoder.preprocess(b"\xff\xd8 not a jpeg")
-    assert len(cache.entries) == 2
 
 
 @pytest.mark.parametrize("bad", [np.zeros((8, 8, 3), dtype=np.float32), np.zeros((8, 8), dtype=np.uint8),

@@ -59,6 +59,9 @@ def test_the_study_runs_end_to_end_then_reuses_its_cache(tmp_path):
     assert forced["ran"] == ["report"]
     assert "| 0-language |" in (work / "report.md").read_text()  # the training section is still there
 
+    forced = outcome(run(work, flags=("--force", "blind_twin")))
+    assert forced["ran"] == ["blind_twin", "evaluation", "report"]  # what depends on it reruns too
+
     changed = outcome(run(work, 'evaluation.baselines=["random"]'))
     assert changed["ran"] == ["evaluation", "report"]  # nothing upstream of the evaluation reruns
 

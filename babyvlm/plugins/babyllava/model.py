@@ -247,7 +247,9 @@ class BabyLLaVA(torch.nn.Module):
         distinct, inverse = distinct_images(pixel_values, self.encoder)
         features = self.connector(self.encoder(distinct))
         if inverse is not None:
-            features = features[inverse]
+            # index_select, not features[inverse]: the backward of advanced indexing adds the duplicates'
+            # gradients in a thread-dependent order on CPU (a blind twin's training differed from run to run)
+            features = features.index_select(0, inverse)
         if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
             raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
                               f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "

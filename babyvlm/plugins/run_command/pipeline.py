@@ -307,7 +307,8 @@ class RunPipeline:
         return stages
 
     def run(self, force: Iterable[str] = ()) -> RunOutcome:
-        """Every stage, cached (see the module docstring); ``force`` names stages to rerun anyway. A
+        """Every stage, cached (see the module docstring); ``force`` names stages to rerun anyway, with every
+        stage that depends on them (their cache keys name the config, not the outputs it produced). A
         config without an ``evaluation`` section only trains (``Experiment.run``)."""
         if "evaluation" not in self.cfg:
             results = self.experiment.run()
@@ -318,13 +319,17 @@ class RunPipeline:
         stages = self.stages()
         refuse_unknown(sorted(set(force)), [s.name for s in stages], "--force", "stage")
         self.experiment.load_results()  # a reused model stage keeps its phases in results.json and the report
+        forced = set(force)
+        for stage in stages:  # in order: a stage after a forced one it depends on reruns too
+            if forced & set(stage.depends_on):
+                forced.add(stage.name)
         started = time.perf_counter()
         cache = StageCache(self.work_dir, log=self.log)
         for number, stage in enumerate(stages, 1):
             elapsed = time.perf_counter() - started
             self.experiment.results.seconds = _run_seconds(elapsed, cache)  # what the report states
             self.log(f"\n[{number}/{len(stages)}] {stage.name}  (elapsed {elapsed:.0f} s{_eta(stage.name, cache)})")
-            cache.run(stage, force=stage.name in set(force))
+            cache.run(stage, force=stage.name in forced)
         self.experiment.results.seconds = _run_seconds(time.perf_counter() - started, cache)
         self.experiment.write_results()
         return RunOutcome(seconds=round(time.perf_counter() - started, 1), ran=cache.ran, cached=cache.skipped,

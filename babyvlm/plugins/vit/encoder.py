@@ -6,9 +6,6 @@ Presets and options are described in the plugin's package docstring (``babyvlm/p
 from __future__ import annotations
 
 import copy
-import hashlib
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -165,61 +162,10 @@ def pad_to_square(rgb: np.ndarray) -> np.ndarray:
     return canvas
 
 
-class ResizedCache:
-    """Resized uint8 pictures by a digest of their JPEG bytes and the target size, least recently used out
-    first, bounded in bytes. A training phase draws the same task pictures epoch after epoch (a Memory item
-    holds 29), and decoding and resizing them again cost a phase-3 step as much as the encoder; the cached
-    result is the same array the decode and resize would give, so nothing downstream changes."""
-
-    def __init__(self, limit_bytes: int):
-        self.limit_bytes = limit_bytes
-        self.entries: OrderedDict[tuple[bytes, int], np.ndarray] = OrderedDict()
-        self.size = 0
-        self.hits = self.misses = 0
-        self.lock = threading.Lock()  # evaluation may preprocess from threads
-
-    def resized(self, data: bytes, image_size: int) -> np.ndarray:
-        key = (hashlib.blake2b(data, digest_size=16).digest(), image_size)
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-                self.hits += 1
-                return found
-        pixels = resize_square(to_rgb_array(data), image_size)
-        pixels.setflags(write=False)  # shared by every later hit
-        with self.lock:
-            self.misses += 1
-            if key not in self.entries and pixels.nbytes <= self.limit_bytes:
-                self.entries[key] = pixels
-                self.size += pixels.nbytes
-                while self.size > self.limit_bytes:
-                    _, dropped = self.entries.popitem(last=False)
-                    self.size -= dropped.nbytes
-        return pixels
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-            self.size = self.hits = self.misses = 0
-
-
-# 256 MiB per process: ~21,000 pictures at the tiny presets' 64 px, ~1,700 at 224 px
-RESIZED_CACHE = ResizedCache(256 * 2**20)
-
-
-def resize_square(rgb: np.ndarray, image_size: int) -> np.ndarray:
-    """HxWx3 uint8 -> padded to a square with its mean colour, resized bicubic to ``image_size`` (uint8)."""
-    resized = Image.fromarray(pad_to_square(rgb)).resize((image_size, image_size), resample=Image.Resampling.BICUBIC)
-    return np.asarray(resized)
-
-
 def preprocess_image(image: ImageLike, image_size: int) -> torch.Tensor:
-    if isinstance(image, (bytes, bytearray)):
-        resized = RESIZED_CACHE.resized(bytes(image), image_size)
-    else:
-        resized = resize_square(to_rgb_array(image), image_size)
-    pixels = torch.from_numpy(resized.astype(np.float32) / 255.0).permute(2, 0, 1)
+    square = pad_to_square(to_rgb_array(image))
+    resized = Image.fromarray(square).resize((image_size, image_size), resample=Image.Resampling.BICUBIC)
+    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (pixels - mean) / std
