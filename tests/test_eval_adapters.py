@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_eval_fixtures import LETTERS, hf_processor_for, jpeg, register_fakes, tiny_checkpoint, write_domain
 
@@ -232,6 +233,19 @@ def test_fingerprint_changes_with_the_weights(workspace, tmp_path, fakes):
     assert adapter(workspace).fingerprint() == adapter(workspace, batch_size=3).fingerprint()  # batching is not the model
     assert adapter(workspace).fingerprint() != registry.build(
         "eval_adapter", dict(type="babyvlm", path=str(other))).fingerprint()
+
+
+def test_an_in_memory_model_with_batch_norm_is_fingerprinted_by_its_weights():
+    from babyvlm.plugins.babyllava.model import BabyLLaVA
+    from babyvlm.plugins.evaluation.babyvlm_adapter import _state_hash
+
+    model = BabyLLaVA(encoder=dict(type="cnn", preset="tiny"),  # batch norm counts its batches in 0-dim tensors
+                      language_model=dict(type="llama", preset="tiny", vocab_size=64), template=None)
+    before = _state_hash(model)
+    assert _state_hash(model) == before
+    with torch.no_grad():
+        model.encoder.stem[0].weight[0, 0, 0, 0] += 1
+    assert _state_hash(model) != before
 
 
 def test_hf_adapter_on_a_tiny_local_llava(workspace, fakes):
