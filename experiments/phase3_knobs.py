@@ -12,8 +12,10 @@ RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point) with ``
 KNOBS: comma-separated, ``base`` for none:
 - optimisation: ``lr<x>`` (base learning rate, default 2e-3), ``bs32`` (batch 32, default 16), ``enc10`` /
   ``conn10`` (10x learning rate for the encoder / connector), ``freezelm`` (train encoder + connector only),
-  ``freezeenc`` (the encoder does not train, batch-norm statistics included);
-- starting points: ``freshvis`` (encoder and connector re-initialised, the LM kept), ``freshlm`` (the LM's
+  ``freezeenc`` (the encoder does not train, batch-norm statistics included); ``cachefeat`` (with
+  ``freezeenc``: every picture encoded once before training, so a step costs the connector and the LM only);
+- starting points: ``freshvis`` (encoder and connector re-initialised, the LM kept; with ``cachefeat`` the
+  random encoder's batch-norm statistics are those of the train pictures), ``freshlm`` (the LM's
   layers re-initialised, its embeddings kept), ``lm<N>`` (a fresh LM of N layers, embeddings kept),
   ``mimqk`` (mimetic attention: query and key projections re-set so that attention starts as a similarity),
   ``--encoder PATH`` (encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``);
@@ -144,6 +146,20 @@ class PictureCode(torch.nn.Module):
         return int(input_tokens) + 1 if self.keep else 1
 
 
+def calibrate_batch_norm(model: BabyLLaVA, items: list[dict]) -> None:
+    """Batch-norm running statistics of the encoder as the cumulative average over ``items``' pictures (a frozen
+    random encoder otherwise normalises with the reset statistics, mean 0 and variance 1)."""
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average
+    model.encoder.train()
+    with torch.no_grad():
+        for start in range(0, len(items), 32):
+            model.encoder(model._pixels([x["images"] for x in items[start:start + 32]])["pixel_values"])
+    model.encoder.eval()
+
+
 def build_model(run: Path, knobs: set[str], encoder: Path | None = None) -> BabyLLaVA:
     model = BabyLLaVA.from_pretrained(run / "checkpoint")
     model.load_state_dict(load_file(str(run / "phases" / "2-joint" / "weights.safetensors")), strict=False)
@@ -224,7 +240,29 @@ def main() -> None:
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
 
+    cache_started = time.perf_counter()
+    if "cachefeat" in knobs:  # frozen encoder, no augmentation: its output per picture never changes
+        if "freezeenc" not in knobs or "perm" in knobs or "slot" in knobs:
+            raise SystemExit("cachefeat needs freezeenc, and works without perm and slot")
+        if "freshvis" in knobs:  # a random encoder's batch-norm statistics from the train pictures, not 0 / 1
+            calibrate_batch_norm(model, train)
+        model.encoder.eval()
+        with torch.no_grad():
+            for item in train + val:
+                pixels = model._pixels([item["images"]])["pixel_values"]
+                item["features"] = model.encoder(torch.zeros_like(pixels) if args.blank else pixels)
+        model.encode_images = lambda features: model.connector(features)  # pixel_values: cached outputs
+        tokenizer, template = model._require_text_side()
+    cache_seconds = time.perf_counter() - cache_started
+
     def batch(items: list[dict], answers: list[str]) -> dict:
+        if "cachefeat" in knobs:
+            encoded = [template.encode([{"from": "human", "value": x["question"]}, {"from": "gpt", "value": a}],
+                                       tokenizer) for x, a in zip(items, answers, strict=True)]
+            prepared = model._pad([e.input_ids for e in encoded], [e.labels for e in encoded])
+            prepared["pixel_values"] = torch.cat([x["features"] for x in items])
+            prepared["image_counts"] = torch.tensor([len(x["images"]) for x in items])
+            return prepared
         samples = [dict(conversations=[{"from": "human", "value": x["question"]}, {"from": "gpt", "value": a}],
                         images=x["images"]) for x, a in zip(items, answers, strict=True)]
         prepared = model.prepare_batch(samples)
@@ -259,7 +297,7 @@ def main() -> None:
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
                encoder=str(args.encoder) if args.encoder else None,
                val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train),
-               train_s=round(train_seconds, 1),
+               train_s=round(train_seconds, 1), cache_s=round(cache_seconds, 1),
                loss_first=round(float(np.mean(losses[:20])), 3), loss_last=round(float(np.mean(losses[-20:])), 3))
     print(json.dumps(row))
     with open(args.out, "a") as handle:
