@@ -68,6 +68,7 @@ def test_the_shared_features_gradient_is_the_same_on_every_run():
                       language_model=dict(type="llama", preset="tiny", vocab_size=64), template=None)
     model.encoder.eval()
     blanks = torch.full((300, 3, 64, 64), 0.1)
+    assert distinct_images(blanks, model.encoder)[0].shape[0] == 1  # encoded once, gathered back 300 times
     weights = torch.randn(300, model.tokens_per_image, model.connector.out_features)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

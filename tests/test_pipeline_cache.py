@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from babyvlm.core.pipeline import Stage, StageCache, fingerprint
+from babyvlm.core.pipeline import Stage, StageCache, fingerprint, with_dependents
 
 
 def stages(calls: list[str], tmp_path, tokenizer_vocab: int = 100, model_width: int = 8) -> list[Stage]:
@@ -76,3 +76,19 @@ def test_an_interrupted_stage_has_no_record_and_reruns(tmp_path):
 def test_fingerprint_is_order_independent():
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_a_forced_stage_takes_its_dependents_along_even_after_an_interruption(tmp_path):
+    calls: list[str] = []
+    run_all(tmp_path, calls)
+    plan = stages(calls, tmp_path)
+    assert with_dependents(plan, ["data"]) == {"data", "tokenizer", "model", "tasks"}
+    assert with_dependents(plan, ["tokenizer"]) == {"tokenizer", "model"}  # tasks depend on data only
+    cache = StageCache(tmp_path, log=lambda line: None)
+    cache.forget(with_dependents(plan, ["tokenizer"]))
+    calls.clear()
+    cache.run(plan[0])
+    cache.run(plan[1], force=True)  # ... and the run stops here, before the model
+    calls.clear()
+    run_all(tmp_path, calls)
+    assert calls == ["model"]  # the forced tokenizer finished; the model's old record does not pass for current

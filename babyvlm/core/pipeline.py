@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,16 @@ class Stage:
     config: Any
     run: Callable[[], Mapping[str, Any]]
     depends_on: Sequence[str] = ()
+
+
+def with_dependents(stages: Sequence[Stage], names: Iterable[str]) -> set[str]:
+    """``names`` plus every stage that depends on one of them, directly or through others (``stages`` in the
+    order they run, each after what it depends on)."""
+    chosen = set(names)
+    for stage in stages:
+        if chosen & set(stage.depends_on):
+            chosen.add(stage.name)
+    return chosen
 
 
 class StageCache:
@@ -68,6 +78,13 @@ class StageCache:
         if not all(Path(p).exists() for p in outputs.get("paths", [])):
             return None
         return outputs
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop the records of these stages, so the next run reruns them even if this one stops early (a
+        forced stage keeps its key: without this, an interrupted forced run would leave its dependents'
+        old records looking current)."""
+        for name in names:
+            (self.folder / f"{name}.json").unlink(missing_ok=True)
 
     def run(self, stage: Stage, force: bool = False) -> dict[str, Any]:
         missing = [name for name in stage.depends_on if name not in self.keys]

@@ -247,8 +247,9 @@ class BabyLLaVA(torch.nn.Module):
         distinct, inverse = distinct_images(pixel_values, self.encoder)
         features = self.connector(self.encoder(distinct))
         if inverse is not None:
-            # index_select, not features[inverse]: the backward of advanced indexing adds the duplicates'
-            # gradients in a thread-dependent order on CPU (a blind twin's training differed from run to run)
+            # index_select, not features[inverse]: on CPU the backward of advanced indexing adds the duplicates'
+            # gradients in a thread-dependent order (a blind twin's training differed from run to run); on CUDA
+            # index_select's backward is the non-deterministic one unless torch.use_deterministic_algorithms
             features = features.index_select(0, inverse)
         if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
             raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "

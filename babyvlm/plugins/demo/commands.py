@@ -15,7 +15,7 @@ import click
 @click.option("--config", "config_path", default="demo", show_default=True, help="Config file or preset name.")
 @click.option("--set", "overrides", multiple=True,
               help="Override a config field, e.g. corpus.minutes=2 (VALUE is JSON, else a string).")
-@click.option("--force", multiple=True, metavar="STAGE", help="Rerun this stage even if its cached outputs are current.")
+@click.option("--force", multiple=True, metavar="STAGE", help="Rerun this stage (and what depends on it) even if its cached outputs are current.")
 @click.pass_context
 def demo_command(ctx: click.Context, out: Path, config_path: str, overrides: tuple[str, ...],
                  force: tuple[str, ...]) -> None:

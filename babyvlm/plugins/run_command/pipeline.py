@@ -56,7 +56,7 @@ from babyvlm.core.constants import TASK_SPLITS_FILE
 from babyvlm.core.errors import ConfigError
 from babyvlm.core.experiment import Experiment, ExperimentResults
 from babyvlm.core.io import atomic_write_json, load_json
-from babyvlm.core.pipeline import Stage, StageCache
+from babyvlm.core.pipeline import Stage, StageCache, with_dependents
 from babyvlm.core.records import TaskBuildRequest
 from babyvlm.core.specs import plain, spec_dict
 from babyvlm.core.validate import refuse_unknown
@@ -317,14 +317,13 @@ class RunPipeline:
         for phase in self.experiment.phases:  # trainer options' values, before the stages ahead of training
             registry.build("trainer", phase["trainer"])
         stages = self.stages()
-        refuse_unknown(sorted(set(force)), [s.name for s in stages], "--force", "stage")
+        force = set(force)
+        refuse_unknown(sorted(force), [s.name for s in stages], "--force", "stage")
         self.experiment.load_results()  # a reused model stage keeps its phases in results.json and the report
-        forced = set(force)
-        for stage in stages:  # in order: a stage after a forced one it depends on reruns too
-            if forced & set(stage.depends_on):
-                forced.add(stage.name)
+        forced = with_dependents(stages, force)  # their cache keys name configs, not what the forced stage made
         started = time.perf_counter()
         cache = StageCache(self.work_dir, log=self.log)
+        cache.forget(forced)
         for number, stage in enumerate(stages, 1):
             elapsed = time.perf_counter() - started
             self.experiment.results.seconds = _run_seconds(elapsed, cache)  # what the report states
