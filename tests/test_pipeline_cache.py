@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from babyvlm.core.pipeline import Stage, StageCache, fingerprint, with_dependents
 
 
@@ -86,6 +88,7 @@ def test_a_forced_stage_takes_its_dependents_along_even_after_an_interruption(tm
     assert with_dependents(plan, ["tokenizer"]) == {"tokenizer", "model"}  # tasks depend on data only
     cache = StageCache(tmp_path, log=lambda line: None)
     cache.forget(with_dependents(plan, ["tokenizer"]))
+    assert "seconds" in json.loads((cache.folder / "model.json").read_text())  # "took N s last time" stays
     calls.clear()
     cache.run(plan[0])
     cache.run(plan[1], force=True)  # ... and the run stops here, before the model

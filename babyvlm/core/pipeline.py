@@ -80,11 +80,14 @@ class StageCache:
         return outputs
 
     def forget(self, names: Iterable[str]) -> None:
-        """Drop the records of these stages, so the next run reruns them even if this one stops early (a
-        forced stage keeps its key: without this, an interrupted forced run would leave its dependents'
-        old records looking current)."""
+        """Mark these stages' records stale, so the next run reruns them even if this one stops early (a
+        forced stage keeps its key: otherwise an interrupted forced run would leave its dependents' old
+        records looking current). The rest of a record (its seconds: "took N s last time") stays."""
         for name in names:
-            (self.folder / f"{name}.json").unlink(missing_ok=True)
+            path = self.folder / f"{name}.json"
+            record = load_json(path) if path.is_file() else None
+            if isinstance(record, dict) and record.get("key") is not None:
+                atomic_write_json(path, {**record, "key": None})
 
     def run(self, stage: Stage, force: bool = False) -> dict[str, Any]:
         missing = [name for name in stage.depends_on if name not in self.keys]
