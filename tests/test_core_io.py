@@ -7,7 +7,14 @@ import sys
 import pytest
 
 from babyvlm.core.errors import ConfigError, DataError
-from babyvlm.core.io import atomic_write_bytes, atomic_write_json, load_json, parse_key_values, path_inside
+from babyvlm.core.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    load_json,
+    parse_key_values,
+    path_inside,
+    sort_safetensors_metadata,
+)
 from babyvlm.core.records import SkipReport
 
 
@@ -225,3 +232,31 @@ def test_atomic_output_replaces_only_on_success(tmp_path):
         tmp.write_bytes(b"half")
         raise ValueError("encoder failed")
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["video.mp4"]
+
+
+def test_sorted_safetensors_metadata_gives_the_same_bytes_and_keeps_the_contents(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.tensor([1, 2], dtype=torch.int64)}
+    metadata = {f"key{number}": f"value {number} é" for number in range(8)}
+    written = set()
+    for attempt in range(5):
+        path = tmp_path / f"w{attempt}.safetensors"
+        save_file(tensors, str(path), metadata=metadata)
+        sort_safetensors_metadata(path)
+        written.add(path.read_bytes())
+        with safe_open(str(path), framework="pt") as handle:
+            assert handle.metadata() == metadata
+            assert torch.equal(handle.get_tensor("b"), tensors["b"]) and torch.equal(handle.get_tensor("a"), tensors["a"])
+    assert len(written) == 1
+    header = next(iter(written))[8:].split(b"}}", 1)[0].decode()
+    assert header.index("key0") < header.index("key7")
+
+
+def test_sorting_safetensors_metadata_names_a_file_that_is_not_one(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes((1000).to_bytes(8, "little") + b"{}")
+    with pytest.raises(DataError, match="broken.safetensors"):
+        sort_safetensors_metadata(path)

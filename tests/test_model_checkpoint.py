@@ -331,6 +331,18 @@ def test_babyvlm_json_records_the_weights_sha256(tmp_path):
     assert meta["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
+def test_saving_the_same_weights_twice_gives_the_same_bytes_and_digest(tmp_path):
+    # safetensors orders its metadata differently from call to call; the export sorts it, so the recorded
+    # SHA-256 (and evaluation fingerprints built from it) follows the weights alone
+    model = tiny_model()
+    files, digests = set(), set()
+    for attempt in range(8):
+        save_quietly(model, tmp_path / f"ckpt{attempt}")
+        files.add((tmp_path / f"ckpt{attempt}" / "model.safetensors").read_bytes())
+        digests.add(json.loads((tmp_path / f"ckpt{attempt}" / "babyvlm.json").read_text())["weights_sha256"])
+    assert len(files) == 1 and len(digests) == 1
+
+
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated", "swapped"])
 def test_a_tampered_weights_file_is_refused_naming_both_digests(tmp_path, damage):
     folder, other = tmp_path / "ckpt", tmp_path / "other"

@@ -93,6 +93,33 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2
     return atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+def sort_safetensors_metadata(path: str | os.PathLike) -> None:
+    """Rewrite a safetensors file's header in place with its ``__metadata__`` keys sorted.
+
+    safetensors keeps the metadata in a hash map whose order changes from call to call, so the same tensors
+    and metadata gave files that differed byte for byte, and so did every SHA-256 recorded for them. Only
+    the order changes: the header keeps its length (padded with spaces, as safetensors pads it), the
+    tensors' bytes are not touched."""
+    target = Path(path)
+    with open(target, "r+b") as handle:
+        size_bytes = handle.read(8)
+        size = int.from_bytes(size_bytes, "little") if len(size_bytes) == 8 else -1
+        raw = handle.read(size) if size > 0 else b""
+        if len(raw) != size:
+            raise DataError(f"{target}: not a safetensors file (header of {size} bytes cannot be read)")
+        header = json.loads(raw)
+        if not isinstance(header.get("__metadata__"), dict):
+            return
+        ordered = {"__metadata__": dict(sorted(header["__metadata__"].items()))}
+        ordered.update((key, value) for key, value in header.items() if key != "__metadata__")
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for a reordering; refuse rather than move the tensors
+            raise DataError(f"{target}: sorted safetensors header is {len(text)} bytes, longer than the {size} "
+                            f"written; the file was left as it was")
+        handle.seek(8)
+        handle.write(text.ljust(size, b" "))
+
+
 def load_json(path: str | os.PathLike, encoding: str = "utf-8") -> Any:
     """Parse a JSON file; errors name the file and the line/column (or the undecodable byte)."""
     path = Path(path)

@@ -60,6 +60,7 @@ from babyvlm.core.io import (
     path_inside,
     replaced_folder,
     restore_interrupted_save,
+    sort_safetensors_metadata,
 )
 from babyvlm.plugins.babyllava.hf_processor import processor_blocker, write_processor_files
 
@@ -275,6 +276,7 @@ def _write_weights(target: Path, state: dict[str, torch.Tensor], layout: str) ->
     # written straight into the staging folder: the folder swap is what makes the checkpoint atomic
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(tensors, str(target), metadata={"format": "pt", "babyvlm_layout": layout})
+    sort_safetensors_metadata(target)  # the same weights give the same bytes, and so the same recorded SHA-256
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
