@@ -104,6 +104,16 @@ class Encoder(Protocol):
 
 
 @runtime_checkable
+class ImageFitting(Protocol):
+    """Optional for an encoder, and for a model: ``fit_image(image)`` -> the picture as ``preprocess`` will use
+    it (for the bundled encoders the uint8 ``S x S x 3`` pixels it normalises), such that preprocessing the
+    result gives exactly what preprocessing ``image`` gives. A trainer fits each picture of a dataset once
+    and keeps it across passes instead of decoding and resizing it on every draw."""
+
+    def fit_image(self, image: Any) -> Any: ...
+
+
+@runtime_checkable
 class Connector(Protocol):
     """Encoder features ``[B, T_in, d_enc]`` -> language-model tokens ``[B, T_out, d_lm]``. Optional:
     ``output_tokens`` (``TokenCounting``), without which a connector keeps the encoder's token count."""
@@ -177,7 +187,8 @@ class Model(Protocol):
 
     ``stages()`` maps a stage name (``0-language``, ``0-vision``, ``1-alignment``, ``2-joint``,
     ``3-instruction``) to the parts it trains; ``freeze_backbones(stage)`` applies it and returns the
-    parameter counts per part (``{part: {"params", "trainable"}}``) for the trainer to log.
+    parameter counts per part (``{part: {"params", "trainable"}}``) for the trainer to log. Optional:
+    ``fit_image`` (``ImageFitting``), which lets a trainer prepare each picture once.
     """
 
     tokens_per_image: int

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from babyvlm import registry
 from babyvlm.core.constants import IGNORE_INDEX, SPECIAL_IDS
-from babyvlm.core.contracts import connector_output_tokens, missing_members
+from babyvlm.core.contracts import ImageFitting, connector_output_tokens, missing_members
 from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
 from babyvlm.core.specs import is_spec, spec_dict
 from babyvlm.plugins.babyllava import freezing
@@ -203,6 +203,12 @@ class BabyLLaVA(torch.nn.Module):
         batch = self._pad([ids for ids, _ in encoded], [labels for _, labels in encoded])
         batch.update(self._pixels(images))
         return batch
+
+    def fit_image(self, image: Any) -> Any:
+        """One sample image as ``prepare_batch`` will use it: the encoder's ``fit_image`` (pixels at its input
+        size, which it then only normalises) where the encoder has one, else the image unchanged. Lets a
+        trainer fit each picture once and keep it (``contracts.ImageFitting``)."""
+        return self.encoder.fit_image(image) if isinstance(self.encoder, ImageFitting) else image
 
     def _pad(self, ids_list: list[list[int]], labels_list: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
         longest = max((len(ids) for ids in ids_list), default=0)

@@ -121,6 +121,12 @@ class CNNEncoder(nn.Module):
             tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
         return tokens
 
+    def fit_image(self, image: Any) -> Any:
+        """One image -> the uint8 ``[S, S, 3]`` pixels ``preprocess`` normalises (``ImageFitting``)."""
+        from babyvlm.plugins.vit.encoder import fit_image
+
+        return fit_image(image, self.image_size)
+
     def preprocess(self, image: Any) -> torch.Tensor:
         """One image (uint8 HxWx3 array, PIL image or JPEG bytes) -> normalized float tensor ``[3, S, S]``."""
         from babyvlm.plugins.vit.encoder import preprocess_image

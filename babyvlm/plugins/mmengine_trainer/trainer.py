@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from babyvlm.core.constants import LANGUAGE_STAGE
+from babyvlm.core.contracts import ImageFitting
 from babyvlm.core.errors import BabyVLMError, ConfigError
 from babyvlm.core.io import LockedError, WriterLock, atomic_write_json, disk_errors
 from babyvlm.plugins.mmengine_trainer.checkpoints import (
@@ -39,6 +40,7 @@ from babyvlm.plugins.mmengine_trainer.checkpoints import (
     restore_weights,
     setting_differences,
 )
+from babyvlm.plugins.mmengine_trainer.fitted_images import FittedImages
 from babyvlm.plugins.mmengine_trainer.hooks import CheckpointHook, MetricsHook, read_metrics
 from babyvlm.plugins.mmengine_trainer.loop import ResumableIterLoop
 from babyvlm.plugins.mmengine_trainer.objectives import ModelLoss, PhaseModule
@@ -83,13 +85,13 @@ class MMEngineTrainer:
                  train: Sequence[str] | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
                  device: str = "auto", strategy: str = "ddp", checkpoint_every: int = 0, keep_checkpoints: int = 2,
                  log_every: int = 10, seed: int = 0, num_workers: int = 0, objective: str = "auto",
-                 block_size: int = 64, export: bool = True, tensorboard: bool = True):
+                 block_size: int = 64, export: bool = True, tensorboard: bool = True, image_cache_mb: int = 1024):
         c = self.component
         for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accumulation", accumulation),
                             ("block_size", block_size), ("keep_checkpoints", keep_checkpoints)):
             check_number(c, name, value, whole=True, low=1)
         for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
-                            ("num_workers", num_workers), ("seed", seed)):
+                            ("num_workers", num_workers), ("seed", seed), ("image_cache_mb", image_cache_mb)):
             check_number(c, name, value, whole=True, low=0)
         check_number(c, "lr", lr, low=0.0, strict=True)
         check_number(c, "weight_decay", weight_decay, low=0.0)
@@ -107,7 +109,8 @@ class MMEngineTrainer:
                             gradient_checkpointing=gradient_checkpointing, device=device, strategy=strategy,
                             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                             log_every=log_every, seed=seed, num_workers=num_workers, objective=objective,
-                            block_size=block_size, export=export, tensorboard=tensorboard)
+                            block_size=block_size, export=export, tensorboard=tensorboard,
+                            image_cache_mb=image_cache_mb)
         self.__dict__.update(self.options)
         self.device = resolve_device(device, c)
         if strategy == "fsdp" and self.device != "cuda":
@@ -154,9 +157,19 @@ class MMEngineTrainer:
         runner.train()
         result = TrainResult(steps=runner.iter, losses=metrics.losses, seconds=time.perf_counter() - started,
                              samples=metrics.samples, tokens=metrics.tokens, parts=counts)
+        if isinstance(dataset, FittedImages) and self.num_workers == 0:  # workers keep their own counts
+            result.extra["fitted_images"] = self._report_fitted(dataset, log)
         result.extra.update(self.finish(model, objective, work_dir, log))
         model.eval()
         return result
+
+    def _report_fitted(self, dataset: FittedImages, log: Log) -> dict[str, int]:
+        stats = dataset.stats()
+        past = f"; {stats['over_budget']} past the {self.image_cache_mb} MB budget (image_cache_mb), fitted on every draw" \
+            if stats["over_budget"] else ""
+        log(f"{self.component}: pictures fitted to the encoder once: {stats['draws']} draws, {stats['fitted']} "
+            f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}")
+        return stats
 
     def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
         """What a checkpoint records of this run, and a resume compares: the options, the stage, the
@@ -207,7 +220,15 @@ class MMEngineTrainer:
             packed = PackedTextDataset(texts, getattr(context, "tokenizer", None) or model.tokenizer,
                                        self.block_size)
             return ModelLoss(model), packed, collate_blocks
-        return ModelLoss(model), dataset, model.prepare_batch
+        return ModelLoss(model), self.fitted_images(model, dataset), model.prepare_batch
+
+    def fitted_images(self, model: torch.nn.Module, dataset: Sized) -> Sized:
+        """The dataset with each item's pictures fitted to the model's encoder once and kept (up to
+        ``image_cache_mb`` per loader process; 0: every draw decodes and resizes again). Only where the
+        model has ``fit_image`` and items do not change from draw to draw."""
+        if not self.image_cache_mb or not isinstance(model, ImageFitting) or getattr(dataset, "keyed_by_draw", False):
+            return dataset
+        return FittedImages(dataset, model.fit_image, self.image_cache_mb * 2**20)
 
     def extra_hooks(self, objective: torch.nn.Module, context: Any, work_dir: Path, log: Log) -> list[Any]:
         """More runner hooks for this phase (the ``dino`` trainer's schedules and probe)."""

@@ -15,7 +15,7 @@ The code lives in ``encoder.py``; importing this package (plugin discovery) does
 from babyvlm.core.hookspecs import hookimpl
 from babyvlm.plugins import lazy_exports
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PRESETS", "ImageLike", "ViTEncoder", "pad_to_square",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PRESETS", "ImageLike", "ViTEncoder", "fit_image", "pad_to_square",
            "preprocess_image", "to_rgb_array", "vit_config"]
 __getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "encoder"))
 

@@ -88,6 +88,10 @@ class ViTEncoder(torch.nn.Module):
         weight = self.model.embeddings.patch_embeddings.projection.weight
         return self.model(pixel_values=pixel_values.to(weight.dtype)).last_hidden_state
 
+    def fit_image(self, image: ImageLike) -> np.ndarray:
+        """One image -> the uint8 ``[S, S, 3]`` pixels ``preprocess`` normalises (``ImageFitting``)."""
+        return fit_image(image, self.image_size)
+
     def preprocess(self, image: ImageLike) -> torch.Tensor:
         """One image (uint8 HxWx3 array, PIL image or JPEG bytes) -> normalized float tensor ``[3, S, S]``."""
         return preprocess_image(image, self.image_size)
@@ -162,10 +166,20 @@ def pad_to_square(rgb: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def preprocess_image(image: ImageLike, image_size: int) -> torch.Tensor:
+def fit_image(image: ImageLike, image_size: int) -> np.ndarray:
+    """The uint8 ``image_size`` x ``image_size`` x 3 pixels ``preprocess_image`` normalises: padded to a square
+    with the image's mean colour, resized bicubically. ``preprocess_image`` of the result is bit for bit
+    ``preprocess_image`` of ``image`` (a square of the right size is neither padded nor resized), so a loader
+    can fit each picture once and keep it."""
     square = pad_to_square(to_rgb_array(image))
+    if square.shape[0] == image_size:
+        return square
     resized = Image.fromarray(square).resize((image_size, image_size), resample=Image.Resampling.BICUBIC)
-    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return np.asarray(resized)
+
+
+def preprocess_image(image: ImageLike, image_size: int) -> torch.Tensor:
+    pixels = torch.from_numpy(np.asarray(fit_image(image, image_size), dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (pixels - mean) / std

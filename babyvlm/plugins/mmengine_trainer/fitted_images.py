@@ -1,0 +1,72 @@
+"""Each picture fitted to the encoder once: the dataset wrapper of the trainer's vision-language phases.
+
+A phase draws every item many times (the demo's phase 3: 640 draws over 300 items; a long phase 3 on 1,200
+items: 32 passes). The store's dataset decodes an item's JPEGs on every draw and the model's
+``prepare_batch`` pads and resizes them again each time. Here each item's pictures go through the model's
+``fit_image`` once (``contracts.ImageFitting``: the pixels ``prepare_batch`` then only normalises) and the
+fitted item is kept in memory up to a byte budget, so later draws cost a lookup. The batches are bit for bit
+those of the plain dataset; items past the budget are fitted on every draw, and counted.
+
+Each loader process keeps its own copy (``num_workers`` > 0 multiplies the memory, not the hits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from babyvlm.core.errors import BabyVLMError
+
+
+class FittedImages(torch.utils.data.Dataset):
+    """``dataset``'s sample dicts with their ``images`` fitted by ``fit``, kept up to ``max_bytes``."""
+
+    def __init__(self, dataset: Any, fit: Callable[[Any], Any], max_bytes: int):
+        self.dataset, self.fit, self.max_bytes = dataset, fit, int(max_bytes)
+        self.kept: dict[int, dict[str, Any]] = {}
+        self.kept_bytes = 0
+        self.draws = self.fitted = self.over_budget = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # the wrapped dataset's other members (sample_id, ...)
+        if name == "dataset":  # not set yet (unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: Any) -> Any:
+        self.draws += 1
+        kept = self.kept.get(int(index))
+        if kept is not None:
+            return dict(kept)
+        item = self.dataset[index]
+        if not (isinstance(item, dict) and isinstance(item.get("images"), list)):
+            return item  # not a sample dict: the model's collate gets it as it is
+        fitted = dict(item, images=[self._fit(image, index, item, n) for n, image in enumerate(item["images"])])
+        self.fitted += 1
+        size = sum(int(getattr(image, "nbytes", 0)) for image in fitted["images"])
+        if self.kept_bytes + size <= self.max_bytes:
+            for image in fitted["images"]:
+                if isinstance(image, np.ndarray):
+                    image.flags.writeable = False  # shared by every later draw: nobody may edit it
+            self.kept[int(index)] = fitted
+            self.kept_bytes += size
+        else:
+            self.over_budget += 1
+        return dict(fitted)
+
+    def _fit(self, image: Any, index: Any, item: dict[str, Any], position: int) -> Any:
+        try:
+            return self.fit(image)
+        except BabyVLMError as exc:  # name the sample the way prepare_batch would
+            name = item.get("sample_id")
+            raise type(exc)(f"item {index}{f' ({name})' if name else ''}, image {position}: {exc}") from exc
+
+    def stats(self) -> dict[str, int]:
+        """Draws served, items fitted, items kept and their bytes, items past the budget."""
+        return {"draws": self.draws, "fitted": self.fitted, "kept_items": len(self.kept),
+                "kept_bytes": self.kept_bytes, "over_budget": self.over_budget}

@@ -1,0 +1,115 @@
+"""Pictures fitted to the encoder once (``fit_image``, the trainer's ``FittedImages``): what the model
+trains on is bit for bit what it trained on before, later draws are served from memory, the byte budget
+holds, and bad pictures are still named."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import babyvlm
+from babyvlm.core.contracts import ImageFitting
+from babyvlm.core.errors import ModelInputError
+from babyvlm.plugins.mmengine_trainer.fitted_images import FittedImages
+from babyvlm.plugins.mmengine_trainer.trainer import MMEngineTrainer
+
+CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
+SHAPES = [(48, 64), (64, 48), (224, 224), (64, 64), (30, 30), (97, 41)]
+
+
+def picture(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a tiny corpus for the requested vocabulary
+        tokenizer = babyvlm.build("tokenizer", dict(type="bpe", corpus=CORPUS, vocab_size=300, min_frequency=1))
+    return tokenizer.save(tmp_path_factory.mktemp("tokenizer"))
+
+
+def tiny_model(tokenizer_dir, encoder: str = "cnn"):
+    torch.manual_seed(0)
+    return babyvlm.build_model({"model": dict(
+        type="babyllava", encoder=dict(type=encoder, preset="tiny"), connector=dict(type="mlp2x_gelu"),
+        language_model=dict(type="llama", preset="tiny"), tokenizer=dict(type="bpe", path=str(tokenizer_dir)),
+        template="baby_v1")})
+
+
+def samples(count: int = 6) -> list[dict]:
+    answers = ["ball", "cup", "truck", "doggy"]
+    return [{"sample_id": f"s{n}", "images": [picture(n, SHAPES[n % len(SHAPES)]), picture(100 + n, (56, 80))],
+             "conversations": [{"from": "human", "value": "<image><image>\nWhat is it?"},
+                               {"from": "gpt", "value": answers[n % 4]}]} for n in range(count)]
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "vit"])
+def test_preprocessing_a_fitted_picture_gives_the_same_tensor(tokenizer_dir, encoder):
+    model = tiny_model(tokenizer_dir, encoder)
+    assert isinstance(model, ImageFitting) and isinstance(model.encoder, ImageFitting)
+    size = model.encoder.image_size
+    for seed, shape in enumerate(SHAPES):
+        original = picture(seed, shape)
+        fitted = model.fit_image(original)
+        assert fitted.shape == (size, size, 3) and fitted.dtype == np.uint8
+        assert torch.equal(model.encoder.preprocess(fitted), model.encoder.preprocess(original)), shape
+        assert np.array_equal(model.fit_image(fitted), fitted)  # fitting twice changes nothing
+
+
+def test_later_draws_are_served_from_memory_and_equal_the_first(tokenizer_dir):
+    model = tiny_model(tokenizer_dir)
+    data = samples()
+    fitted = FittedImages(data, model.fit_image, max_bytes=2**30)
+    first = [fitted[n] for n in range(len(data))]
+    again = [fitted[n] for n in range(len(data))]
+    assert fitted.stats() == {"draws": 12, "fitted": 6, "kept_items": 6,
+                              "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0}
+    for one, two in zip(first, again, strict=True):
+        assert all(a is b for a, b in zip(one["images"], two["images"], strict=True))
+        assert not one["images"][0].flags.writeable  # shared by every draw: read-only
+    plain, cached = model.prepare_batch(data), model.prepare_batch(again)
+    assert all(torch.equal(plain[key], cached[key]) for key in plain)
+
+
+def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tokenizer_dir):
+    model = tiny_model(tokenizer_dir)
+    one_item = 2 * 64 * 64 * 3
+    fitted = FittedImages(samples(4), model.fit_image, max_bytes=one_item + 10)
+    for _ in range(2):
+        for n in range(4):
+            assert fitted[n]["images"][0].shape == (64, 64, 3)
+    assert fitted.stats() == {"draws": 8, "fitted": 7, "kept_items": 1, "kept_bytes": one_item, "over_budget": 6}
+
+
+def test_other_items_pass_through_and_bad_pictures_are_named(tokenizer_dir):
+    model = tiny_model(tokenizer_dir)
+    assert FittedImages(["just text"], model.fit_image, 2**20)[0] == "just text"
+    broken = samples(2)
+    broken[1]["images"][1] = np.zeros((8, 8), np.uint8)  # not HxWx3
+    with pytest.raises(ModelInputError, match=r"item 1 \(s1\), image 1: image array must be uint8 HxWx3"):
+        FittedImages(broken, model.fit_image, 2**20)[1]
+
+
+def train(tokenizer_dir, folder, **options):
+    model = tiny_model(tokenizer_dir)
+    trainer = MMEngineTrainer(max_steps=6, lr=2e-3, batch_size=4, log_every=0, export=False, tensorboard=False,
+                              **options)
+    lines = []
+    result = trainer.fit(model, samples(), log=lines.append, stage="3-instruction", work_dir=folder)
+    return result, load_file(str(folder / "iter_6.safetensors")), lines
+
+
+def test_training_with_fitted_pictures_equals_training_without(tokenizer_dir, tmp_path):
+    cached, cached_weights, lines = train(tokenizer_dir, tmp_path / "cached")
+    plain, plain_weights, _ = train(tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
+    assert cached.losses == plain.losses
+    assert cached_weights.keys() == plain_weights.keys()
+    assert all(torch.equal(cached_weights[k], plain_weights[k]) for k in plain_weights)
+    assert cached.extra["fitted_images"] == {"draws": 24, "fitted": 6, "kept_items": 6,
+                                             "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0}
+    assert "fitted_images" not in plain.extra
+    assert any("pictures fitted to the encoder once: 24 draws, 6 fitted, 6 items kept" in line for line in lines)
