@@ -255,8 +255,12 @@ def test_sorted_safetensors_metadata_gives_the_same_bytes_and_keeps_the_contents
     assert header.index("key0") < header.index("key7")
 
 
-def test_sorting_safetensors_metadata_names_a_file_that_is_not_one(tmp_path):
+@pytest.mark.parametrize("content", [(1000).to_bytes(8, "little") + b"{}", (2**63).to_bytes(8, "little"),
+                                     (4).to_bytes(8, "little") + b"{{{{", (2).to_bytes(8, "little") + b"[]",
+                                     (2).to_bytes(8, "little") + b"\xff\xfe", b"abc"])
+def test_sorting_safetensors_metadata_names_a_file_that_is_not_one(tmp_path, content):
     path = tmp_path / "broken.safetensors"
-    path.write_bytes((1000).to_bytes(8, "little") + b"{}")
-    with pytest.raises(DataError, match="broken.safetensors"):
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="broken.safetensors: not a safetensors file"):
         sort_safetensors_metadata(path)
+    assert path.read_bytes() == content

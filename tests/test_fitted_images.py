@@ -2,11 +2,13 @@
 trains on is bit for bit what it trained on before, later draws are served from memory, the byte budget
 holds, and bad pictures are still named."""
 
+import io
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import babyvlm
@@ -14,6 +16,7 @@ from babyvlm.core.contracts import ImageFitting
 from babyvlm.core.errors import ModelInputError
 from babyvlm.plugins.mmengine_trainer.fitted_images import FittedImages
 from babyvlm.plugins.mmengine_trainer.trainer import MMEngineTrainer
+from babyvlm.plugins.vit.encoder import IMAGENET_MEAN, IMAGENET_STD, pad_to_square, to_rgb_array
 
 CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
 SHAPES = [(48, 64), (64, 48), (224, 224), (64, 64), (30, 30), (97, 41)]
@@ -60,6 +63,31 @@ def test_preprocessing_a_fitted_picture_gives_the_same_tensor(tokenizer_dir, enc
         assert np.array_equal(model.fit_image(fitted), fitted)  # fitting twice changes nothing
 
 
+def preprocess_before_fitting(image, size: int) -> torch.Tensor:
+    """The encoders' preprocessing as it was before ``fit_image`` existed (always through PIL's resize)."""
+    square = pad_to_square(to_rgb_array(image))
+    resized = Image.fromarray(square).resize((size, size), resample=Image.Resampling.BICUBIC)
+    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (pixels - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def as_jpeg(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_fitted_pictures_give_what_preprocessing_gave_before(tokenizer_dir):
+    model = tiny_model(tokenizer_dir)
+    inputs = [picture(seed, shape) for seed, shape in enumerate(SHAPES)]
+    inputs += [Image.fromarray(picture(7, (40, 70))).convert("L"), Image.fromarray(picture(8, (64, 64))).convert("RGBA"),
+               as_jpeg(picture(9, (224, 224))), as_jpeg(picture(10, (108, 216)))]
+    for number, image in enumerate(inputs):
+        before = preprocess_before_fitting(image, 64)
+        assert torch.equal(model.encoder.preprocess(model.fit_image(image)), before), number
+        assert torch.equal(model.encoder.preprocess(image), before), number
+
+
 def test_later_draws_are_served_from_memory_and_equal_the_first(tokenizer_dir):
     model = tiny_model(tokenizer_dir)
     data = samples()
@@ -67,12 +95,31 @@ def test_later_draws_are_served_from_memory_and_equal_the_first(tokenizer_dir):
     first = [fitted[n] for n in range(len(data))]
     again = [fitted[n] for n in range(len(data))]
     assert fitted.stats() == {"draws": 12, "fitted": 6, "kept_items": 6,
-                              "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0}
+                              "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0, "not_arrays": 0}
     for one, two in zip(first, again, strict=True):
         assert all(a is b for a, b in zip(one["images"], two["images"], strict=True))
         assert not one["images"][0].flags.writeable  # shared by every draw: read-only
     plain, cached = model.prepare_batch(data), model.prepare_batch(again)
     assert all(torch.equal(plain[key], cached[key]) for key in plain)
+
+
+def test_the_datasets_own_arrays_and_the_kept_lists_are_left_alone(tokenizer_dir):
+    model = tiny_model(tokenizer_dir)
+    own = picture(0, (64, 64))  # already the encoder's size: fit_image hands back this very array
+    data = [{"sample_id": "s0", "images": [own], "conversations": samples(1)[0]["conversations"]}]
+    fitted = FittedImages(data, model.fit_image, max_bytes=2**30)
+    first = fitted[0]
+    own[0, 0, 0] ^= 1  # the dataset's array stays writable, and the kept copy does not follow the edit
+    assert first["images"][0][0, 0, 0] != own[0, 0, 0]
+    first["images"].append("extra")
+    assert len(fitted[0]["images"]) == 1
+
+
+def test_pictures_an_encoder_cannot_fit_are_passed_on_not_kept():
+    data = [{"sample_id": "s0", "images": [b"jpeg bytes"], "conversations": []}]
+    fitted = FittedImages(data, lambda image: image, max_bytes=1)
+    assert fitted[0]["images"] == [b"jpeg bytes"] and fitted[0]["images"] == [b"jpeg bytes"]
+    assert fitted.stats()["kept_items"] == 0 and fitted.stats()["not_arrays"] == 2
 
 
 def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tokenizer_dir):
@@ -82,7 +129,8 @@ def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tokenizer_di
     for _ in range(2):
         for n in range(4):
             assert fitted[n]["images"][0].shape == (64, 64, 3)
-    assert fitted.stats() == {"draws": 8, "fitted": 7, "kept_items": 1, "kept_bytes": one_item, "over_budget": 6}
+    assert fitted.stats() == {"draws": 8, "fitted": 7, "kept_items": 1, "kept_bytes": one_item, "over_budget": 6,
+                              "not_arrays": 0}
 
 
 def test_other_items_pass_through_and_bad_pictures_are_named(tokenizer_dir):
@@ -110,6 +158,15 @@ def test_training_with_fitted_pictures_equals_training_without(tokenizer_dir, tm
     assert cached_weights.keys() == plain_weights.keys()
     assert all(torch.equal(cached_weights[k], plain_weights[k]) for k in plain_weights)
     assert cached.extra["fitted_images"] == {"draws": 24, "fitted": 6, "kept_items": 6,
-                                             "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0}
+                                             "kept_bytes": 6 * 2 * 64 * 64 * 3, "over_budget": 0, "not_arrays": 0}
     assert "fitted_images" not in plain.extra
     assert any("pictures fitted to the encoder once: 24 draws, 6 fitted, 6 items kept" in line for line in lines)
+
+
+def test_with_loader_workers_the_budget_is_split_and_the_log_says_so(tokenizer_dir, tmp_path):
+    workers, _, lines = train(tokenizer_dir, tmp_path / "workers", num_workers=2, image_cache_mb=10)
+    plain, _, _ = train(tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
+    assert workers.losses == plain.losses and "fitted_images" not in workers.extra
+    assert any("fitted to the encoder once in each of 2 loader workers (up to 5 MB each" in line for line in lines)
+    trainer = MMEngineTrainer(num_workers=2, image_cache_mb=10)
+    assert trainer.fitted_images(tiny_model(tokenizer_dir), samples()).max_bytes == 5 * 2**20

@@ -93,6 +93,9 @@ def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2
     return atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit
+
+
 def sort_safetensors_metadata(path: str | os.PathLike) -> None:
     """Rewrite a safetensors file's header in place with its ``__metadata__`` keys sorted.
 
@@ -104,10 +107,15 @@ def sort_safetensors_metadata(path: str | os.PathLike) -> None:
     with open(target, "r+b") as handle:
         size_bytes = handle.read(8)
         size = int.from_bytes(size_bytes, "little") if len(size_bytes) == 8 else -1
-        raw = handle.read(size) if size > 0 else b""
+        raw = handle.read(size) if 0 < size <= SAFETENSORS_MAX_HEADER else b""
         if len(raw) != size:
-            raise DataError(f"{target}: not a safetensors file (header of {size} bytes cannot be read)")
-        header = json.loads(raw)
+            raise DataError(f"{target}: not a safetensors file (a header of {size} bytes cannot be read)")
+        try:
+            header = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise DataError(f"{target}: not a safetensors file (its header is not JSON: {exc})") from exc
+        if not isinstance(header, dict):
+            raise DataError(f"{target}: not a safetensors file (its header is not a JSON object)")
         if not isinstance(header.get("__metadata__"), dict):
             return
         ordered = {"__metadata__": dict(sorted(header["__metadata__"].items()))}

@@ -5,9 +5,11 @@ items: 32 passes). The store's dataset decodes an item's JPEGs on every draw and
 ``prepare_batch`` pads and resizes them again each time. Here each item's pictures go through the model's
 ``fit_image`` once (``contracts.ImageFitting``: the pixels ``prepare_batch`` then only normalises) and the
 fitted item is kept in memory up to a byte budget, so later draws cost a lookup. The batches are bit for bit
-those of the plain dataset; items past the budget are fitted on every draw, and counted.
+those of the plain dataset; items past the budget are fitted on every draw, and counted. Only numpy pictures
+are kept (their bytes are what the budget counts); an encoder whose ``fit_image`` hands back bytes or PIL
+images gets its items passed on as they come.
 
-Each loader process keeps its own copy (``num_workers`` > 0 multiplies the memory, not the hits).
+Each loader process keeps its own copy: the trainer splits ``image_cache_mb`` between its workers.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class FittedImages(torch.utils.data.Dataset):
         self.dataset, self.fit, self.max_bytes = dataset, fit, int(max_bytes)
         self.kept: dict[int, dict[str, Any]] = {}
         self.kept_bytes = 0
-        self.draws = self.fitted = self.over_budget = 0
+        self.draws = self.fitted = self.over_budget = self.not_arrays = 0
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -42,22 +44,27 @@ class FittedImages(torch.utils.data.Dataset):
         self.draws += 1
         kept = self.kept.get(int(index))
         if kept is not None:
-            return dict(kept)
+            return dict(kept, images=list(kept["images"]))  # the caller may edit its list, not the kept one
         item = self.dataset[index]
         if not (isinstance(item, dict) and isinstance(item.get("images"), list)):
             return item  # not a sample dict: the model's collate gets it as it is
         fitted = dict(item, images=[self._fit(image, index, item, n) for n, image in enumerate(item["images"])])
         self.fitted += 1
-        size = sum(int(getattr(image, "nbytes", 0)) for image in fitted["images"])
-        if self.kept_bytes + size <= self.max_bytes:
-            for image in fitted["images"]:
-                if isinstance(image, np.ndarray):
-                    image.flags.writeable = False  # shared by every later draw: nobody may edit it
-            self.kept[int(index)] = fitted
-            self.kept_bytes += size
-        else:
+        if not all(isinstance(image, np.ndarray) for image in fitted["images"]):
+            self.not_arrays += 1  # an encoder without fit_image hands back bytes or PIL images: not kept
+            return fitted
+        size = sum(image.nbytes for image in fitted["images"])
+        if self.kept_bytes + size > self.max_bytes:
             self.over_budget += 1
-        return dict(fitted)
+            return fitted
+        # copies: fit_image may hand back the dataset's own array (already the right size) or a view of a
+        # larger one; the kept copy is read-only because every later draw shares it
+        pictures = [np.array(image) for image in fitted["images"]]
+        for picture in pictures:
+            picture.flags.writeable = False
+        self.kept[int(index)] = dict(fitted, images=pictures)
+        self.kept_bytes += size
+        return dict(fitted, images=list(pictures))
 
     def _fit(self, image: Any, index: Any, item: dict[str, Any], position: int) -> Any:
         try:
@@ -67,6 +74,7 @@ class FittedImages(torch.utils.data.Dataset):
             raise type(exc)(f"item {index}{f' ({name})' if name else ''}, image {position}: {exc}") from exc
 
     def stats(self) -> dict[str, int]:
-        """Draws served, items fitted, items kept and their bytes, items past the budget."""
+        """Draws served, items fitted, items kept and their pictures' bytes, items past the budget, items
+        whose fitted pictures are not arrays (never kept)."""
         return {"draws": self.draws, "fitted": self.fitted, "kept_items": len(self.kept),
-                "kept_bytes": self.kept_bytes, "over_budget": self.over_budget}
+                "kept_bytes": self.kept_bytes, "over_budget": self.over_budget, "not_arrays": self.not_arrays}

@@ -157,18 +157,25 @@ class MMEngineTrainer:
         runner.train()
         result = TrainResult(steps=runner.iter, losses=metrics.losses, seconds=time.perf_counter() - started,
                              samples=metrics.samples, tokens=metrics.tokens, parts=counts)
-        if isinstance(dataset, FittedImages) and self.num_workers == 0:  # workers keep their own counts
-            result.extra["fitted_images"] = self._report_fitted(dataset, log)
+        stats = self._report_fitted(dataset, log) if isinstance(dataset, FittedImages) else None
+        if stats is not None:
+            result.extra["fitted_images"] = stats
         result.extra.update(self.finish(model, objective, work_dir, log))
         model.eval()
         return result
 
-    def _report_fitted(self, dataset: FittedImages, log: Log) -> dict[str, int]:
+    def _report_fitted(self, dataset: FittedImages, log: Log) -> dict[str, int] | None:
+        rank = f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
+        if self.num_workers:  # the counts live in the worker processes
+            log(f"{self.component}: pictures fitted to the encoder once in each of {self.num_workers} loader "
+                f"workers (up to {self.image_cache_mb / self.num_workers:.0f} MB each; counts stay in the workers){rank}")
+            return None
         stats = dataset.stats()
         past = f"; {stats['over_budget']} past the {self.image_cache_mb} MB budget (image_cache_mb), fitted on every draw" \
             if stats["over_budget"] else ""
+        other = f"; {stats['not_arrays']} not kept (the encoder has no fit_image)" if stats["not_arrays"] else ""
         log(f"{self.component}: pictures fitted to the encoder once: {stats['draws']} draws, {stats['fitted']} "
-            f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}")
+            f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}{other}{rank}")
         return stats
 
     def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
@@ -224,11 +231,11 @@ class MMEngineTrainer:
 
     def fitted_images(self, model: torch.nn.Module, dataset: Sized) -> Sized:
         """The dataset with each item's pictures fitted to the model's encoder once and kept (up to
-        ``image_cache_mb`` per loader process; 0: every draw decodes and resizes again). Only where the
-        model has ``fit_image`` and items do not change from draw to draw."""
+        ``image_cache_mb`` per process, split between its loader workers; 0: every draw decodes and resizes
+        again). Only where the model has ``fit_image`` and items do not change from draw to draw."""
         if not self.image_cache_mb or not isinstance(model, ImageFitting) or getattr(dataset, "keyed_by_draw", False):
             return dataset
-        return FittedImages(dataset, model.fit_image, self.image_cache_mb * 2**20)
+        return FittedImages(dataset, model.fit_image, self.image_cache_mb * 2**20 // max(1, self.num_workers))
 
     def extra_hooks(self, objective: torch.nn.Module, context: Any, work_dir: Path, log: Log) -> list[Any]:
         """More runner hooks for this phase (the ``dino`` trainer's schedules and probe)."""
