@@ -67,7 +67,7 @@ def main() -> None:
     experiment.build_model()
     print(f"{args.work_dir}: phase 3 of the demo, batch {phase3(experiment)['trainer']['batch_size']}, "
           f"{args.steps} steps per fit, {args.rounds} rounds, {torch.get_num_threads()} torch threads")
-    print("| task | pictures per item | " + " | ".join(f"{name}: s" for name in VARIANTS) + " | speed-up | same weights |")
+    print("| task | pictures per item (mean) | " + " | ".join(f"{name}: s" for name in VARIANTS) + " | speed-up | same weights |")
     print("|---|---|" + "---|" * len(VARIANTS) + "---|---|")
     for task in args.tasks.split(","):
         seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
@@ -80,9 +80,9 @@ def main() -> None:
         first, second = (weights[name] for name in VARIANTS)
         same = first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
         base, fitted = (statistics.median(seconds[name]) for name in VARIANTS)
-        pictures = len(experiment.builder.dataset(experiment.phase_dir(phase3(experiment)["name"]) / task
-                                                  / "store")[0]["images"])
-        print(f"| {task} | {pictures} | {base:.1f} | {fitted:.1f} | {base / fitted:.2f}x | {'yes' if same else 'NO'} |")
+        store = experiment.builder.dataset(experiment.phase_dir(phase3(experiment)["name"]) / task / "store")
+        pictures = sum(len(store[n]["images"]) for n in range(len(store))) / len(store)
+        print(f"| {task} | {pictures:.1f} | {base:.1f} | {fitted:.1f} | {base / fitted:.2f}x | {'yes' if same else 'NO'} |")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ class ImageFitting(Protocol):
     """Optional for an encoder, and for a model: ``fit_image(image)`` -> the picture as ``preprocess`` will use
     it (for the bundled encoders the uint8 ``S x S x 3`` pixels it normalises), such that preprocessing the
     result gives exactly what preprocessing ``image`` gives. A trainer fits each picture of a dataset once
-    and keeps it across passes instead of decoding and resizing it on every draw."""
+    and keeps it across passes instead of decoding and resizing it on every draw; it keeps numpy arrays only
+    (anything else is passed on as it comes, on every draw)."""
 
     def fit_image(self, image: Any) -> Any: ...
 

@@ -112,7 +112,7 @@ def sort_safetensors_metadata(path: str | os.PathLike) -> None:
             raise DataError(f"{target}: not a safetensors file (a header of {size} bytes cannot be read)")
         try:
             header = json.loads(raw)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
             raise DataError(f"{target}: not a safetensors file (its header is not JSON: {exc})") from exc
         if not isinstance(header, dict):
             raise DataError(f"{target}: not a safetensors file (its header is not a JSON object)")

@@ -30,7 +30,9 @@ class FittedImages(torch.utils.data.Dataset):
         self.dataset, self.fit, self.max_bytes = dataset, fit, int(max_bytes)
         self.kept: dict[int, dict[str, Any]] = {}
         self.kept_bytes = 0
-        self.draws = self.fitted = self.over_budget = self.not_arrays = 0
+        self.draws = self.fitted = 0
+        self.past_budget: set[int] = set()  # items fitted again on every draw: the budget was spent
+        self.not_array_items: set[int] = set()  # items whose fitted pictures are not numpy arrays
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -51,11 +53,11 @@ class FittedImages(torch.utils.data.Dataset):
         fitted = dict(item, images=[self._fit(image, index, item, n) for n, image in enumerate(item["images"])])
         self.fitted += 1
         if not all(isinstance(image, np.ndarray) for image in fitted["images"]):
-            self.not_arrays += 1  # an encoder without fit_image hands back bytes or PIL images: not kept
+            self.not_array_items.add(int(index))  # e.g. an encoder without fit_image: bytes or PIL images
             return fitted
         size = sum(image.nbytes for image in fitted["images"])
         if self.kept_bytes + size > self.max_bytes:
-            self.over_budget += 1
+            self.past_budget.add(int(index))
             return fitted
         # copies: fit_image may hand back the dataset's own array (already the right size) or a view of a
         # larger one; the kept copy is read-only because every later draw shares it
@@ -74,7 +76,9 @@ class FittedImages(torch.utils.data.Dataset):
             raise type(exc)(f"item {index}{f' ({name})' if name else ''}, image {position}: {exc}") from exc
 
     def stats(self) -> dict[str, int]:
-        """Draws served, items fitted, items kept and their pictures' bytes, items past the budget, items
-        whose fitted pictures are not arrays (never kept)."""
+        """Draws served, fittings done (an item past the budget is fitted on each of its draws), items kept and
+        their pictures' bytes, items past the budget, items whose fitted pictures are not numpy arrays (never
+        kept)."""
         return {"draws": self.draws, "fitted": self.fitted, "kept_items": len(self.kept),
-                "kept_bytes": self.kept_bytes, "over_budget": self.over_budget, "not_arrays": self.not_arrays}
+                "kept_bytes": self.kept_bytes, "over_budget": len(self.past_budget),
+                "not_arrays": len(self.not_array_items)}

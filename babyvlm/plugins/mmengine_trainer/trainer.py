@@ -168,12 +168,12 @@ class MMEngineTrainer:
         rank = f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
         if self.num_workers:  # the counts live in the worker processes
             log(f"{self.component}: pictures fitted to the encoder once in each of {self.num_workers} loader "
-                f"workers (up to {self.image_cache_mb / self.num_workers:.0f} MB each; counts stay in the workers){rank}")
+                f"workers (up to {dataset.max_bytes / 2**20:.1f} MB each; counts stay in the workers){rank}")
             return None
         stats = dataset.stats()
-        past = f"; {stats['over_budget']} past the {self.image_cache_mb} MB budget (image_cache_mb), fitted on every draw" \
-            if stats["over_budget"] else ""
-        other = f"; {stats['not_arrays']} not kept (the encoder has no fit_image)" if stats["not_arrays"] else ""
+        past = f"; {stats['over_budget']} items past the {self.image_cache_mb} MB budget (image_cache_mb), fitted " \
+            f"on every draw" if stats["over_budget"] else ""
+        other = f"; {stats['not_arrays']} items not kept (fit_image gave no numpy arrays)" if stats["not_arrays"] else ""
         log(f"{self.component}: pictures fitted to the encoder once: {stats['draws']} draws, {stats['fitted']} "
             f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}{other}{rank}")
         return stats
