@@ -167,6 +167,6 @@ def test_with_loader_workers_the_budget_is_split_and_the_log_says_so(tokenizer_d
     workers, _, lines = train(tokenizer_dir, tmp_path / "workers", num_workers=2, image_cache_mb=10)
     plain, _, _ = train(tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
     assert workers.losses == plain.losses and "fitted_images" not in workers.extra
-    assert any("fitted to the encoder once in each of 2 loader workers (up to 5 MB each" in line for line in lines)
+    assert any("fitted to the encoder once in each of 2 loader workers (up to 5.0 MB each" in line for line in lines)
     trainer = MMEngineTrainer(num_workers=2, image_cache_mb=10)
     assert trainer.fitted_images(tiny_model(tokenizer_dir), samples()).max_bytes == 5 * 2**20
