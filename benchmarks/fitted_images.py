@@ -4,9 +4,10 @@ on by default) against decoding and resizing every picture on every draw (``imag
 It runs the real trainer (``mmengine``) of a finished demo run's phase 3: the run's resolved config, its
 tokenizer, its phase-2 weights, its per-task instruction stores, the demo's phase-3 settings (batch 16,
 ``--steps`` steps). Per task and round both variants train from the same weights; rounds alternate the
-variants so a load change hits both. Reported per task: median seconds of a whole ``fit`` (data, steps,
-checkpoint; with one round, the variant without fitting runs first and pays for a cold file cache), the speed-up, and whether the two variants' final weights are bit for bit equal (they must be:
-the fitted pictures are the pixels the encoder would have normalised anyway).
+variants so a load change hits both (with one round, the variant without fitting runs first and pays for a
+cold file cache). Reported per task: mean pictures per item, median seconds of a whole ``fit`` (data, steps,
+checkpoint), the speed-up, and whether the two variants' final weights are bit for bit equal (they must be: the
+fitted pictures are the pixels the encoder would have normalised anyway).
 
 Usage: ``python benchmarks/fitted_images.py WORK_DIR [--tasks a,b] [--steps 40] [--rounds 2] [--threads T]``
 with ``WORK_DIR`` a finished ``babyvlm demo --work-dir WORK_DIR`` (a few minutes at the defaults).
@@ -67,7 +68,8 @@ def main() -> None:
     experiment.build_model()
     print(f"{args.work_dir}: phase 3 of the demo, batch {phase3(experiment)['trainer']['batch_size']}, "
           f"{args.steps} steps per fit, {args.rounds} rounds, {torch.get_num_threads()} torch threads")
-    print("| task | pictures per item (mean) | " + " | ".join(f"{name}: s" for name in VARIANTS) + " | speed-up | same weights |")
+    columns = " | ".join(f"{name}: s" for name in VARIANTS)
+    print(f"| task | pictures per item (mean) | {columns} | speed-up | same weights |")
     print("|---|---|" + "---|" * len(VARIANTS) + "---|---|")
     for task in args.tasks.split(","):
         seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
@@ -82,7 +84,8 @@ def main() -> None:
         base, fitted = (statistics.median(seconds[name]) for name in VARIANTS)
         store = experiment.builder.dataset(experiment.phase_dir(phase3(experiment)["name"]) / task / "store")
         pictures = sum(len(store[n]["images"]) for n in range(len(store))) / len(store)
-        print(f"| {task} | {pictures:.1f} | {base:.1f} | {fitted:.1f} | {base / fitted:.2f}x | {'yes' if same else 'NO'} |")
+        print(f"| {task} | {pictures:.1f} | {base:.1f} | {fitted:.1f} | {base / fitted:.2f}x | "
+              f"{'yes' if same else 'NO'} |")
 
 
 if __name__ == "__main__":
