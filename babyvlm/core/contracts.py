@@ -115,6 +115,16 @@ class ImageFitting(Protocol):
 
 
 @runtime_checkable
+class FeatureRemembering(Protocol):
+    """Optional for a model: ``remember_frozen_features(max_bytes)``, a context manager inside which a *frozen*
+    vision encoder's output per picture is computed once, kept up to ``max_bytes`` and reused (an encoder that
+    trains runs as always). It yields an object whose ``stats()`` returns a dict of counts. A trainer enters it
+    around a phase, whose passes then pay for each picture's encoding once."""
+
+    def remember_frozen_features(self, max_bytes: int) -> Any: ...
+
+
+@runtime_checkable
 class Connector(Protocol):
     """Encoder features ``[B, T_in, d_enc]`` -> language-model tokens ``[B, T_out, d_lm]``. Optional:
     ``output_tokens`` (``TokenCounting``), without which a connector keeps the encoder's token count."""
@@ -189,7 +199,9 @@ class Model(Protocol):
     ``stages()`` maps a stage name (``0-language``, ``0-vision``, ``1-alignment``, ``2-joint``,
     ``3-instruction``) to the parts it trains; ``freeze_backbones(stage)`` applies it and returns the
     parameter counts per part (``{part: {"params", "trainable"}}``) for the trainer to log. Optional:
-    ``fit_image`` (``ImageFitting``), which lets a trainer prepare each picture once.
+    ``fit_image`` (``ImageFitting``), which lets a trainer prepare each picture once, and
+    ``remember_frozen_features`` (``FeatureRemembering``), which lets it encode each picture once while the
+    encoder is frozen.
     """
 
     tokens_per_image: int

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from babyvlm.core.contracts import ImageFitting, connector_output_tokens, missin
 from babyvlm.core.errors import BabyVLMError, ConfigError, ModelInputError
 from babyvlm.core.specs import is_spec, spec_dict
 from babyvlm.plugins.babyllava import freezing
+from babyvlm.plugins.babyllava.feature_memo import FeatureMemo
 from babyvlm.plugins.babyllava.freezing import PARTS, STAGES, describe_trainable
 from babyvlm.plugins.babyllava.generation import greedy_generate
 from babyvlm.plugins.babyllava.hf_export import load_checkpoint, save_checkpoint
@@ -92,6 +93,7 @@ class BabyLLaVA(torch.nn.Module):
                          template=_saved_spec(template), freeze=freeze, autocast_dtype=autocast_dtype,
                          max_length=max_length)
         self.freeze = freeze
+        self.feature_memo: FeatureMemo | None = None  # see remember_frozen_features
         self._check_tokens_per_image()
         self.apply_freeze(freeze)
 
@@ -210,6 +212,19 @@ class BabyLLaVA(torch.nn.Module):
         trainer fit each picture once and keep it (``contracts.ImageFitting``)."""
         return self.encoder.fit_image(image) if isinstance(self.encoder, ImageFitting) else image
 
+    @contextlib.contextmanager
+    def remember_frozen_features(self, max_bytes: int) -> Iterator[FeatureMemo]:
+        """While inside, a frozen encoder's output per picture is computed once and kept (up to ``max_bytes``)
+        and reused for that picture afterwards (``contracts.FeatureRemembering``; ``feature_memo.py``). An
+        encoder that trains is run as always. Yields the memo, whose ``stats()`` say what it served."""
+        if self.feature_memo is not None:
+            raise RuntimeError("remember_frozen_features: the model already remembers its features (nested use)")
+        self.feature_memo = FeatureMemo(max_bytes)
+        try:
+            yield self.feature_memo
+        finally:
+            self.feature_memo = None
+
     def _pad(self, ids_list: list[list[int]], labels_list: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
         longest = max((len(ids) for ids in ids_list), default=0)
         pad = self.special_id("pad_id")
@@ -251,7 +266,8 @@ class BabyLLaVA(torch.nn.Module):
         encoded once where that changes nothing (see ``distinct_images``): a blind twin's batch of constant
         blanks costs one image, and evaluation items that reuse pictures pay once per picture."""
         distinct, inverse = distinct_images(pixel_values, self.encoder)
-        features = self.connector(self.encoder(distinct))
+        memo = self.feature_memo
+        features = self.connector(self.encoder(distinct) if memo is None else memo.encode(distinct, self.encoder))
         if inverse is not None:
             # index_select, not features[inverse]: on CPU the backward of advanced indexing adds the duplicates'
             # gradients in a thread-dependent order (a blind twin's training differed from run to run); on CUDA

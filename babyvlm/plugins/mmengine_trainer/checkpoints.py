@@ -48,7 +48,7 @@ OUR_FILES = re.compile(r"(iter_(\d+)\.(json|safetensors)|state_(\d+)\.safetensor
 # trainer settings that change neither the data order nor the optimisation: free to change on resume
 HARMLESS_SETTINGS = frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "export",
                                "tensorboard", "device", "gradient_checkpointing", "probe", "probe_every",
-                               "probe_k", "probe_crops", "image_cache_mb"})
+                               "probe_k", "probe_crops", "image_cache_mb", "feature_cache_mb"})
 SCHEDULER_COUNTERS = ("last_step", "_global_step", "_last_value")
 AFTER_DISK_FULL = "the checkpoints written before it are kept: add --resume to continue from the last one"
 

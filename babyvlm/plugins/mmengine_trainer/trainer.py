@@ -16,6 +16,7 @@ iteration is reported finished, with its recorded losses, and is not trained aga
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import tempfile
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 
 from babyvlm.core.constants import LANGUAGE_STAGE
-from babyvlm.core.contracts import ImageFitting
+from babyvlm.core.contracts import FeatureRemembering, ImageFitting
 from babyvlm.core.errors import BabyVLMError, ConfigError
 from babyvlm.core.io import LockedError, WriterLock, atomic_write_json, disk_errors
 from babyvlm.plugins.mmengine_trainer.checkpoints import (
@@ -85,13 +86,15 @@ class MMEngineTrainer:
                  train: Sequence[str] | None = None, precision: str = "fp32", gradient_checkpointing: bool = False,
                  device: str = "auto", strategy: str = "ddp", checkpoint_every: int = 0, keep_checkpoints: int = 2,
                  log_every: int = 10, seed: int = 0, num_workers: int = 0, objective: str = "auto",
-                 block_size: int = 64, export: bool = True, tensorboard: bool = True, image_cache_mb: int = 1024):
+                 block_size: int = 64, export: bool = True, tensorboard: bool = True, image_cache_mb: int = 1024,
+                 feature_cache_mb: int = 1024):
         c = self.component
         for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accumulation", accumulation),
                             ("block_size", block_size), ("keep_checkpoints", keep_checkpoints)):
             check_number(c, name, value, whole=True, low=1)
         for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every),
-                            ("num_workers", num_workers), ("seed", seed), ("image_cache_mb", image_cache_mb)):
+                            ("num_workers", num_workers), ("seed", seed), ("image_cache_mb", image_cache_mb),
+                            ("feature_cache_mb", feature_cache_mb)):
             check_number(c, name, value, whole=True, low=0)
         check_number(c, "lr", lr, low=0.0, strict=True)
         check_number(c, "weight_decay", weight_decay, low=0.0)
@@ -110,7 +113,7 @@ class MMEngineTrainer:
                             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                             log_every=log_every, seed=seed, num_workers=num_workers, objective=objective,
                             block_size=block_size, export=export, tensorboard=tensorboard,
-                            image_cache_mb=image_cache_mb)
+                            image_cache_mb=image_cache_mb, feature_cache_mb=feature_cache_mb)
         self.__dict__.update(self.options)
         self.device = resolve_device(device, c)
         if strategy == "fsdp" and self.device != "cuda":
@@ -154,9 +157,12 @@ class MMEngineTrainer:
         runner = self._runner(PhaseModule(objective, self.precision), dataset, collate, work_dir, hooks)
         runner.resume_from, runner.force_resume, runner.checkpoint_hook = checkpoint, bool(request and request.force), saver
         started = time.perf_counter()
-        runner.train()
+        with self.remembered_features(model, objective) as memo:
+            runner.train()
         result = TrainResult(steps=runner.iter, losses=metrics.losses, seconds=time.perf_counter() - started,
                              samples=metrics.samples, tokens=metrics.tokens, parts=counts)
+        if memo is not None and (memo.pictures or memo.bypassed):
+            result.extra["frozen_features"] = self._report_features(memo.stats(), log)
         stats = self._report_fitted(dataset, log) if isinstance(dataset, FittedImages) else None
         if stats is not None:
             result.extra["fitted_images"] = stats
@@ -176,6 +182,23 @@ class MMEngineTrainer:
         other = f"; {stats['not_arrays']} items not kept (fit_image gave no numpy arrays)" if stats["not_arrays"] else ""
         log(f"{self.component}: pictures fitted to the encoder once: {stats['draws']} draws, {stats['fitted']} "
             f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}{other}{rank}")
+        return stats
+
+    def remembered_features(self, model: torch.nn.Module, objective: torch.nn.Module) -> Any:
+        """A context for the phase's steps: inside, a frozen encoder's output per picture is computed once and
+        reused (``contracts.FeatureRemembering``, up to ``feature_cache_mb``; 0 turns it off). Yields the memo,
+        or ``None`` where the model cannot remember or the objective is not the model's own loss."""
+        if not self.feature_cache_mb or not isinstance(objective, ModelLoss) or not isinstance(model, FeatureRemembering):
+            return contextlib.nullcontext()
+        return model.remember_frozen_features(self.feature_cache_mb * 2**20)
+
+    def _report_features(self, stats: dict[str, Any], log: Log) -> dict[str, Any]:
+        if stats["pictures"]:
+            past = f"; {stats['over_budget']} outputs past the {self.feature_cache_mb} MB budget " \
+                f"(feature_cache_mb), encoded on every draw" if stats["over_budget"] else ""
+            log(f"{self.component}: frozen encoder, each picture encoded once: {stats['pictures']} pictures, "
+                f"{stats['reused']} reused, {stats['encoded']} encoded, {stats['kept']} outputs kept "
+                f"({stats['kept_bytes'] / 2**20:.1f} MB){past}")
         return stats
 
     def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
