@@ -1,5 +1,5 @@
 """Benchmark: training phases whose vision encoder is frozen, with each picture encoded once (the trainer's
-``feature_cache_mb``, on by default) against running the frozen encoder on every draw (``feature_cache_mb=0``).
+``feature_cache_mb=1024``) against running the frozen encoder on every draw (``feature_cache_mb=0``, the default).
 
 It runs the real trainer (``mmengine``) on a finished demo run, from that run's own weights and data:
 - the demo's ``1-alignment`` and ``2-joint`` phases (the encoder frozen, as in the paper), at the demo's
@@ -30,7 +30,7 @@ import torch
 import babyvlm
 from babyvlm.core.experiment import Experiment, _load_weights
 
-VARIANTS = {"encoded on every draw (feature_cache_mb=0)": 0, "encoded once (default)": 1024}
+VARIANTS = {"encoded on every draw (feature_cache_mb=0, the default)": 0, "encoded once (feature_cache_mb=1024)": 1024}
 DEFAULT_TASKS = "baby_leftright,baby_localize"
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import babyvlm
 from babyvlm.core.contracts import FeatureRemembering
-from babyvlm.plugins.babyllava.feature_memo import FeatureMemo, picture_key
+from babyvlm.plugins.babyllava.feature_memo import FeatureMemo, picture_keys
 from babyvlm.plugins.mmengine_trainer.trainer import MMEngineTrainer
 
 CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
@@ -88,10 +88,30 @@ def test_outputs_past_the_budget_are_encoded_again_and_counted(tokenizer_dir):
 
 
 def test_keys_tell_dtypes_shapes_and_pixels_apart():
-    picture = torch.zeros(3, 4, 4)
-    keys = {picture_key(picture), picture_key(picture.to(torch.bfloat16)), picture_key(picture.reshape(3, 2, 8)),
-            picture_key(picture + 1e-7), picture_key(picture.double())}
-    assert len(keys) == 5 and picture_key(picture) == picture_key(torch.zeros(3, 4, 4))
+    picture = torch.zeros(1, 3, 4, 4)
+    keys = set()
+    for variant in (picture, picture.to(torch.bfloat16), picture.reshape(1, 3, 2, 8), picture + 1e-7, picture.double()):
+        keys.update(picture_keys(variant))
+    assert len(keys) == 5 and picture_keys(picture) == picture_keys(torch.zeros(1, 3, 4, 4))
+    pair = torch.stack([picture[0], picture[0] + 1])
+    assert picture_keys(pair) == [picture_keys(picture)[0], picture_keys(picture + 1)[0]]
+
+
+def test_a_training_sub_module_or_a_hook_makes_the_encoder_not_frozen(tokenizer_dir):
+    encoder = frozen(tiny_model(tokenizer_dir).encoder)
+    pixels = torch.randn(2, 3, 64, 64)
+    memo = FeatureMemo(2**30)
+    next(m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)).train()  # its statistics would move
+    memo.encode(pixels, encoder)
+    encoder.eval()
+    calls = []
+    handle = encoder.register_forward_hook(lambda *_: calls.append(1))
+    memo.encode(pixels, encoder)
+    memo.encode(pixels, encoder)
+    assert len(calls) == 2 and memo.stats()["bypassed"] == 6 and not memo.kept  # the hook ran on every call
+    handle.remove()
+    memo.encode(pixels, encoder)
+    assert memo.stats()["encoded"] == 2
 
 
 def test_the_model_remembers_only_inside_the_context_and_refuses_nesting(tokenizer_dir):
@@ -101,8 +121,10 @@ def test_the_model_remembers_only_inside_the_context_and_refuses_nesting(tokeniz
         assert model.feature_memo is memo
         with pytest.raises(RuntimeError, match="nested"), model.remember_frozen_features(2**20):
             pass
+        memo.encode(torch.randn(2, 3, 64, 64), frozen(model.encoder))
+        assert memo.kept
         raise ValueError("boom")
-    assert model.feature_memo is None
+    assert model.feature_memo is None and not memo.kept and memo.stats()["kept"] == 2  # freed, still counted
 
 
 def train(tokenizer_dir, folder, stage: str, **options):
@@ -115,8 +137,8 @@ def train(tokenizer_dir, folder, stage: str, **options):
 
 
 def test_a_frozen_encoder_phase_trains_the_same_with_its_features_remembered(tokenizer_dir, tmp_path):
-    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "2-joint")
-    plain, plain_weights, plain_lines = train(tokenizer_dir, tmp_path / "plain", "2-joint", feature_cache_mb=0)
+    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "2-joint", feature_cache_mb=64)
+    plain, plain_weights, plain_lines = train(tokenizer_dir, tmp_path / "plain", "2-joint")  # the default: off
     assert remembered.losses == plain.losses
     assert weights.keys() == plain_weights.keys() and all(torch.equal(weights[k], plain_weights[k]) for k in weights)
     stats = remembered.extra["frozen_features"]
@@ -131,8 +153,8 @@ def test_a_frozen_encoder_phase_trains_the_same_with_its_features_remembered(tok
 
 
 def test_a_phase_that_trains_the_encoder_is_not_changed(tokenizer_dir, tmp_path):
-    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "3-instruction")
-    plain, plain_weights, _ = train(tokenizer_dir, tmp_path / "plain", "3-instruction", feature_cache_mb=0)
+    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "3-instruction", feature_cache_mb=64)
+    plain, plain_weights, _ = train(tokenizer_dir, tmp_path / "plain", "3-instruction")
     assert remembered.losses == plain.losses and all(torch.equal(weights[k], plain_weights[k]) for k in weights)
     assert 40 <= remembered.extra["frozen_features"]["bypassed"] <= 48
     assert remembered.extra["frozen_features"]["pictures"] == 0

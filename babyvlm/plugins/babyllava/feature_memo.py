@@ -5,14 +5,17 @@ the same pictures through the same fixed function on every pass: a long phase on
 item's pictures 32 times. While a ``FeatureMemo`` is attached (``BabyLLaVA.remember_frozen_features``),
 ``encode_images`` looks each distinct picture up by its content (a 128-bit BLAKE2b digest of its pixel
 tensor's bytes, shape and dtype), runs the encoder on the pictures it has not seen in one batch, and keeps
-their outputs up to a byte budget. Only a *frozen* encoder is looked up: no parameter that trains and eval
-mode (so batch norm uses its running statistics and dropout is off: a picture's output depends on that
-picture alone). While the encoder trains, or when the pixels need a gradient, the memo is bypassed and
-the bypass is counted.
+their outputs up to a byte budget, on the device they were computed on (GPU memory on a GPU). Only a *frozen*
+encoder is looked up: no parameter that trains, and no module in training mode (batch norm on its running
+statistics, dropout off: a picture's output depends on that picture alone), and no forward hooks (a cached
+picture would skip them). Otherwise, or when the pixels need a gradient, the memo is passed by and the
+pictures are counted as ``bypassed``.
 
-The outputs are those the encoder gives the picture in a batch of its own; for the bundled encoders that is
-bit for bit what it gives it inside any other batch on CPU (tests check it), but a kernel that picks its
-algorithm by batch size may differ in the last bits.
+Exactness: a kept output is what the encoder gave the picture in the batch that first held it. In fp32 the
+bundled CNN and ViT give a picture the same output in any batch on CPU (tests check it), so training is
+unchanged bit for bit. Under bf16 autocast the ViT's output depends on the batch size in the last bits, so
+there (and with kernels that pick their algorithm by batch size, as on GPUs) a run with the memo differs from
+one without it, and a resumed run (whose memo starts empty) from an uninterrupted one, in the last bits.
 """
 
 from __future__ import annotations
@@ -23,17 +26,25 @@ from typing import Any
 import torch
 
 
-def picture_key(pixels: torch.Tensor) -> bytes:
-    """The content key of one picture's pixel tensor: its dtype, shape and bytes, digested."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{pixels.dtype}:{tuple(pixels.shape)}".encode())
-    digest.update(pixels.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())  # any dtype, bf16 too
-    return digest.digest()
+def picture_keys(pixels: torch.Tensor) -> list[bytes]:
+    """The content key of each picture of a ``[N, ...]`` batch: its dtype, shape and bytes, digested. The
+    batch is copied to the CPU once (one device sync), not once per picture."""
+    rows = pixels.detach().contiguous().cpu()
+    head = f"{rows.dtype}:{tuple(rows.shape[1:])}".encode()
+    keys = []
+    for row in rows.view(rows.shape[0], -1).view(torch.uint8):  # any dtype, bf16 too, as raw bytes
+        digest = hashlib.blake2b(head, digest_size=16)
+        digest.update(row.numpy().tobytes())
+        keys.append(digest.digest())
+    return keys
 
 
 def encoder_is_frozen(encoder: torch.nn.Module) -> bool:
-    """No parameter of ``encoder`` trains and it is in eval mode (batch norm on running statistics)."""
-    return not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    """No parameter of ``encoder`` trains, no module of it is in training mode (batch norm on its running
+    statistics, dropout off) and none has forward hooks (a picture served from the memo would skip them)."""
+    modules = list(encoder.modules())
+    return (not any(m.training for m in modules) and not any(p.requires_grad for p in encoder.parameters())
+            and not any(m._forward_hooks or m._forward_pre_hooks for m in modules))
 
 
 class FeatureMemo:
@@ -42,7 +53,7 @@ class FeatureMemo:
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
         self.kept: dict[bytes, torch.Tensor] = {}
-        self.kept_bytes = 0
+        self.kept_bytes = self.kept_count = 0
         self.pictures = self.reused = self.encoded = self.over_budget = self.bypassed = 0
 
     def encode(self, pixels: torch.Tensor, encoder: torch.nn.Module) -> torch.Tensor:
@@ -50,7 +61,7 @@ class FeatureMemo:
         if pixels.requires_grad or not encoder_is_frozen(encoder):
             self.bypassed += int(pixels.shape[0])
             return encoder(pixels)
-        keys = [picture_key(picture) for picture in pixels]
+        keys = picture_keys(pixels)
         self.pictures += len(keys)
         new: dict[bytes, int] = {}  # first row of each picture not kept yet
         for row, key in enumerate(keys):
@@ -75,10 +86,15 @@ class FeatureMemo:
             return
         self.kept[key] = output.detach().clone()  # a row of the batch's output would keep the whole batch alive
         self.kept_bytes += size
+        self.kept_count += 1
+
+    def release(self) -> None:
+        """Free the kept outputs (the counts stay)."""
+        self.kept.clear()
 
     def stats(self) -> dict[str, Any]:
         """Pictures looked up, of them reused from the memo and encoded, outputs kept and their bytes, outputs
         not kept (the budget was spent), pictures passed straight to an encoder that trains."""
         return {"pictures": self.pictures, "reused": self.reused, "encoded": self.encoded,
-                "kept": len(self.kept), "kept_bytes": self.kept_bytes, "over_budget": self.over_budget,
+                "kept": self.kept_count, "kept_bytes": self.kept_bytes, "over_budget": self.over_budget,
                 "bypassed": self.bypassed}

@@ -219,11 +219,12 @@ class BabyLLaVA(torch.nn.Module):
         encoder that trains is run as always. Yields the memo, whose ``stats()`` say what it served."""
         if self.feature_memo is not None:
             raise RuntimeError("remember_frozen_features: the model already remembers its features (nested use)")
-        self.feature_memo = FeatureMemo(max_bytes)
+        memo = self.feature_memo = FeatureMemo(max_bytes)
         try:
-            yield self.feature_memo
+            yield memo
         finally:
             self.feature_memo = None
+            memo.release()  # the outputs go now, not when the last reference to the memo does
 
     def _pad(self, ids_list: list[list[int]], labels_list: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
         longest = max((len(ids) for ids in ids_list), default=0)

@@ -87,7 +87,7 @@ class MMEngineTrainer:
                  device: str = "auto", strategy: str = "ddp", checkpoint_every: int = 0, keep_checkpoints: int = 2,
                  log_every: int = 10, seed: int = 0, num_workers: int = 0, objective: str = "auto",
                  block_size: int = 64, export: bool = True, tensorboard: bool = True, image_cache_mb: int = 1024,
-                 feature_cache_mb: int = 1024):
+                 feature_cache_mb: int = 0):
         c = self.component
         for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accumulation", accumulation),
                             ("block_size", block_size), ("keep_checkpoints", keep_checkpoints)):
@@ -186,7 +186,7 @@ class MMEngineTrainer:
 
     def remembered_features(self, model: torch.nn.Module, objective: torch.nn.Module) -> Any:
         """A context for the phase's steps: inside, a frozen encoder's output per picture is computed once and
-        reused (``contracts.FeatureRemembering``, up to ``feature_cache_mb``; 0 turns it off). Yields the memo,
+        reused (``contracts.FeatureRemembering``, up to ``feature_cache_mb``; the default 0: off). Yields the memo,
         or ``None`` where the model cannot remember or the objective is not the model's own loss."""
         if not self.feature_cache_mb or not isinstance(objective, ModelLoss) or not isinstance(model, FeatureRemembering):
             return contextlib.nullcontext()
@@ -196,9 +196,10 @@ class MMEngineTrainer:
         if stats["pictures"]:
             past = f"; {stats['over_budget']} outputs past the {self.feature_cache_mb} MB budget " \
                 f"(feature_cache_mb), encoded on every draw" if stats["over_budget"] else ""
+            rank = f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
             log(f"{self.component}: frozen encoder, each picture encoded once: {stats['pictures']} pictures, "
                 f"{stats['reused']} reused, {stats['encoded']} encoded, {stats['kept']} outputs kept "
-                f"({stats['kept_bytes'] / 2**20:.1f} MB){past}")
+                f"({stats['kept_bytes'] / 2**20:.1f} MB){past}{rank}")
         return stats
 
     def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
