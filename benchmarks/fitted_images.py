@@ -53,19 +53,31 @@ def fit_once(experiment: Experiment, task: str, cache_mb: int, steps: int) -> tu
     return seconds, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def demo_run_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark on a finished demo run takes: the run, the rounds, the torch threads."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("work_dir", type=Path, help="a finished demo run")
-    parser.add_argument("--tasks", default=DEFAULT_TASKS, help=f"comma-separated (default {DEFAULT_TASKS})")
-    parser.add_argument("--steps", type=int, default=40, help="steps per fit (the demo's phase 3: 40)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over the variants")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    args = parser.parse_args()
+    return parser
+
+
+def open_demo_run(args: argparse.Namespace) -> Experiment:
+    """The finished demo run of ``args.work_dir``, its tokenizer and model built; torch's threads set."""
     if args.threads:
         torch.set_num_threads(args.threads)
     experiment = Experiment(args.work_dir / "config.py", args.work_dir)
     experiment.ensure_tokenizer()
     experiment.build_model()
+    return experiment
+
+
+def main() -> None:
+    parser = demo_run_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default=DEFAULT_TASKS, help=f"comma-separated (default {DEFAULT_TASKS})")
+    parser.add_argument("--steps", type=int, default=40, help="steps per fit (the demo's phase 3: 40)")
+    args = parser.parse_args()
+    experiment = open_demo_run(args)
     print(f"{args.work_dir}: phase 3 of the demo, batch {phase3(experiment)['trainer']['batch_size']}, "
           f"{args.steps} steps per fit, {args.rounds} rounds, {torch.get_num_threads()} torch threads")
     columns = " | ".join(f"{name}: s" for name in VARIANTS)

@@ -18,7 +18,6 @@ Usage: ``python benchmarks/frozen_features.py WORK_DIR [--phases 1-alignment,2-j
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fitted_images import demo_run_parser, open_demo_run  # the sibling benchmark
 
 import babyvlm
 from babyvlm.core.experiment import Experiment, _load_weights
@@ -76,19 +76,12 @@ def fit_once(experiment: Experiment, job: dict[str, Any], cache_mb: int) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("work_dir", type=Path, help="a finished demo run")
+    parser = demo_run_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--phases", default="1-alignment,2-joint", help="demo phases to run ('' for none)")
     parser.add_argument("--tasks", default=DEFAULT_TASKS, help=f"frozen phase-3 tasks (default {DEFAULT_TASKS})")
     parser.add_argument("--steps", type=int, default=200, help="steps of each frozen phase 3")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over the variants")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    experiment = Experiment(args.work_dir / "config.py", args.work_dir)
-    experiment.ensure_tokenizer()
-    experiment.build_model()
+    experiment = open_demo_run(args)
     jobs = [demo_phase_job(experiment, name) for name in filter(None, args.phases.split(","))]
     jobs += [frozen_phase3_job(experiment, task, args.steps) for task in filter(None, args.tasks.split(","))]
     print(f"{args.work_dir}: {args.rounds} rounds, {torch.get_num_threads()} torch threads")

@@ -2,11 +2,11 @@
 the outputs are those of the encoder, an encoder that trains is never looked up, the byte budget holds, and a
 frozen-encoder phase trains bit for bit as it did without it."""
 
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from model_support import saved_tiny_tokenizer, tiny_babyllava
 from safetensors.torch import load_file
 
 import babyvlm
@@ -19,18 +19,11 @@ CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy 
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a tiny corpus for the requested vocabulary
-        tokenizer = babyvlm.build("tokenizer", dict(type="bpe", corpus=CORPUS, vocab_size=300, min_frequency=1))
-    return tokenizer.save(tmp_path_factory.mktemp("tokenizer"))
+    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), CORPUS)
 
 
 def tiny_model(tokenizer_dir, encoder: str = "cnn"):
-    torch.manual_seed(0)
-    return babyvlm.build_model({"model": dict(
-        type="babyllava", encoder=dict(type=encoder, preset="tiny"), connector=dict(type="mlp2x_gelu"),
-        language_model=dict(type="llama", preset="tiny"), tokenizer=dict(type="bpe", path=str(tokenizer_dir)),
-        template="baby_v1")})
+    return tiny_babyllava(tokenizer_dir, encoder)
 
 
 def samples(count: int = 6) -> list[dict]:

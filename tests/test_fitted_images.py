@@ -3,15 +3,14 @@ trains on is bit for bit what it trained on before, later draws are served from 
 holds, and bad pictures are still named."""
 
 import io
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from model_support import saved_tiny_tokenizer, tiny_babyllava
 from PIL import Image
 from safetensors.torch import load_file
 
-import babyvlm
 from babyvlm.core.contracts import ImageFitting
 from babyvlm.core.errors import ModelInputError
 from babyvlm.plugins.mmengine_trainer.fitted_images import FittedImages
@@ -29,18 +28,11 @@ def picture(seed: int, shape: tuple[int, int]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a tiny corpus for the requested vocabulary
-        tokenizer = babyvlm.build("tokenizer", dict(type="bpe", corpus=CORPUS, vocab_size=300, min_frequency=1))
-    return tokenizer.save(tmp_path_factory.mktemp("tokenizer"))
+    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), CORPUS)
 
 
 def tiny_model(tokenizer_dir, encoder: str = "cnn"):
-    torch.manual_seed(0)
-    return babyvlm.build_model({"model": dict(
-        type="babyllava", encoder=dict(type=encoder, preset="tiny"), connector=dict(type="mlp2x_gelu"),
-        language_model=dict(type="llama", preset="tiny"), tokenizer=dict(type="bpe", path=str(tokenizer_dir)),
-        template="baby_v1")})
+    return tiny_babyllava(tokenizer_dir, encoder)
 
 
 def samples(count: int = 6) -> list[dict]:
