@@ -14,8 +14,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+from model_support import saved_tiny_tokenizer  # noqa: E402
 
 from babyvlm import registry  # noqa: E402
+
+TINY_CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
 
 
 @pytest.fixture
@@ -36,3 +39,9 @@ def small_saycam_corpus(tmp_path_factory):
         ["saycam", str(root), "--minutes", "1.2", "--seed", "3", "--size", "64", "--video-minutes", "0.3", "--quiet"],
         standalone_mode=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer_dir(tmp_path_factory):
+    """A BPE tokenizer trained on a 16-utterance corpus, saved once per module (for ``tiny_babyllava``)."""
+    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), TINY_CORPUS)

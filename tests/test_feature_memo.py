@@ -6,24 +6,13 @@ frozen-encoder phase trains bit for bit as it did without it."""
 import numpy as np
 import pytest
 import torch
-from model_support import saved_tiny_tokenizer, tiny_babyllava
+from model_support import tiny_babyllava
 from safetensors.torch import load_file
 
 import babyvlm
 from babyvlm.core.contracts import FeatureRemembering
 from babyvlm.plugins.babyllava.feature_memo import FeatureMemo, picture_keys
 from babyvlm.plugins.mmengine_trainer.trainer import MMEngineTrainer
-
-CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory):
-    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), CORPUS)
-
-
-def tiny_model(tokenizer_dir, encoder: str = "cnn"):
-    return tiny_babyllava(tokenizer_dir, encoder)
 
 
 def samples(count: int = 6) -> list[dict]:
@@ -39,8 +28,8 @@ def frozen(encoder: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("kind", ["cnn", "vit"])
-def test_outputs_are_the_encoders_and_a_second_pass_is_served_from_memory(tokenizer_dir, kind):
-    encoder = frozen(tiny_model(tokenizer_dir, kind).encoder)
+def test_outputs_are_the_encoders_and_a_second_pass_is_served_from_memory(tiny_tokenizer_dir, kind):
+    encoder = frozen(tiny_babyllava(tiny_tokenizer_dir, kind).encoder)
     pixels = torch.randn(6, 3, encoder.image_size, encoder.image_size)
     memo = FeatureMemo(2**30)
     with torch.no_grad():
@@ -52,8 +41,8 @@ def test_outputs_are_the_encoders_and_a_second_pass_is_served_from_memory(tokeni
                             "kept_bytes": 6 * whole[0].numel() * 4, "over_budget": 0, "bypassed": 0}
 
 
-def test_an_encoder_that_trains_is_run_as_always_and_counted(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_an_encoder_that_trains_is_run_as_always_and_counted(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     pixels = torch.randn(3, 3, 64, 64)
     memo = FeatureMemo(2**30)
     encoder = model.encoder.eval()  # eval mode, but its parameters train
@@ -67,8 +56,8 @@ def test_an_encoder_that_trains_is_run_as_always_and_counted(tokenizer_dir):
     assert memo.stats()["bypassed"] == 9 and memo.stats()["pictures"] == 0 and not memo.kept
 
 
-def test_outputs_past_the_budget_are_encoded_again_and_counted(tokenizer_dir):
-    encoder = frozen(tiny_model(tokenizer_dir).encoder)
+def test_outputs_past_the_budget_are_encoded_again_and_counted(tiny_tokenizer_dir):
+    encoder = frozen(tiny_babyllava(tiny_tokenizer_dir).encoder)
     pixels = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         whole = encoder(pixels)
@@ -90,8 +79,8 @@ def test_keys_tell_dtypes_shapes_and_pixels_apart():
     assert picture_keys(pair) == [picture_keys(picture)[0], picture_keys(picture + 1)[0]]
 
 
-def test_a_training_sub_module_or_a_hook_makes_the_encoder_not_frozen(tokenizer_dir):
-    encoder = frozen(tiny_model(tokenizer_dir).encoder)
+def test_a_training_sub_module_or_a_hook_makes_the_encoder_not_frozen(tiny_tokenizer_dir):
+    encoder = frozen(tiny_babyllava(tiny_tokenizer_dir).encoder)
     pixels = torch.randn(2, 3, 64, 64)
     memo = FeatureMemo(2**30)
     next(m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)).train()  # its statistics would move
@@ -107,8 +96,8 @@ def test_a_training_sub_module_or_a_hook_makes_the_encoder_not_frozen(tokenizer_
     assert memo.stats()["encoded"] == 2
 
 
-def test_the_model_remembers_only_inside_the_context_and_refuses_nesting(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_the_model_remembers_only_inside_the_context_and_refuses_nesting(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     assert isinstance(model, FeatureRemembering) and model.feature_memo is None
     with pytest.raises(ValueError, match="boom"), model.remember_frozen_features(2**20) as memo:
         assert model.feature_memo is memo
@@ -120,8 +109,8 @@ def test_the_model_remembers_only_inside_the_context_and_refuses_nesting(tokeniz
     assert model.feature_memo is None and not memo.kept and memo.stats()["kept"] == 2  # freed, still counted
 
 
-def train(tokenizer_dir, folder, stage: str, **options):
-    model = tiny_model(tokenizer_dir)
+def train(tiny_tokenizer_dir, folder, stage: str, **options):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     trainer = MMEngineTrainer(max_steps=6, lr=2e-3, batch_size=4, log_every=0, export=False, tensorboard=False,
                               **options)
     lines = []
@@ -129,9 +118,9 @@ def train(tokenizer_dir, folder, stage: str, **options):
     return result, load_file(str(folder / "iter_6.safetensors")), lines
 
 
-def test_a_frozen_encoder_phase_trains_the_same_with_its_features_remembered(tokenizer_dir, tmp_path):
-    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "2-joint", feature_cache_mb=64)
-    plain, plain_weights, plain_lines = train(tokenizer_dir, tmp_path / "plain", "2-joint")  # the default: off
+def test_a_frozen_encoder_phase_trains_the_same_with_its_features_remembered(tiny_tokenizer_dir, tmp_path):
+    remembered, weights, lines = train(tiny_tokenizer_dir, tmp_path / "memo", "2-joint", feature_cache_mb=64)
+    plain, plain_weights, plain_lines = train(tiny_tokenizer_dir, tmp_path / "plain", "2-joint")  # the default: off
     assert remembered.losses == plain.losses
     assert weights.keys() == plain_weights.keys() and all(torch.equal(weights[k], plain_weights[k]) for k in weights)
     stats = remembered.extra["frozen_features"]
@@ -145,9 +134,9 @@ def test_a_frozen_encoder_phase_trains_the_same_with_its_features_remembered(tok
     assert not any("encoded once" in line for line in plain_lines)
 
 
-def test_a_phase_that_trains_the_encoder_is_not_changed(tokenizer_dir, tmp_path):
-    remembered, weights, lines = train(tokenizer_dir, tmp_path / "memo", "3-instruction", feature_cache_mb=64)
-    plain, plain_weights, _ = train(tokenizer_dir, tmp_path / "plain", "3-instruction")
+def test_a_phase_that_trains_the_encoder_is_not_changed(tiny_tokenizer_dir, tmp_path):
+    remembered, weights, lines = train(tiny_tokenizer_dir, tmp_path / "memo", "3-instruction", feature_cache_mb=64)
+    plain, plain_weights, _ = train(tiny_tokenizer_dir, tmp_path / "plain", "3-instruction")
     assert remembered.losses == plain.losses and all(torch.equal(weights[k], plain_weights[k]) for k in weights)
     assert 40 <= remembered.extra["frozen_features"]["bypassed"] <= 48
     assert remembered.extra["frozen_features"]["pictures"] == 0

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from model_support import saved_tiny_tokenizer, tiny_babyllava
+from model_support import tiny_babyllava
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -17,22 +17,12 @@ from babyvlm.plugins.mmengine_trainer.fitted_images import FittedImages
 from babyvlm.plugins.mmengine_trainer.trainer import MMEngineTrainer
 from babyvlm.plugins.vit.encoder import IMAGENET_MEAN, IMAGENET_STD, pad_to_square, to_rgb_array
 
-CORPUS = ["look at the ball", "where is the cup", "a big red truck", "the doggy is running"] * 4
 SHAPES = [(48, 64), (64, 48), (224, 224), (64, 64), (30, 30), (97, 41)]
 
 
 def picture(seed: int, shape: tuple[int, int]) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory):
-    return saved_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"), CORPUS)
-
-
-def tiny_model(tokenizer_dir, encoder: str = "cnn"):
-    return tiny_babyllava(tokenizer_dir, encoder)
 
 
 def samples(count: int = 6) -> list[dict]:
@@ -43,8 +33,8 @@ def samples(count: int = 6) -> list[dict]:
 
 
 @pytest.mark.parametrize("encoder", ["cnn", "vit"])
-def test_preprocessing_a_fitted_picture_gives_the_same_tensor(tokenizer_dir, encoder):
-    model = tiny_model(tokenizer_dir, encoder)
+def test_preprocessing_a_fitted_picture_gives_the_same_tensor(tiny_tokenizer_dir, encoder):
+    model = tiny_babyllava(tiny_tokenizer_dir, encoder)
     assert isinstance(model, ImageFitting) and isinstance(model.encoder, ImageFitting)
     size = model.encoder.image_size
     for seed, shape in enumerate(SHAPES):
@@ -69,8 +59,8 @@ def as_jpeg(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_fitted_pictures_give_what_preprocessing_gave_before(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_fitted_pictures_give_what_preprocessing_gave_before(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     inputs = [picture(seed, shape) for seed, shape in enumerate(SHAPES)]
     inputs += [Image.fromarray(picture(7, (40, 70))).convert("L"), Image.fromarray(picture(8, (64, 64))).convert("RGBA"),
                as_jpeg(picture(9, (224, 224))), as_jpeg(picture(10, (108, 216)))]
@@ -80,8 +70,8 @@ def test_fitted_pictures_give_what_preprocessing_gave_before(tokenizer_dir):
         assert torch.equal(model.encoder.preprocess(image), before), number
 
 
-def test_later_draws_are_served_from_memory_and_equal_the_first(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_later_draws_are_served_from_memory_and_equal_the_first(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     data = samples()
     fitted = FittedImages(data, model.fit_image, max_bytes=2**30)
     first = [fitted[n] for n in range(len(data))]
@@ -95,8 +85,8 @@ def test_later_draws_are_served_from_memory_and_equal_the_first(tokenizer_dir):
     assert all(torch.equal(plain[key], cached[key]) for key in plain)
 
 
-def test_the_datasets_own_arrays_and_the_kept_lists_are_left_alone(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_the_datasets_own_arrays_and_the_kept_lists_are_left_alone(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     own = picture(0, (64, 64))  # already the encoder's size: fit_image hands back this very array
     data = [{"sample_id": "s0", "images": [own], "conversations": samples(1)[0]["conversations"]}]
     fitted = FittedImages(data, model.fit_image, max_bytes=2**30)
@@ -114,8 +104,8 @@ def test_pictures_an_encoder_cannot_fit_are_passed_on_not_kept():
     assert fitted.stats()["kept_items"] == 0 and fitted.stats()["not_arrays"] == 1 and fitted.stats()["draws"] == 2
 
 
-def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     one_item = 2 * 64 * 64 * 3
     fitted = FittedImages(samples(4), model.fit_image, max_bytes=one_item + 10)
     for _ in range(2):
@@ -125,8 +115,8 @@ def test_items_past_the_budget_are_fitted_on_every_draw_and_counted(tokenizer_di
                               "not_arrays": 0}
 
 
-def test_other_items_pass_through_and_bad_pictures_are_named(tokenizer_dir):
-    model = tiny_model(tokenizer_dir)
+def test_other_items_pass_through_and_bad_pictures_are_named(tiny_tokenizer_dir):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     assert FittedImages(["just text"], model.fit_image, 2**20)[0] == "just text"
     broken = samples(2)
     broken[1]["images"][1] = np.zeros((8, 8), np.uint8)  # not HxWx3
@@ -134,8 +124,8 @@ def test_other_items_pass_through_and_bad_pictures_are_named(tokenizer_dir):
         FittedImages(broken, model.fit_image, 2**20)[1]
 
 
-def train(tokenizer_dir, folder, **options):
-    model = tiny_model(tokenizer_dir)
+def train(tiny_tokenizer_dir, folder, **options):
+    model = tiny_babyllava(tiny_tokenizer_dir)
     trainer = MMEngineTrainer(max_steps=6, lr=2e-3, batch_size=4, log_every=0, export=False, tensorboard=False,
                               **options)
     lines = []
@@ -143,9 +133,9 @@ def train(tokenizer_dir, folder, **options):
     return result, load_file(str(folder / "iter_6.safetensors")), lines
 
 
-def test_training_with_fitted_pictures_equals_training_without(tokenizer_dir, tmp_path):
-    cached, cached_weights, lines = train(tokenizer_dir, tmp_path / "cached")
-    plain, plain_weights, _ = train(tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
+def test_training_with_fitted_pictures_equals_training_without(tiny_tokenizer_dir, tmp_path):
+    cached, cached_weights, lines = train(tiny_tokenizer_dir, tmp_path / "cached")
+    plain, plain_weights, _ = train(tiny_tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
     assert cached.losses == plain.losses
     assert cached_weights.keys() == plain_weights.keys()
     assert all(torch.equal(cached_weights[k], plain_weights[k]) for k in plain_weights)
@@ -155,10 +145,10 @@ def test_training_with_fitted_pictures_equals_training_without(tokenizer_dir, tm
     assert any("pictures fitted to the encoder once: 24 draws, 6 fitted, 6 items kept" in line for line in lines)
 
 
-def test_with_loader_workers_the_budget_is_split_and_the_log_says_so(tokenizer_dir, tmp_path):
-    workers, _, lines = train(tokenizer_dir, tmp_path / "workers", num_workers=2, image_cache_mb=10)
-    plain, _, _ = train(tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
+def test_with_loader_workers_the_budget_is_split_and_the_log_says_so(tiny_tokenizer_dir, tmp_path):
+    workers, _, lines = train(tiny_tokenizer_dir, tmp_path / "workers", num_workers=2, image_cache_mb=10)
+    plain, _, _ = train(tiny_tokenizer_dir, tmp_path / "plain", image_cache_mb=0)
     assert workers.losses == plain.losses and "fitted_images" not in workers.extra
     assert any("fitted to the encoder once in each of 2 loader workers (up to 5.0 MB each" in line for line in lines)
     trainer = MMEngineTrainer(num_workers=2, image_cache_mb=10)
-    assert trainer.fitted_images(tiny_model(tokenizer_dir), samples()).max_bytes == 5 * 2**20
+    assert trainer.fitted_images(tiny_babyllava(tiny_tokenizer_dir), samples()).max_bytes == 5 * 2**20
