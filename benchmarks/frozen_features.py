@@ -21,7 +21,6 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,8 +43,9 @@ def phase_named(experiment: Experiment, name: str) -> dict[str, Any]:
 
 def demo_phase_job(experiment: Experiment, name: str) -> dict[str, Any]:
     phase = phase_named(experiment, name)
-    with tempfile.TemporaryDirectory() as folder:
-        data = experiment._phase_dataset(phase, Path(folder))
+    if phase["data"] != "store" or "formats" not in phase:
+        raise SystemExit(f"--phases: {name} does not train on the pretraining store (pass phase-3 tasks as --tasks)")
+    data = experiment.dataset(phase["formats"])
     return dict(label=f"{name} (demo: {phase['trainer']['max_steps']} steps x {phase['trainer']['batch_size']})",
                 stage=phase["stage"], weights=experiment._starting_weights(phase), template=phase.get("template"),
                 data=data, trainer=dict(phase["trainer"]))

@@ -171,17 +171,16 @@ class MMEngineTrainer:
         return result
 
     def _report_fitted(self, dataset: FittedImages, log: Log) -> dict[str, int] | None:
-        rank = f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
         if self.num_workers:  # the counts live in the worker processes
             log(f"{self.component}: pictures fitted to the encoder once in each of {self.num_workers} loader "
-                f"workers (up to {dataset.max_bytes / 2**20:.1f} MB each; counts stay in the workers){rank}")
+                f"workers (up to {dataset.max_bytes / 2**20:.1f} MB each; counts stay in the workers){_per_rank()}")
             return None
         stats = dataset.stats()
         past = f"; {stats['over_budget']} items past the {self.image_cache_mb} MB budget (image_cache_mb), fitted " \
             f"on every draw" if stats["over_budget"] else ""
         other = f"; {stats['not_arrays']} items not kept (fit_image gave no numpy arrays)" if stats["not_arrays"] else ""
         log(f"{self.component}: pictures fitted to the encoder once: {stats['draws']} draws, {stats['fitted']} "
-            f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}{other}{rank}")
+            f"fitted, {stats['kept_items']} items kept ({stats['kept_bytes'] / 2**20:.1f} MB){past}{other}{_per_rank()}")
         return stats
 
     def remembered_features(self, model: torch.nn.Module, objective: torch.nn.Module) -> Any:
@@ -196,10 +195,9 @@ class MMEngineTrainer:
         if stats["pictures"]:
             past = f"; {stats['over_budget']} outputs past the {self.feature_cache_mb} MB budget " \
                 f"(feature_cache_mb), encoded on every draw" if stats["over_budget"] else ""
-            rank = f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
             log(f"{self.component}: frozen encoder, each picture encoded once: {stats['pictures']} pictures, "
                 f"{stats['reused']} reused, {stats['encoded']} encoded, {stats['kept']} outputs kept "
-                f"({stats['kept_bytes'] / 2**20:.1f} MB){past}{rank}")
+                f"({stats['kept_bytes'] / 2**20:.1f} MB){past}{_per_rank()}")
         return stats
 
     def resume_settings(self, stage: str | None, dataset_size: int) -> dict[str, Any]:
@@ -344,6 +342,11 @@ def _rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
+
+
+def _per_rank() -> str:
+    """What a count logged by one process says under DDP: it is that rank's own."""
+    return f" (rank {_rank()}; each rank keeps its own)" if _world() > 1 else ""
 
 
 def _world() -> int:
