@@ -91,6 +91,38 @@ def permute_options(item: dict, rng: random.Random) -> dict:
     return dict(item, images=head + [options[i] for i in order], answer=answer)
 
 
+def easy_item(items: list[dict], rng: random.Random) -> dict:
+    """An easy match-to-sample item from ``items`` (query picture first, then one option picture per letter):
+    one item's query and its gold option, beside option pictures of other items, in a random order. The
+    question is the item's own; cached ``features`` (one row per picture) follow their pictures."""
+    item = rng.choice(items)
+    space, k = item["space"], len(item["space"])
+    gold = 1 + space.index(item["answer"])
+    picks = [(item, 0), (item, gold)]
+    for other in rng.sample([x for x in items if x is not item], k - 1):
+        picks.append((other, 1 + rng.randrange(k)))
+    order = list(range(k))
+    rng.shuffle(order)  # slot j shows option order[j]; option 0 is the gold
+    chosen = [picks[0]] + [picks[1 + i] for i in order]
+    easy = dict(item, images=[x["images"][j] for x, j in chosen], answer=space[order.index(0)])
+    if "features" in item:
+        easy["features"] = torch.stack([x["features"][j] for x, j in chosen])
+    return easy
+
+
+def query_last(item: dict) -> dict:
+    """A match-to-sample item with its query picture (the leading ``<image>``) moved after the rest of the
+    question, marker and picture together, so every ``<image>`` still takes its own picture."""
+    question = item["question"]
+    if not question.startswith("<image>") or "<image>" not in question[len("<image>"):]:
+        raise SystemExit(f"qlast: not a query picture before option pictures: {question!r}")
+    moved = dict(item, question=question[len("<image>"):].strip() + " <image>",
+                 images=item["images"][1:] + item["images"][:1])
+    if "features" in item:
+        moved["features"] = torch.cat([item["features"][1:], item["features"][:1]])
+    return moved
+
+
 def mimetic_query_key(language_model: torch.nn.Module, noise: float = 0.1) -> None:
     """Every layer's query and key projections set so that ``q . k`` starts as a similarity of the two
     positions' (normed) states in a random head-sized subspace: each KV group's key projection is a random
@@ -124,6 +156,13 @@ def add_slot_embeddings(model: BabyLLaVA, counts: set[int]) -> None:
         slot = torch.arange(features.shape[0]) % per_sample  # pictures are flattened sample by sample
         return features + model.connector.slots[slot].unsqueeze(1)
 
+    def slots_on(encode_features):  # the same slot tags over another picture encoder (``cachefeat``)
+        def tagged(features: torch.Tensor) -> torch.Tensor:
+            out = encode_features(features)
+            return out + model.connector.slots[torch.arange(out.shape[0]) % per_sample].unsqueeze(1)
+        return tagged
+
+    encode_with_slots.slots_on = slots_on
     model.encode_images = encode_with_slots
 
 
@@ -239,11 +278,16 @@ def main() -> None:
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
+    easy_steps = next((int(k[4:]) for k in knobs if re.fullmatch(r"easy\d+", k)), 0)
+    if easy_steps and not all(options_are_pictures(x["space"], len(x["images"])) and
+                              len(x["images"]) == len(x["space"]) + 1 for x in train + val):
+        raise SystemExit(f"easy: {args.task} is not a match-to-sample task (a query picture, then one per letter)")
+    total_steps = easy_steps + args.steps
 
     cache_started = time.perf_counter()
     if "cachefeat" in knobs:  # frozen encoder, no augmentation: its output per picture never changes
-        if "freezeenc" not in knobs or "perm" in knobs or "slot" in knobs:
-            raise SystemExit("cachefeat needs freezeenc, and works without perm and slot")
+        if "freezeenc" not in knobs or "perm" in knobs:
+            raise SystemExit("cachefeat needs freezeenc, and works without perm")
         if "freshvis" in knobs:  # a random encoder's batch-norm statistics from the train pictures, not 0 / 1
             calibrate_batch_norm(model, train)
         model.encoder.eval()
@@ -251,11 +295,15 @@ def main() -> None:
             for item in train + val:
                 pixels = model._pixels([item["images"]])["pixel_values"]
                 item["features"] = model.encoder(torch.zeros_like(pixels) if args.blank else pixels)
-        model.encode_images = lambda features: model.connector(features)  # pixel_values: cached outputs
+        cached = model.connector  # pixel_values: the cached encoder outputs
+        slotted = getattr(model.encode_images, "slots_on", None)
+        model.encode_images = cached if slotted is None else slotted(cached)
         tokenizer, template = model._require_text_side()
     cache_seconds = time.perf_counter() - cache_started
 
     def batch(items: list[dict], answers: list[str]) -> dict:
+        if "qlast" in knobs:
+            items = [query_last(x) for x in items]
         if "cachefeat" in knobs:
             encoded = [template.encode([{"from": "human", "value": x["question"]}, {"from": "gpt", "value": a}],
                                        tokenizer) for x, a in zip(items, answers, strict=True)]
@@ -274,11 +322,14 @@ def main() -> None:
     model.train()
     if "freezeenc" in knobs:  # frozen means its batch-norm statistics too
         model.encoder.eval().requires_grad_(False)
-    for step in range(args.steps):
-        warm = min(1.0, (step + 1) / max(1, int(0.05 * args.steps)))
+    for step in range(total_steps):
+        warm = min(1.0, (step + 1) / max(1, int(0.05 * total_steps)))
         for group, base in zip(opt.param_groups, base_lrs, strict=True):
-            group["lr"] = base * warm * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        chosen = random.sample(train, min(batch_size, len(train)))
+            group["lr"] = base * warm * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        if step < easy_steps:
+            chosen = [easy_item(train, random) for _ in range(batch_size)]
+        else:
+            chosen = random.sample(train, min(batch_size, len(train)))
         if "perm" in knobs:
             chosen = [permute_options(x, random) for x in chosen]
         loss = model(**batch(chosen, [x["answer"] for x in chosen]))["loss"]
@@ -289,14 +340,23 @@ def main() -> None:
         losses.append(loss.item())
     train_seconds = time.perf_counter() - started
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for item in val:
-            scores = [-model(**batch([item], [answer]))["loss"].item() for answer in item["space"]]
-            correct += item["space"][int(np.argmax(scores))] == item["answer"]
+
+    def accuracy(items: list[dict]) -> float:
+        correct = 0
+        with torch.no_grad():
+            for item in items:
+                scores = [-model(**batch([item], [answer]))["loss"].item() for answer in item["space"]]
+                correct += item["space"][int(np.argmax(scores))] == item["answer"]
+        return round(correct / len(items), 4)
+
+    val_acc = accuracy(val)
+    extra = {}
+    if easy_steps:  # the easy version on val items: did the curriculum's first stage itself learn?
+        extra["easy_val_acc"] = accuracy([easy_item(val, random.Random(f"easy-val:{i}")) for i in range(len(val))])
+        extra["loss_easy_end"] = round(float(np.mean(losses[max(0, easy_steps - 20):easy_steps])), 3)
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
                encoder=str(args.encoder) if args.encoder else None,
-               val_acc=round(correct / len(val), 4), n=len(val), train_items=len(train),
+               val_acc=val_acc, n=len(val), train_items=len(train), **extra,
                train_s=round(train_seconds, 1), cache_s=round(cache_seconds, 1),
                loss_first=round(float(np.mean(losses[:20])), 3), loss_last=round(float(np.mean(losses[-20:])), 3))
     print(json.dumps(row))

@@ -36,7 +36,8 @@ def render_jinja(template, conversation) -> str:
     ("<image>\nHow many balls do you see?", "How many balls do you see? <image>"),
     ("<image><image> <image>\n Which is the ball?", "Which is the ball? <image> <image> <image>"),
     ("Which is the same as this? (A) <image> (B) <image>", "Which is the same as this? (A) <image> (B) <image>"),
-    ("<image>\nWhich one? (A) <image> (B) <image>", "Which one? (A) <image> (B) <image> <image>"),
+    # a query picture before option pictures stays first: the k-th <image> takes the sample's k-th picture
+    ("<image>\nWhich one? (A) <image> (B) <image>", "<image>\nWhich one? (A) <image> (B) <image>"),
     ("<image><image>", "<image><image>"),
     ("no images at all", "no images at all"),
 ])
@@ -60,7 +61,7 @@ def test_prompt_is_a_prefix_of_the_encoding_for_every_turn_of_a_multi_round_item
     encoded = QFIRST.encode(conversation, TOKENIZER).input_ids
     assert encoded[:len(QFIRST.prompt(conversation, TOKENIZER))] == QFIRST.prompt(conversation, TOKENIZER)
     assert encoded.count(TOKENIZER.image_id) == 4
-    assert TOKENIZER.render(encoded).startswith("<sos> USER: Touch the new image. (A) <image> <image> ASSISTANT: A")
+    assert TOKENIZER.render(encoded).startswith("<sos> USER: <image>\nTouch the new image. (A) <image> ASSISTANT: A")
 
 
 @pytest.mark.parametrize("conversation", [

@@ -9,9 +9,12 @@ localization rise from 34% to 53% (blind 24%) (shared/reference/devcv-eval-facts
 32 px / 5 tokens / 200 steps the gain was small (28% vs 26%, chance 25%).
 
 Rule, per human turn: the *leading* run of ``<image>`` tokens (with the whitespace around them) moves
-after the rest of the turn's text, joined by single spaces. Images written inside the text, as options
-(``(A) <image> (B) <image>``), stay where they are, since their letters label them. A turn of images only
-is unchanged. Answers and loss masking are exactly ``baby_v1``'s, and ``jinja`` renders the same text,
+after the rest of the turn's text, joined by single spaces — when that text holds no ``<image>`` of its
+own. Every consumer (the model's merge, an HF processor, the evaluation) gives the k-th ``<image>`` the
+sample's k-th picture, so moving a leading image past an image written inside the text (an option,
+``(A) <image> (B) <image>``) would hand the query picture to option A's slot and every option's picture to
+the next letter's. Such a turn (Left/Right, Spatial Details: a query picture, then one per letter) is
+unchanged, as is a turn of images only. Answers and loss masking are exactly ``baby_v1``'s, and ``jinja`` renders the same text,
 so a checkpoint's ``chat_template.jinja`` builds the same ids. Training and evaluation must use the
 same template (it is part of the model config, so both do).
 """
@@ -38,7 +41,7 @@ def split_leading_images(text: str) -> tuple[int, str]:
 def question_first_text(text: str) -> str:
     """The human turn's text with its leading images moved after the question (see the module rule)."""
     count, rest = split_leading_images(text)
-    if count == 0 or not rest:
+    if count == 0 or not rest or IMAGE_TOKEN in rest:  # pictures are consumed in the order of the <image>s
         return text
     return " ".join([rest] + [IMAGE_TOKEN] * count)
 
@@ -51,7 +54,7 @@ def _jinja() -> str:
         "{%- if q.rest.lstrip().startswith('IMAGE') -%}"
         "{%- set q.rest = q.rest.lstrip()[" + str(_LEAD) + ":] -%}{%- set q.lead = q.lead + 1 -%}"
         "{%- endif -%}{%- endfor -%}"
-        "{%- if q.lead > 0 and q.rest | trim != '' -%}"
+        "{%- if q.lead > 0 and q.rest | trim != '' and 'IMAGE' not in q.rest -%}"
         "{%- set text = ([q.rest | trim] + ['IMAGE'] * q.lead) | join(' ') -%}{%- endif -%}"
     )
     base = jinja_template("baby_v1_qfirst", "' USER: ' ~ text ~ ' ASSISTANT:'", "' ' ~ text ~ eos_token")
