@@ -23,13 +23,13 @@ def saved_tiny_tokenizer(folder: Path, corpus: Sequence[str], vocab_size: int = 
     return tiny_tokenizer(corpus, vocab_size).save(folder)
 
 
-def tiny_babyllava(tokenizer_dir: Path, encoder: str = "cnn", template: str = "baby_v1", seed: int = 0):
+def tiny_babyllava(tokenizer_dir: Path, encoder: str = "cnn", template: str = "baby_v1", seed: int = 0, **options):
     """The ``tiny`` BabyLLaVA (``encoder`` + ``mlp2x_gelu`` + tiny LLaMA) on the tokenizer saved in
-    ``tokenizer_dir``, initialised from ``seed``."""
+    ``tokenizer_dir``, initialised from ``seed``; ``options`` are further model fields (``image_slots=4``)."""
     import torch
 
     torch.manual_seed(seed)
     return babyvlm.build_model({"model": dict(
         type="babyllava", encoder=dict(type=encoder, preset="tiny"), connector=dict(type="mlp2x_gelu"),
         language_model=dict(type="llama", preset="tiny"), tokenizer=dict(type="bpe", path=str(tokenizer_dir)),
-        template=template)})
+        template=template, **options)})

@@ -95,6 +95,8 @@ def export_blocker(model: Any) -> str | None:
         return f"connector {type(connector).__name__} is not LLaVA's projector (use 'mlp2x_gelu')"
     if not isinstance(lm, PreTrainedModel) or lm.get_output_embeddings() is None:
         return f"language model {type(lm).__name__} is not a Hugging Face causal LM (use 'llama')"
+    if getattr(model, "image_slots", 0):
+        return "picture-slot tags (image_slots) have no place in a LLaVA checkpoint"
     return None
 
 

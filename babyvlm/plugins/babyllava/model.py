@@ -33,6 +33,13 @@ from babyvlm.plugins.babyllava.feature_memo import FeatureMemo
 from babyvlm.plugins.babyllava.freezing import PARTS, STAGES, describe_trainable
 from babyvlm.plugins.babyllava.generation import greedy_generate
 from babyvlm.plugins.babyllava.hf_export import load_checkpoint, save_checkpoint
+from babyvlm.plugins.babyllava.image_slots import (
+    add_slot_tags,
+    attach_slot_table,
+    check_slot_count,
+    slot_positions,
+    slot_table,
+)
 from babyvlm.plugins.babyllava.merge import check_image_counts, merge_image_features
 
 __all__ = ["PARTS", "STAGES", "BabyLLaVA", "describe_trainable", "linear_cross_entropy"]
@@ -72,7 +79,7 @@ class BabyLLaVA(torch.nn.Module):
 
     def __init__(self, encoder: Any = None, connector: Any = "mlp2x_gelu", language_model: Any = None,
                  tokenizer: Any = None, template: Any = "baby_plain", freeze: Sequence[str] = (),
-                 autocast_dtype: str | None = None, max_length: int | None = None):
+                 autocast_dtype: str | None = None, max_length: int | None = None, image_slots: int = 0):
         super().__init__()
         freeze = freezing.as_names(freeze, "freeze")
         if encoder is None or language_model is None:
@@ -85,6 +92,9 @@ class BabyLLaVA(torch.nn.Module):
         self.language_model = _build("language_model", lm_spec)
         self.connector = _build("connector", connector, in_features=self.encoder.hidden_size,
                                 out_features=self.language_model.config.hidden_size)
+        self.image_slots = check_slot_count(image_slots)
+        if self.image_slots:  # picture-slot tags (image_slots.py), trained with the connector
+            attach_slot_table(self.connector, self.image_slots, self.language_model.config.hidden_size)
         self.loss_fn = linear_cross_entropy
         self.autocast_dtype = _autocast_dtype(autocast_dtype)
         self.max_length = max_length or getattr(self.language_model.config, "max_position_embeddings", None)
@@ -92,6 +102,8 @@ class BabyLLaVA(torch.nn.Module):
                          language_model=_saved_spec(lm_spec), tokenizer=_saved_spec(tokenizer),
                          template=_saved_spec(template), freeze=freeze, autocast_dtype=autocast_dtype,
                          max_length=max_length)
+        if self.image_slots:  # recorded only when on: checkpoints without the tags keep their spec as it was
+            self.spec["image_slots"] = self.image_slots
         self.freeze = freeze
         self.feature_memo: FeatureMemo | None = None  # see remember_frozen_features
         self._check_tokens_per_image()
@@ -293,6 +305,10 @@ class BabyLLaVA(torch.nn.Module):
         features = None
         if pixel_values is not None and pixel_values.shape[0]:
             features = self.encode_images(pixel_values)
+            if self.image_slots:
+                positions = slot_positions(input_ids, attention_mask, self.image_id, self.image_slots)
+                if positions.shape[0] == features.shape[0]:  # else merge names the count mismatch
+                    features = add_slot_tags(features, slot_table(self.connector), positions)
         text_embeds = self.language_model.get_input_embeddings()(input_ids)
         return merge_image_features(text_embeds, input_ids, attention_mask, features, self.image_id, labels,
                                     self.max_length, tokens_per_image=self.tokens_per_image)
