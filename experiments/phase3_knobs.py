@@ -21,7 +21,7 @@ KNOBS: comma-separated, ``base`` for none:
   ``--encoder PATH`` (encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``);
 - picture tokens: ``lnconn`` (the connector's output layer-normed to the text embeddings' scale), ``pic`` /
   ``pic1`` (one more token per picture, an MLP on its whole flattened grid, in front of the per-cell tokens /
-  instead of them), ``slot`` (a learned embedding per picture slot added to its tokens);
+  instead of them), ``slot`` (a learned embedding per picture slot added to its tokens; any picture counts);
 - data: ``v1`` (the ``baby_v1`` template: images where the prompt has them, not question first), ``perm``
   (each drawn train item's option pictures in a fresh random order, the answer letter following its
   picture), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a
@@ -142,28 +142,21 @@ def mimetic_query_key(language_model: torch.nn.Module, noise: float = 0.1) -> No
 
 def add_slot_embeddings(model: BabyLLaVA, counts: set[int]) -> None:
     """Tag every picture's tokens with its slot in the sample (values carry no position under RoPE, so the
-    answer cannot otherwise tell which picture an attended feature came from). Needs one picture count for
-    every item; the embeddings train with the connector."""
-    if len(counts) != 1:
-        raise SystemExit(f"slot: items differ in picture count {sorted(counts)}")
-    (per_sample,) = counts
+    answer cannot otherwise tell which picture an attended feature came from); the embeddings train with the
+    connector. ``batch`` sets ``model.slot_positions`` (each picture's slot, sample by sample) before each
+    forward. (The platform's own version of this is ``BabyLLaVA(image_slots=K)``; this one draws its table
+    after the checkpoint is loaded, as the README's rows did.)"""
     width = model.connector.out_features
-    model.connector.slots = torch.nn.Parameter(torch.randn(per_sample, width))
-    encode = model.encode_images
+    model.connector.slots = torch.nn.Parameter(torch.randn(max(counts), width))
 
-    def encode_with_slots(pixel_values: torch.Tensor) -> torch.Tensor:
-        features = encode(pixel_values)
-        slot = torch.arange(features.shape[0]) % per_sample  # pictures are flattened sample by sample
-        return features + model.connector.slots[slot].unsqueeze(1)
-
-    def slots_on(encode_features):  # the same slot tags over another picture encoder (``cachefeat``)
-        def tagged(features: torch.Tensor) -> torch.Tensor:
-            out = encode_features(features)
-            return out + model.connector.slots[torch.arange(out.shape[0]) % per_sample].unsqueeze(1)
+    def slots_on(encode_features):
+        def tagged(pixels_or_features: torch.Tensor) -> torch.Tensor:
+            out = encode_features(pixels_or_features)
+            return out + model.connector.slots[model.slot_positions].unsqueeze(1)
         return tagged
 
-    encode_with_slots.slots_on = slots_on
-    model.encode_images = encode_with_slots
+    model.encode_images = slots_on(model.encode_images)
+    model.encode_images.slots_on = slots_on  # ``cachefeat`` re-applies the tags over its cached features
 
 
 class PictureCode(torch.nn.Module):
@@ -295,7 +288,8 @@ def main() -> None:
             for item in train + val:
                 pixels = model._pixels([item["images"]])["pixel_values"]
                 item["features"] = model.encoder(torch.zeros_like(pixels) if args.blank else pixels)
-        cached = model.connector  # pixel_values: the cached encoder outputs
+        def cached(features: torch.Tensor) -> torch.Tensor:  # pixel_values: the cached encoder outputs
+            return model.connector(features)  # (a function: a module set as an attribute would not override)
         slotted = getattr(model.encode_images, "slots_on", None)
         model.encode_images = cached if slotted is None else slotted(cached)
         tokenizer, template = model._require_text_side()
@@ -304,6 +298,8 @@ def main() -> None:
     def batch(items: list[dict], answers: list[str]) -> dict:
         if "qlast" in knobs:
             items = [query_last(x) for x in items]
+        if "slot" in knobs:
+            model.slot_positions = torch.cat([torch.arange(len(x["images"])) for x in items])
         if "cachefeat" in knobs:
             encoded = [template.encode([{"from": "human", "value": x["question"]}, {"from": "gpt", "value": a}],
                                        tokenizer) for x, a in zip(items, answers, strict=True)]
