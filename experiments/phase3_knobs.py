@@ -26,7 +26,8 @@ KNOBS: comma-separated, ``base`` for none:
   (each drawn train item's option pictures in a fresh random order, the answer letter following its
   picture), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a
   ``--tasks-dir`` built with a larger ``--max-items``, the train-set size alone varies).
-``--val-limit``: score the first N val items. ``--blank``: every image one constant grey picture (the blind
+``--val-limit``: score the first N val items. ``--also TASKS``: after training, score other tasks' val items (and their
+easy versions, for match-to-sample tasks) with this run's model — does a skill carry across tasks? ``--blank``: every image one constant grey picture (the blind
 twin's view). One JSON line per run is printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
 """
 
@@ -256,18 +257,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("phase3_knobs.jsonl"))
     parser.add_argument("--val-limit", type=int, default=None)
     parser.add_argument("--encoder", type=Path, default=None, help="encoder weights to start from (safetensors)")
+    parser.add_argument("--also", default="", help="other tasks whose val items (and easy versions) are scored too")
     args = parser.parse_args()
     knobs = set(args.knobs.split(","))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     tasks = args.tasks_dir or args.run / "tasks" / "saycam"
     train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val", args.val_limit)
+    also = {name: load_items(tasks, name, "val", args.val_limit) for name in filter(None, args.also.split(","))}
     subset = next((int(k[5:]) for k in knobs if k.startswith("train")), None)
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
     model = build_model(args.run, knobs, args.encoder)
     if "slot" in knobs:  # a learned embedding per picture slot (1st, 2nd, ...) added to that picture's tokens
-        add_slot_embeddings(model, {len(x["images"]) for x in train + val})
+        add_slot_embeddings(model, {len(x["images"]) for x in train + val + sum(also.values(), [])})
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
@@ -285,7 +288,7 @@ def main() -> None:
             calibrate_batch_norm(model, train)
         model.encoder.eval()
         with torch.no_grad():
-            for item in train + val:
+            for item in train + val + sum(also.values(), []):
                 pixels = model._pixels([item["images"]])["pixel_values"]
                 item["features"] = model.encoder(torch.zeros_like(pixels) if args.blank else pixels)
         def cached(features: torch.Tensor) -> torch.Tensor:  # pixel_values: the cached encoder outputs
@@ -350,6 +353,12 @@ def main() -> None:
     if easy_steps:  # the easy version on val items: did the curriculum's first stage itself learn?
         extra["easy_val_acc"] = accuracy([easy_item(val, random.Random(f"easy-val:{i}")) for i in range(len(val))])
         extra["loss_easy_end"] = round(float(np.mean(losses[max(0, easy_steps - 20):easy_steps])), 3)
+    for name, items in also.items():  # transfer: what this run's model answers on another task's val items
+        extra[f"also_{name}"] = accuracy(items)
+        if all(options_are_pictures(x["space"], len(x["images"])) and len(x["images"]) == len(x["space"]) + 1
+               for x in items):
+            extra[f"also_{name}_easy"] = accuracy([easy_item(items, random.Random(f"easy-val:{i}"))
+                                                   for i in range(len(items))])
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
                encoder=str(args.encoder) if args.encoder else None,
                val_acc=val_acc, n=len(val), train_items=len(train), **extra,

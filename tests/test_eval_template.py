@@ -37,6 +37,16 @@ def test_the_checkpoints_own_template_is_the_default(checkpoints):
     assert own.fingerprint() != asked.fingerprint()  # results under one template are never reused for another
 
 
+def test_a_template_that_renders_differently_under_the_same_name_changes_the_fingerprint(checkpoints, monkeypatch):
+    """A fix to a template's rendering must not let a resumed evaluation reuse the old template's answers."""
+    before = adapter(checkpoints / "baby_v1_qfirst").fingerprint()
+    assert adapter(checkpoints / "baby_v1_qfirst").fingerprint() == before  # stable when nothing changed
+    from babyvlm.plugins.recipe.question_first import QuestionFirstTemplate
+
+    monkeypatch.setattr(QuestionFirstTemplate, "jinja", QuestionFirstTemplate.jinja + "{# changed #}")
+    assert adapter(checkpoints / "baby_v1_qfirst").fingerprint() != before
+
+
 def test_an_alignment_checkpoint_is_asked_with_baby_v1(checkpoints):
     plain = adapter(checkpoints / "baby_plain")
     assert plain.template_name == "baby_v1" and plain.template_source.startswith("default")

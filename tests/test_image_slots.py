@@ -109,3 +109,30 @@ def test_checkpoints_keep_the_tags_and_never_claim_a_llava_layout(tiny_tokenizer
     assert loaded.image_slots == 3 and loaded.spec["image_slots"] == 3
     torch.testing.assert_close(loaded.connector.image_slots.weight, model.connector.image_slots.weight)
     assert not (tmp_path / "ckpt" / "config.json").exists()  # no HF LLaVA config written
+
+
+def test_a_picture_encoded_on_its_own_is_a_one_picture_sample(tiny_tokenizer_dir):
+    """``encode_images`` without positions (the contrastive phase's call) tags every picture as slot 0, as a
+    one-picture sample shows it, so the table gets a gradient in every phase that trains it (DDP needs that)."""
+    model = tiny_babyllava(tiny_tokenizer_dir, image_slots=3).eval()
+    table = model.connector.image_slots
+    pixels = model.prepare_batch(samples())["pixel_values"]
+    alone = model.encode_images(pixels)
+    with torch.no_grad():
+        saved = table.weight.clone()
+        table.weight.zero_()
+        untagged = model.encode_images(pixels)
+        table.weight.copy_(saved)
+    torch.testing.assert_close(alone.detach() - untagged, saved[0].expand_as(untagged))
+    alone.float().mean().backward()
+    assert float(table.weight.grad[0].abs().sum()) > 0
+
+
+def test_batched_scoring_matches_one_sample_at_a_time_with_different_picture_counts(tiny_tokenizer_dir):
+    """Slots count within each sample, so a sample scores the same alone and beside others."""
+    model = tiny_babyllava(tiny_tokenizer_dir, image_slots=4).eval()
+    batch = samples()
+    together = model.loglikelihood(batch)
+    apart = [model.loglikelihood([sample])[0] for sample in batch]
+    for (joint, _), (single, _) in zip(together, apart, strict=True):
+        assert joint == pytest.approx(single, abs=1e-4)

@@ -4,8 +4,13 @@ that picture's tokens (``BabyLLaVA(image_slots=K)``; off, 0, by default).
 Why: under RoPE a token's *value* carries no position, so when a later position attends to a picture's tokens
 it learns what is there but not which picture it was — the letter of a picture option ("(B) <image>") is
 two attention hops away. With every picture's tokens tagged by its slot, choosing the picture that matches a
-query needs one hop less. Measured (README, "An easy version of the task first"): on an easy match-to-sample
-task the tiny VLM left its answer-prior plateau only with these tags.
+query needs one hop less. Measured (README, "An easy version of the task first"; few seeds): on an easy
+match-to-sample task the tiny VLM left its answer-prior plateau with these tags on 4 of 5 Spatial Details runs
+(on no Left/Right run), and not on the one Spatial Details run without them.
+
+``image_slots`` must cover the most pictures any sample has (DevCV's Delayed Memory items carry 29); a sample
+with more is refused by name, which stops the run. A picture encoded on its own (``encode_images`` without
+positions, as the contrastive phase does) is tagged as slot 0, as a one-picture sample shows it.
 
 The table lives in the connector (``connector.image_slots``), so it trains whenever the connector trains
 and is frozen with it. A Hugging Face LLaVA checkpoint has no place for it: such a model is saved in the

@@ -274,10 +274,13 @@ class BabyLLaVA(torch.nn.Module):
         return self.tokenizer, self.template
 
     # ---- forward ----------------------------------------------------------------------------------
-    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def encode_images(self, pixel_values: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, 3, H, W]`` -> projected image tokens ``[N, tokens_per_image, lm_width]``. Equal images are
         encoded once where that changes nothing (see ``distinct_images``): a blind twin's batch of constant
-        blanks costs one image, and evaluation items that reuse pictures pay once per picture."""
+        blanks costs one image, and evaluation items that reuse pictures pay once per picture. With
+        ``image_slots`` on, each picture's slot tag is added: ``positions`` (``[N]``) gives each one's place
+        in its sample (``embed`` passes them); without it every picture counts as a sample of its own, slot 0
+        (how a one-picture sample shows it: the contrastive phase's view), so the table always gets a gradient."""
         distinct, inverse = distinct_images(pixel_values, self.encoder)
         memo = self.feature_memo
         features = self.connector(self.encoder(distinct) if memo is None else memo.encode(distinct, self.encoder))
@@ -290,6 +293,10 @@ class BabyLLaVA(torch.nn.Module):
             raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
                               f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "
                               f"declares {self.tokens_per_image} tokens per image")
+        if self.image_slots:
+            if positions is None:
+                positions = torch.zeros(features.shape[0], dtype=torch.long)
+            features = add_slot_tags(features, slot_table(self.connector), positions)
         return features
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | Sequence[torch.Tensor] | None,
@@ -304,11 +311,12 @@ class BabyLLaVA(torch.nn.Module):
             check_image_counts(tokens, image_counts.tolist())
         features = None
         if pixel_values is not None and pixel_values.shape[0]:
-            features = self.encode_images(pixel_values)
             if self.image_slots:
                 positions = slot_positions(input_ids, attention_mask, self.image_id, self.image_slots)
-                if positions.shape[0] == features.shape[0]:  # else merge names the count mismatch
-                    features = add_slot_tags(features, slot_table(self.connector), positions)
+                matched = positions.shape[0] == pixel_values.shape[0]  # else merge names the count mismatch
+                features = self.encode_images(pixel_values, positions if matched else None)
+            else:
+                features = self.encode_images(pixel_values)
         text_embeds = self.language_model.get_input_embeddings()(input_ids)
         return merge_image_features(text_embeds, input_ids, attention_mask, features, self.image_id, labels,
                                     self.max_length, tokens_per_image=self.tokens_per_image)

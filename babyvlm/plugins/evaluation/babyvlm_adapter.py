@@ -122,7 +122,11 @@ class BabyVLMAdapter:
     def fingerprint(self) -> str:
         if self._weights_hash is None:
             self._weights_hash = _state_hash(self.model)
-        settings = f"template={self.template_name};eos={self.include_eos};dtype={_dtype_of(self.model)}"
+        # the template's text too, not only its name: a fix to how a template renders (baby_v1_qfirst once moved a
+        # query picture past its options) must not let a resumed evaluation reuse answers given under the old one
+        rendering = hashlib.sha256(str(getattr(self.model.template, "jinja", "")).encode()).hexdigest()[:8]
+        settings = (f"template={self.template_name}@{rendering};eos={self.include_eos};"
+                    f"dtype={_dtype_of(self.model)}")
         return f"babyvlm:{self._weights_hash[:16]}:{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
     # ---- generation --------------------------------------------------------------------------------
