@@ -14,8 +14,8 @@ own. Every consumer (the model's merge, an HF processor, the evaluation) gives t
 sample's k-th picture, so moving a leading image past an image written inside the text (an option,
 ``(A) <image> (B) <image>``) would hand the query picture to option A's slot and every option's picture to
 the next letter's. Such a turn (Left/Right, Spatial Details: a query picture, then one per letter) is
-unchanged, as is a turn of images only. Answers and loss masking are exactly ``baby_v1``'s, and ``jinja`` renders the same text,
-so a checkpoint's ``chat_template.jinja`` builds the same ids. Training and evaluation must use the
+unchanged, as is a turn of images only. Answers and loss masking are exactly ``baby_v1``'s, and ``jinja``
+renders the same text, so a checkpoint's ``chat_template.jinja`` builds the same ids. Training and evaluation must use the
 same template (it is part of the model config, so both do).
 """
 
