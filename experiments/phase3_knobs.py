@@ -26,9 +26,9 @@ KNOBS: comma-separated, ``base`` for none:
   (each drawn train item's option pictures in a fresh random order, the answer letter following its
   picture), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a
   ``--tasks-dir`` built with a larger ``--max-items``, the train-set size alone varies).
-``--val-limit``: score the first N val items. ``--also TASKS``: after training, score other tasks' val items (and their
-easy versions, for match-to-sample tasks) with this run's model — does a skill carry across tasks? ``--blank``: every image one constant grey picture (the blind
-twin's view). One JSON line per run is printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
+``--val-limit``: score the first N val items. ``--also TASKS``: after training, score other tasks' val items
+(and their easy versions, for match-to-sample tasks) with this run's model — does a skill carry across tasks?
+``--blank``: every image one constant grey picture (the blind twin's view). One JSON line per run is printed and appended to ``--out``. The README's "The recipe, and what was tried" quotes its rows.
 """
 
 from __future__ import annotations
@@ -90,6 +90,11 @@ def permute_options(item: dict, rng: random.Random) -> dict:
     options = images[len(images) - k:]
     answer = space[order.index(space.index(item["answer"]))]
     return dict(item, images=head + [options[i] for i in order], answer=answer)
+
+
+def is_match_to_sample(item: dict) -> bool:
+    """A query picture first, then one option picture per letter (Left/Right, Spatial Details)."""
+    return options_are_pictures(item["space"], len(item["images"])) and len(item["images"]) == len(item["space"]) + 1
 
 
 def easy_item(items: list[dict], rng: random.Random) -> dict:
@@ -265,18 +270,18 @@ def main() -> None:
     tasks = args.tasks_dir or args.run / "tasks" / "saycam"
     train, val = load_items(tasks, args.task, "train"), load_items(tasks, args.task, "val", args.val_limit)
     also = {name: load_items(tasks, name, "val", args.val_limit) for name in filter(None, args.also.split(","))}
+    also_items = [item for items in also.values() for item in items]
     subset = next((int(k[5:]) for k in knobs if k.startswith("train")), None)
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
     model = build_model(args.run, knobs, args.encoder)
     if "slot" in knobs:  # a learned embedding per picture slot (1st, 2nd, ...) added to that picture's tokens
-        add_slot_embeddings(model, {len(x["images"]) for x in train + val + sum(also.values(), [])})
+        add_slot_embeddings(model, {len(x["images"]) for x in train + val + also_items})
     opt = optimizer(model, knobs)
     base_lrs = [group["lr"] for group in opt.param_groups]
     batch_size = 32 if "bs32" in knobs else 16
     easy_steps = next((int(k[4:]) for k in knobs if re.fullmatch(r"easy\d+", k)), 0)
-    if easy_steps and not all(options_are_pictures(x["space"], len(x["images"])) and
-                              len(x["images"]) == len(x["space"]) + 1 for x in train + val):
+    if easy_steps and not all(is_match_to_sample(x) for x in train + val):
         raise SystemExit(f"easy: {args.task} is not a match-to-sample task (a query picture, then one per letter)")
     total_steps = easy_steps + args.steps
 
@@ -288,7 +293,7 @@ def main() -> None:
             calibrate_batch_norm(model, train)
         model.encoder.eval()
         with torch.no_grad():
-            for item in train + val + sum(also.values(), []):
+            for item in train + val + also_items:
                 pixels = model._pixels([item["images"]])["pixel_values"]
                 item["features"] = model.encoder(torch.zeros_like(pixels) if args.blank else pixels)
         def cached(features: torch.Tensor) -> torch.Tensor:  # pixel_values: the cached encoder outputs
@@ -355,8 +360,7 @@ def main() -> None:
         extra["loss_easy_end"] = round(float(np.mean(losses[max(0, easy_steps - 20):easy_steps])), 3)
     for name, items in also.items():  # transfer: what this run's model answers on another task's val items
         extra[f"also_{name}"] = accuracy(items)
-        if all(options_are_pictures(x["space"], len(x["images"])) and len(x["images"]) == len(x["space"]) + 1
-               for x in items):
+        if all(is_match_to_sample(x) for x in items):
             extra[f"also_{name}_easy"] = accuracy([easy_item(items, random.Random(f"easy-val:{i}"))
                                                    for i in range(len(items))])
     row = dict(task=args.task, steps=args.steps, knobs=sorted(knobs), seed=args.seed, blank=args.blank,
