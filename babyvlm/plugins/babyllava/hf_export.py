@@ -97,6 +97,8 @@ def export_blocker(model: Any) -> str | None:
         return f"language model {type(lm).__name__} is not a Hugging Face causal LM (use 'llama')"
     if getattr(model, "image_slots", 0):
         return "picture-slot tags (image_slots) have no place in a LLaVA checkpoint"
+    if getattr(model, "image_token_norm", None):
+        return "image-token standardisation (image_token_norm) has no place in a LLaVA checkpoint"
     return None
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from babyvlm.core.errors import ConfigError, ModelInputError
+from babyvlm.plugins.babyllava.connector_parts import add_to_connector
 
 ATTRIBUTE = "image_slots"
 
@@ -36,13 +37,7 @@ def check_slot_count(slots: object) -> int:
 
 def attach_slot_table(connector: torch.nn.Module, slots: int, width: int) -> None:
     """Give ``connector`` a ``[slots, width]`` embedding table (N(0, 1), torch's default) as a sub-module."""
-    if not isinstance(connector, torch.nn.Module):
-        raise ConfigError(f"model 'babyllava': image_slots needs a torch.nn.Module connector, got "
-                          f"{type(connector).__name__}")
-    if hasattr(connector, ATTRIBUTE):
-        raise ConfigError(f"model 'babyllava': connector {type(connector).__name__} already has an attribute "
-                          f"{ATTRIBUTE!r}; image_slots cannot add its table there")
-    connector.add_module(ATTRIBUTE, torch.nn.Embedding(slots, width))
+    add_to_connector(connector, ATTRIBUTE, torch.nn.Embedding(slots, width))
 
 
 def slot_table(connector: torch.nn.Module) -> torch.nn.Embedding | None:

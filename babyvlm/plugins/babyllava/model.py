@@ -41,6 +41,7 @@ from babyvlm.plugins.babyllava.image_slots import (
     slot_table,
 )
 from babyvlm.plugins.babyllava.merge import check_image_counts, merge_image_features
+from babyvlm.plugins.babyllava.token_norm import attach_token_norm, check_token_norm, token_norm
 
 __all__ = ["PARTS", "STAGES", "BabyLLaVA", "describe_trainable", "linear_cross_entropy"]
 
@@ -79,7 +80,8 @@ class BabyLLaVA(torch.nn.Module):
 
     def __init__(self, encoder: Any = None, connector: Any = "mlp2x_gelu", language_model: Any = None,
                  tokenizer: Any = None, template: Any = "baby_plain", freeze: Sequence[str] = (),
-                 autocast_dtype: str | None = None, max_length: int | None = None, image_slots: int = 0):
+                 autocast_dtype: str | None = None, max_length: int | None = None, image_slots: int = 0,
+                 image_token_norm: str | None = None):
         super().__init__()
         freeze = freezing.as_names(freeze, "freeze")
         if encoder is None or language_model is None:
@@ -95,6 +97,9 @@ class BabyLLaVA(torch.nn.Module):
         self.image_slots = check_slot_count(image_slots)
         if self.image_slots:  # picture-slot tags (image_slots.py), trained with the connector
             attach_slot_table(self.connector, self.image_slots, self.language_model.config.hidden_size)
+        self.image_token_norm = check_token_norm(image_token_norm)
+        if self.image_token_norm:  # running standardisation of the image tokens (token_norm.py), in the connector
+            attach_token_norm(self.connector, self.image_token_norm, self.language_model.config.hidden_size)
         self.loss_fn = linear_cross_entropy
         self.autocast_dtype = _autocast_dtype(autocast_dtype)
         self.max_length = max_length or getattr(self.language_model.config, "max_position_embeddings", None)
@@ -104,6 +109,8 @@ class BabyLLaVA(torch.nn.Module):
                          max_length=max_length)
         if self.image_slots:  # recorded only when on: checkpoints without the tags keep their spec as it was
             self.spec["image_slots"] = self.image_slots
+        if self.image_token_norm:  # likewise
+            self.spec["image_token_norm"] = self.image_token_norm
         self.freeze = freeze
         self.feature_memo: FeatureMemo | None = None  # see remember_frozen_features
         self._check_tokens_per_image()
@@ -284,15 +291,17 @@ class BabyLLaVA(torch.nn.Module):
         distinct, inverse = distinct_images(pixel_values, self.encoder)
         memo = self.feature_memo
         features = self.connector(self.encoder(distinct) if memo is None else memo.encode(distinct, self.encoder))
+        if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
+            raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
+                              f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "
+                              f"declares {self.tokens_per_image} tokens per image")
+        if self.image_token_norm:  # on the distinct pictures: each counted once in the running statistics
+            features = token_norm(self.connector)(features)
         if inverse is not None:
             # index_select, not features[inverse]: on CPU the backward of advanced indexing adds the duplicates'
             # gradients in a thread-dependent order (a blind twin's training differed from run to run); on CUDA
             # index_select's backward is the non-deterministic one unless torch.use_deterministic_algorithms
             features = features.index_select(0, inverse)
-        if features.ndim != 3 or features.shape[1] != self.tokens_per_image:
-            raise ConfigError(f"model 'babyllava': connector {type(self.connector).__name__} produced features of "
-                              f"shape {tuple(features.shape)}, but its output_tokens({int(self.encoder.num_tokens)}) "
-                              f"declares {self.tokens_per_image} tokens per image")
         if self.image_slots:
             if positions is None:
                 positions = torch.zeros(features.shape[0], dtype=torch.long)
