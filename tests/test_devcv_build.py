@@ -224,3 +224,31 @@ def test_export_calls_the_evaluation_exporter(built, tmp_path):
     _, out, _ = built
     result = babyvlm("tasks", "export", "--format", "lmms-eval", "--data", out, tmp_path / "lmms")
     assert "task files" in result.stdout and list((tmp_path / "lmms").rglob("*.yaml"))
+
+
+def test_easy_match_items_come_from_train_items_of_match_to_sample_tasks_only(built):
+    """``--easy-match N``: N easy items per task whose items are a query then one picture per letter (Spatial
+    Details, Left/Right), none for the others; every picture from that task's own train items; the plain files
+    untouched."""
+    _, out, _ = built
+    folder = out / "saycam"
+    plain = (folder / "devcv_instructions_train.json").read_bytes()
+    log = babyvlm("tasks", "instructions", folder, "--per-task", "--easy-match", 40,
+                  "--tasks", "baby_spatialdetails,baby_leftright,baby_pv").stdout
+    assert "no easy items for pv" in log
+    assert (folder / "devcv_instructions_train.json").read_bytes() == plain
+    assert len(json.loads((folder / "devcv_instructions_pv_easy40_train.json").read_text())) == \
+        len(json.loads((folder / "pv_train.json").read_text()))
+    for short in ("spatialdetails", "leftright"):
+        train = json.loads((folder / f"{short}_train.json").read_text())
+        records = json.loads((folder / f"devcv_instructions_{short}_easy40_train.json").read_text())
+        easy = records[len(train):]
+        assert len(easy) == 40 and [r["id"] for r in records[:len(train)]] == [r["id"] for r in train]
+        train_pictures = {path for item in train for path in item["image"]}
+        for record in easy:
+            assert set(record["image"]) <= train_pictures
+            source = next(item for item in train if item["image"][0] == record["image"][0])
+            gold = "ABCD".index(record["conversations"][1]["value"])
+            assert record["image"][1 + gold] == source["image"][1 + "ABCD".index(source["conversations"][1]["value"])]
+            others = [p for i, p in enumerate(record["image"][1:]) if i != gold]
+            assert not set(others) & set(source["image"])  # distractors come from other items

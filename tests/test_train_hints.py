@@ -36,3 +36,10 @@ def test_a_built_task_folder_needs_only_the_instructions_command(tmp_path):
                                         "--set", "phases.4.data.llava_json="
                                         "{tasks}/saycam/devcv_instructions_compare_synthetic_train.json"])
     assert f"`babyvlm tasks instructions {tasks} --per-task`" in one_task.output
+    easy = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3-instruction",
+                                    "--set", "phases.4.data.llava_json={tasks}/saycam/devcv_instructions_easy3000_train.json"])
+    assert f"`babyvlm tasks instructions {tasks} --easy-match 3000`" in easy.output
+    easy_one = CliRunner().invoke(cli, ["train", "demo", "--work-dir", str(tmp_path / "run"), "--phase", "3-instruction",
+                                        "--set", "phases.4.data.llava_json="
+                                        "{tasks}/saycam/devcv_instructions_spatialdetails_easy40_train.json"])
+    assert f"`babyvlm tasks instructions {tasks} --per-task --easy-match 40`" in easy_one.output

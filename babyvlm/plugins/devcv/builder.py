@@ -37,7 +37,7 @@ class DevCVTaskBuilder:
 
     def write_instructions(self, folder: str | os.PathLike, log: Log = print, **options: Any) -> list[Path]:
         """LLaVA-JSON instruction files from a built folder; ``options`` as ``write_instructions`` takes
-        them (``tasks``, ``split``, ``per_task``, ``include_held_out``, ``seed``)."""
+        them (``tasks``, ``split``, ``per_task``, ``include_held_out``, ``seed``, ``easy_match``)."""
         from babyvlm.plugins.devcv.instructions import write_instructions
 
         return write_instructions(folder, log=log, **options)

@@ -162,13 +162,17 @@ def show_command(folder: str, task_name: str, item_id: str, split: str | None, o
 @click.option("--per-task", is_flag=True, help="One instruction file per task instead of one mixed file.")
 @click.option("--include-held-out", is_flag=True, help="Also Looking While Listening and Subitizing.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffle of the mixed set.")
+@click.option("--easy-match", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also N easy match-to-sample items per task whose items are a query picture, then one "
+                   "picture per letter (the file name gets easyN).")
 def instructions_command(folder: str, task_list: str | None, split: str, per_task: bool, include_held_out: bool,
-                         seed: int) -> None:
+                         seed: int, easy_match: int) -> None:
     """Write LLaVA-JSON instruction data (images beside it, paths relative) for training phase 3."""
     from babyvlm.plugins.devcv.instructions import write_instructions
 
     for path in write_instructions(folder, tasks=_task_names(task_list), split=split, per_task=per_task,
-                                   include_held_out=include_held_out, seed=seed, log=click.echo):
+                                   include_held_out=include_held_out, seed=seed, easy_match=easy_match,
+                                   log=click.echo):
         click.echo(f"wrote {path}")
 
 

@@ -14,7 +14,7 @@ from babyvlm.core.specs import plain, spec_dict
 from babyvlm.core.validate import check_number, refuse_unknown
 
 CORPUS_KEYS = ("kind", "minutes", "seed", "fps", "size", "video_minutes")
-INSTRUCTION_KEYS = ("tasks", "split", "per_task", "include_held_out", "seed")
+INSTRUCTION_KEYS = ("tasks", "split", "per_task", "include_held_out", "seed", "easy_match")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "corpus": CORPUS_KEYS, "ood_corpus": CORPUS_KEYS, "ood_data": ("source", "root"),
     "tasks": ("names", "seed", "max_items", "task_options", "instructions", "out_of_domain", "split_fractions",

@@ -20,7 +20,8 @@ from babyvlm.plugins.run_command.pipeline import training_experiment
 from babyvlm.plugins.simple_trainer.shared import Resume
 
 # what `babyvlm tasks build` (mixed, train split) and `tasks instructions [--per-task]` name their files
-INSTRUCTION_FILE = re.compile(r"devcv_instructions_(?:(?P<short>.+)_)?(?P<split>train|val|test)\.json")
+INSTRUCTION_FILE = re.compile(
+    r"devcv_instructions_(?:(?!easy\d+_)(?P<short>.+?)_)?(?:easy(?P<easy>\d+)_)?(?P<split>train|val|test)\.json")
 
 
 @click.command("train")
@@ -98,10 +99,10 @@ def instruction_commands(experiment: Experiment, source: Path, config: str) -> s
         source_type = experiment.data["source"]["type"]
         steps.append(f"babyvlm tasks build --source {source_type} --root {experiment.root} --out {folder.parent} "
                      f"--domain {folder.name}")
-    short, split = match.group("short"), match.group("split")
-    if short or split != "train" or steps == []:
+    short, split, easy = match.group("short"), match.group("split"), match.group("easy")
+    if short or split != "train" or easy or steps == []:
         steps.append(f"babyvlm tasks instructions {folder}" + (" --per-task" if short else "")
-                     + (f" --split {split}" if split != "train" else ""))
+                     + (f" --split {split}" if split != "train" else "") + (f" --easy-match {easy}" if easy else ""))
     return (f"build it with `{'` then `'.join(steps)}`, or run the whole study, tasks included, with "
             f"`babyvlm run {config}`")
 
