@@ -224,8 +224,11 @@ def test_concurrent_requests_are_batched_and_a_full_queue_is_refused(model):
     threads = []
     try:
         threads += start(3)  # gathered into one batch while the worker waits batch_wait_s for more
-        wait_until(lambda: batcher.batches, "the worker to start a batch")
-        threads += start(2)  # these fill the queue (max_queue=2) behind the held batch
+        # all three accepted: in the held batch, or (a thread that started after the window, on a loaded machine)
+        # queued behind it; then as many more as fill the queue (max_queue=2)
+        wait_until(lambda: batcher.batches and batcher.batches[0] + batcher.queue.qsize() == 3,
+                   "the worker to hold a batch with the three requests accepted")
+        threads += start(2 - batcher.queue.qsize())
         wait_until(lambda: batcher.queue.qsize() == 2, "two queued requests")
         status, answer = post(app.test_client(), body)
         assert status == 429 and answer["error"]["type"] == "rate_limit_error"
@@ -234,7 +237,7 @@ def test_concurrent_requests_are_batched_and_a_full_queue_is_refused(model):
         for thread in threads:
             thread.join(timeout=60)
         batcher.close()
-    assert [status for status, _ in results] == [200] * 5
+    assert [status for status, _ in results] == [200] * len(threads)
     assert max(batcher.batches) >= 2  # concurrent requests shared a batch
 
 
