@@ -21,7 +21,9 @@ KNOBS: comma-separated, ``base`` for none:
   ``--encoder PATH`` (encoder weights from elsewhere, e.g. ``supervised_ceiling.py --save-encoder``);
 - picture tokens: ``lnconn`` (the connector's output layer-normed to the text embeddings' scale), ``pic`` /
   ``pic1`` (one more token per picture, an MLP on its whole flattened grid, in front of the per-cell tokens /
-  instead of them), ``slot`` (a learned embedding per picture slot added to its tokens; any picture counts);
+  instead of them), ``slot`` (a learned embedding per picture slot added to its tokens; any picture counts),
+  ``center`` (the mean picture token of the train pictures subtracted from the connector's output) /
+  ``bnconn`` (a batch norm over the connector's output tokens);
 - data: ``v1`` (the ``baby_v1`` template: images where the prompt has them, not question first), ``perm``
   (each drawn train item's option pictures in a fresh random order, the answer letter following its
   picture), ``train<N>`` (train on N of the train items, one fixed subset for every seed: with a
@@ -165,6 +167,29 @@ def add_slot_embeddings(model: BabyLLaVA, counts: set[int]) -> None:
     model.encode_images.slots_on = slots_on  # ``cachefeat`` re-applies the tags over its cached features
 
 
+def center_picture_tokens(model: BabyLLaVA, items: list[dict], blank: bool, running: bool = False) -> None:
+    """The connector's output with the mean picture token removed. Different pictures' tokens of the same
+    cell sit at cosine ~0.93 after phase 2 (one shared direction dominates), so attention can hardly tell a
+    picture from another by content; centred, the cosine is ~0. ``running`` (``bnconn``): a batch norm over
+    the tokens (running statistics, learned scale and shift) instead of one fixed mean from ``items``'
+    pictures (``center``)."""
+    connector = model.connector
+    project = connector.forward
+    if running:
+        connector.token_norm = torch.nn.BatchNorm1d(connector.out_features)
+        connector.forward = lambda features: connector.token_norm(project(features).transpose(1, 2)).transpose(1, 2)
+        return
+    model.eval()
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for start in range(0, len(items), 32):
+            pixels = model._pixels([x["images"] for x in items[start:start + 32]])["pixel_values"]
+            tokens = project(model.encoder(torch.zeros_like(pixels) if blank else pixels))
+            total, count = total + tokens.sum((0, 1)), count + tokens.shape[0] * tokens.shape[1]
+    connector.register_buffer("token_mean", total / count)
+    connector.forward = lambda features: project(features) - connector.token_mean
+
+
 class PictureCode(torch.nn.Module):
     """The connector plus one token per picture from its whole flattened grid (``keep``: in front of the
     per-cell tokens; otherwise the picture is that one token)."""
@@ -275,6 +300,8 @@ def main() -> None:
     if subset is not None:  # one subset for every seed and for the twin: only the size differs between runs
         train = random.Random(f"train-subset:{args.task}").sample(train, min(subset, len(train)))
     model = build_model(args.run, knobs, args.encoder)
+    if "center" in knobs or "bnconn" in knobs:
+        center_picture_tokens(model, train, args.blank, running="bnconn" in knobs)
     if "slot" in knobs:  # a learned embedding per picture slot (1st, 2nd, ...) added to that picture's tokens
         add_slot_embeddings(model, {len(x["images"]) for x in train + val + also_items})
     opt = optimizer(model, knobs)

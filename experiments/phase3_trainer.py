@@ -8,7 +8,10 @@ usage:
   python experiments/phase3_trainer.py RUN OUT_JSONL NAME SEED TASK[,TASK] [KEY=VALUE ...]
 
 RUN: a demo work dir (``babyvlm run demo`` or a ``babyvlm sweep`` point); KEY=VALUE: overrides of the phase
-(``phases.4.*``), e.g. ``tuning=mixed trainer.max_steps=200``. Work goes to ``/tmp/phase3_trainer/NAME-sSEED``;
+(``phases.4.*``), e.g. ``tuning=mixed trainer.max_steps=200``, except ``model.*`` (the model section: it must be
+the one RUN was trained with, e.g. ``model.image_slots=32``) and ``instructions=FILE`` (the records to take the
+tasks' items from, a file in RUN's in-domain task folder such as ``babyvlm tasks instructions --easy-match``
+writes; default ``devcv_instructions_train.json``). Work goes to ``/tmp/phase3_trainer/NAME-sSEED``;
 the tasks' records are written beside RUN's instruction file (``phase3_trainer_NAME_sSEED.json``).
 The README's "The recipe, and what was tried" quotes its rows.
 """
@@ -29,7 +32,10 @@ from babyvlm.plugins.run_command.pipeline import RunPipeline, trained_adapter
 def main() -> None:
     base, out, name, seed, tasks = (Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]),
                                     sys.argv[5].split(","))
-    overrides = sys.argv[6:]
+    overrides = [o for o in sys.argv[6:] if not o.startswith(("model.", "instructions="))]
+    top_level = [o for o in sys.argv[6:] if o.startswith("model.")]
+    source = next((o.split("=", 1)[1] for o in sys.argv[6:] if o.startswith("instructions=")),
+                  "devcv_instructions_train.json")
     work = Path("/tmp/phase3_trainer") / f"{name}-s{seed}"
     if work.exists():
         shutil.rmtree(work)
@@ -40,13 +46,13 @@ def main() -> None:
     (work / "phases" / "2-joint").symlink_to(base / "phases" / "2-joint")
     (work / "blind_twin" / "phases").mkdir(parents=True)
     (work / "blind_twin" / "phases" / "2-joint").symlink_to(base / "blind_twin" / "phases" / "2-joint")
-    records = json.loads((base / "tasks" / "saycam" / "devcv_instructions_train.json").read_text())
+    records = json.loads((base / "tasks" / "saycam" / source).read_text())
     # image paths in an instruction file are relative to its folder: the subset sits beside the full file
     subset = base / "tasks" / "saycam" / f"phase3_trainer_{name}_s{seed}.json"
     subset.write_text(json.dumps([r for r in records if r.get("task") in tasks]))
     cfg = load_config("demo")
     apply_overrides(cfg, [f"seed={seed}", f"phases.4.trainer.seed={seed}", f"phases.4.data.llava_json={subset}",
-                          *[f"phases.4.{o}" for o in overrides]], "--set")
+                          *top_level, *[f"phases.4.{o}" for o in overrides]], "--set")
     run = RunPipeline(cfg, work, log=lambda line: None)
     evaluator = registry.build("evaluator", "devcv")
     options = dict(template="baby_v1_qfirst")
@@ -60,7 +66,7 @@ def main() -> None:
             scores[task] = [round(result["metrics"][metric], 4), result.get("spread", {}).get(metric, {}).get("stderr")]
         return scores
 
-    row = {"name": name, "seed": seed, "overrides": overrides, "tasks": tasks}
+    row = {"name": name, "seed": seed, "overrides": sys.argv[6:], "tasks": tasks, "instructions": source}
     started = time.perf_counter()
     model = run.experiment
     model.ensure_data()
