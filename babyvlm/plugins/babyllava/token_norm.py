@@ -15,9 +15,9 @@ The statistics are buffers, updated only while the module trains — in training
 trainable, so a frozen connector's statistics stay put whatever mode a trainer leaves it in — as an exponential
 moving average (``momentum``) starting from the first training batch's own statistics. Under DDP each process
 updates its own from its own batches (the trainer does not broadcast buffers) and rank 0's are saved; the
-processes' statistics estimate the same thing from different samples. The forward always divides by the buffers, never by the batch's
-statistics, so a picture's tokens depend on that picture alone (the model's encode-each-distinct-picture-once
-path stays exact) and training and evaluation compute the same function. A learned per-channel scale and shift
+processes' statistics estimate the same thing from different samples. The forward always divides by the
+buffers, never by the batch's statistics, so a picture's tokens depend on that picture alone (the model's
+encode-each-distinct-picture-once path stays exact) and training and evaluation compute the same function. A learned per-channel scale and shift
 (1 and 0 at first) follow, as in batch norm. The module lives in the connector (``connector.image_token_norm``),
 so it trains and freezes with it; a Hugging Face LLaVA checkpoint has no place for it
 (``hf_export.export_blocker``).

@@ -5,9 +5,10 @@ An easy item keeps one train item's question, query picture and gold option, and
 option pictures of *other* train items, in a random order (the answer letter follows the gold picture). So the
 gold is the only option from the query's own item: picking it needs the query compared with the options, as the
 real item does, but the distractors differ from the query in everything, not in one detail. Why: the tiny VLM
-trained on a match-to-sample task's own items sits on its answer-prior plateau; trained first on this easy
-version (with picture-slot tags, ``image_slots``) it leaves the plateau and answers the real task far above its
-blind twin (README, "An easy version of the task first", val only).
+trained on a match-to-sample task's own items sits on its answer-prior plateau; trained on this easy version
+too (with picture-slot tags, ``image_slots``) it leaves the plateau on Spatial Details and answers the real task
+above its blind twin (README, "An easy version of the task first" and "The easy curriculum through the
+platform", val only); on Left/Right it has not.
 
 One rule for every task: a task gets easy items only when every one of its train records has that shape (one
 human turn that opens with ``<image>`` and holds one more ``<image>`` per option letter ``(A)``, ``(B)``...,
