@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from babyvlm import registry
+from val_scores import val_scores  # this folder's script (run as ``python experiments/...``)
+
 from babyvlm.core.compose import apply_overrides, load_config
 from babyvlm.plugins.run_command.pipeline import RunPipeline, trained_adapter
 
@@ -54,17 +55,7 @@ def main() -> None:
     apply_overrides(cfg, [f"seed={seed}", f"phases.4.trainer.seed={seed}", f"phases.4.data.llava_json={subset}",
                           *top_level, *[f"phases.4.{o}" for o in overrides]], "--set")
     run = RunPipeline(cfg, work, log=lambda line: None)
-    evaluator = registry.build("evaluator", "devcv")
     options = dict(template="baby_v1_qfirst")
-
-    def val_scores(adapter, role: str) -> dict:
-        summary = evaluator.evaluate(adapter, tasks, base / "tasks", work / "eval" / role, mode="loglikelihood",
-                                     split="val", domains=["saycam"], limit=150, seed=0, log=lambda line: None)
-        scores = {}
-        for task, result in summary["domains"]["saycam"]["tasks"].items():
-            metric = result["primary_metric"]
-            scores[task] = [round(result["metrics"][metric], 4), result.get("spread", {}).get(metric, {}).get("stderr")]
-        return scores
 
     row = {"name": name, "seed": seed, "overrides": sys.argv[6:], "tasks": tasks, "instructions": source}
     started = time.perf_counter()
@@ -75,7 +66,8 @@ def main() -> None:
     model.train_phase("3-instruction")
     model.model.save_pretrained(work / "checkpoint")
     row["train_s"] = round(time.perf_counter() - started, 1)
-    row["model"] = val_scores(trained_adapter(model, work / "checkpoint", options), "model")
+    row["model"] = val_scores(trained_adapter(model, work / "checkpoint", options), tasks, base / "tasks",
+                              work / "eval" / "model", 150)
     twin = run.blind_twin()
     twin.tokenizer_source = model.tokenizer_dir
     twin.ensure_data()
@@ -84,7 +76,7 @@ def main() -> None:
     twin.train_phase("3-instruction")
     twin.model.save_pretrained(work / "blind_twin" / "checkpoint")
     blind = dict(type="blind", adapter=trained_adapter(twin, work / "blind_twin" / "checkpoint", options))
-    row["blind"] = val_scores(blind, "blind")
+    row["blind"] = val_scores(blind, tasks, base / "tasks", work / "eval" / "blind", 150)
     row["total_s"] = round(time.perf_counter() - started, 1)
     with open(out, "a") as handle:
         handle.write(json.dumps(row, default=str) + "\n")

@@ -36,6 +36,19 @@ def adapter(run: Path, options: dict) -> dict:
                           for task, path in models.items()})
 
 
+def val_scores(spec: dict, tasks, tasks_dir: Path, out: Path, limit) -> dict:
+    """Task -> [val score, its bootstrap standard error] of the adapter ``spec`` on the in-domain val items
+    (``limit``: the first N per task, or ``{task: N, "*": N}``), log-likelihood scoring."""
+    summary = registry.build("evaluator", "devcv").evaluate(spec, tasks, tasks_dir, out, mode="loglikelihood",
+                                                           split="val", domains=["saycam"], limit=limit, seed=0,
+                                                           log=lambda line: None)
+    scores = {}
+    for task, result in summary["domains"]["saycam"]["tasks"].items():
+        metric = result["primary_metric"]
+        scores[task] = [round(result["metrics"][metric], 4), result.get("spread", {}).get(metric, {}).get("stderr")]
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
@@ -44,21 +57,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=150)
     parser.add_argument("--memory-limit", type=int, default=20)
     args = parser.parse_args()
-    evaluator = registry.build("evaluator", "devcv")
     options = dict(template="baby_v1_qfirst")
     row: dict = {"name": args.name, "run": str(args.run)}
     started = time.perf_counter()
     for role, spec in (("model", adapter(args.run, options)),
                        ("blind", dict(type="blind", adapter=adapter(args.run / "blind_twin", options)))):
-        summary = evaluator.evaluate(spec, "all", args.run / "tasks", Path("/tmp/val_scores") / args.name / role,
-                                     mode="loglikelihood", split="val", domains=["saycam"],
-                                     limit={"*": args.limit, "baby_memory": args.memory_limit}, seed=0,
-                                     log=lambda line: None)
-        scores = {}
-        for task, result in summary["domains"]["saycam"]["tasks"].items():
-            metric = result["primary_metric"]
-            scores[task] = [round(result["metrics"][metric], 4), result.get("spread", {}).get(metric, {}).get("stderr")]
-        row[role] = scores
+        row[role] = val_scores(spec, "all", args.run / "tasks", Path("/tmp/val_scores") / args.name / role,
+                               {"*": args.limit, "baby_memory": args.memory_limit})
     row["seconds"] = round(time.perf_counter() - started, 1)
     for task in sorted(row["model"]):
         model, blind = row["model"][task][0], row["blind"].get(task, [None])[0]

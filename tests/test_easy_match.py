@@ -72,6 +72,9 @@ def test_a_run_config_can_ask_for_easy_items():
         [dict(easy_match=1500, per_task=True)]
     with pytest.raises(ConfigError, match="easy"):
         instruction_steps({"instructions": [dict(easy=1500)]})
+    for bad in (-1, 1.5, True, "3000"):
+        with pytest.raises(ConfigError, match=r"tasks.instructions\[0\]: easy_match must be a whole number >= 0"):
+            instruction_steps({"instructions": [dict(easy_match=bad)]})
 
 
 def test_a_picture_two_items_share_never_becomes_a_second_gold():

@@ -103,6 +103,8 @@ def instruction_steps(tasks: dict[str, Any]) -> list[dict[str, Any]]:
         refuse_unknown(step, INSTRUCTION_KEYS, where)
         for flag in ("per_task", "include_held_out"):
             _check_flag(where, flag, step)
+        if "easy_match" in step:  # refused here, before the corpora are written, not at the tasks stage
+            check_number(where, "easy_match", step["easy_match"], whole=True, low=0)
     return [dict(step) for step in steps]
 
 
